@@ -1,0 +1,23 @@
+"""The flowgraph IR and the pure functions that build, evaluate and serialise it."""
+
+from ._build import from_arrays, from_torch
+from ._eval import Evaluation, evaluate
+from ._flowgraph import ACTIVATIONS, Bounds, Flowgraph, Layer
+from ._json import FORMAT, VERSION, from_dict, from_json, to_dict, to_json
+
+__all__ = [
+    "ACTIVATIONS",
+    "Bounds",
+    "Evaluation",
+    "FORMAT",
+    "Flowgraph",
+    "Layer",
+    "VERSION",
+    "evaluate",
+    "from_arrays",
+    "from_dict",
+    "from_json",
+    "from_torch",
+    "to_dict",
+    "to_json",
+]

@@ -1,0 +1,130 @@
+"""JSON export/import of a flowgraph: the contract described in docs/flowgraph-schema.md.
+
+The text is deterministic: the same flowgraph gives byte-identical JSON
+(fixed key order, edges sorted by (dst, src), floats in Python's shortest
+round-trip form, so float64 values survive the round trip exactly).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from .._errors import GraphError
+from ._flowgraph import Bounds, Flowgraph, Layer
+
+FORMAT = "sparsescope.flowgraph"
+VERSION = 1
+
+
+def _floats(a: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(a, dtype=np.float64).tolist()]
+
+
+def to_dict(graph: Flowgraph) -> dict[str, Any]:
+    """The JSON document as plain Python data."""
+    layers = []
+    for layer in graph.layers:
+        d: dict[str, Any] = {"name": layer.name, "kind": layer.kind, "shape": list(layer.shape)}
+        if layer.kind == "affine":
+            d["activation"] = layer.activation
+            d["source"] = layer.source
+            d["bias"] = _floats(layer.bias)
+            d["edges"] = {
+                "dst": layer.dst.tolist(),
+                "src": layer.src.tolist(),
+                "weight": _floats(layer.weight),
+            }
+        if layer.labels is not None:
+            d["labels"] = list(layer.labels)
+        layers.append(d)
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "meta": _plain(graph.meta), "layers": layers}
+    b = graph.bounds
+    if b is not None:
+        doc["bounds"] = {
+            "box": b.box,
+            "layers": {
+                layer.name: {
+                    "lo": _floats(b.lo[layer.name]),
+                    "hi": _floats(b.hi[layer.name]),
+                    "pre_lo": _floats(b.pre_lo[layer.name]),
+                    "pre_hi": _floats(b.pre_hi[layer.name]),
+                }
+                for layer in graph.layers
+            },
+        }
+    return doc
+
+
+def _plain(value: Any) -> Any:
+    """Meta values as JSON-safe plain data (numpy scalars become Python numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def to_json(graph: Flowgraph) -> str:
+    """Compact, deterministic JSON text (one line, ends without newline)."""
+    return json.dumps(to_dict(graph), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def from_dict(doc: Any) -> Flowgraph:
+    """Rebuild a flowgraph from :func:`to_dict` data; malformed data raises :class:`GraphError`."""
+    try:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise GraphError(f"not a flowgraph document (expected format {FORMAT!r})")
+        if doc.get("version") != VERSION:
+            raise GraphError(f"unsupported flowgraph version {doc.get('version')!r} (this reads {VERSION})")
+        layers = []
+        for d in doc["layers"]:
+            edges = d.get("edges", {})
+            layers.append(
+                Layer(
+                    name=str(d["name"]),
+                    kind=str(d["kind"]),
+                    shape=tuple(int(s) for s in d["shape"]),
+                    activation=str(d.get("activation", "identity")),
+                    source=d.get("source"),
+                    bias=np.asarray(d.get("bias", np.zeros(int(np.prod(d["shape"])))), dtype=np.float64),
+                    dst=np.asarray(edges.get("dst", []), dtype=np.int64),
+                    src=np.asarray(edges.get("src", []), dtype=np.int64),
+                    weight=np.asarray(edges.get("weight", []), dtype=np.float64),
+                    labels=d.get("labels"),
+                )
+            )
+        graph = Flowgraph(tuple(layers), meta=dict(doc.get("meta") or {}))
+        if doc.get("bounds") is not None:
+            bd = doc["bounds"]
+            arr = {k: {} for k in ("lo", "hi", "pre_lo", "pre_hi")}
+            for layer in graph.layers:
+                entry = bd["layers"][layer.name]
+                for k in arr:
+                    a = np.asarray(entry[k], dtype=np.float64)
+                    if a.shape != (layer.size,):
+                        raise GraphError(f"bounds of layer {layer.name} have the wrong length")
+                    arr[k][layer.name] = a
+            graph = graph.with_bounds(Bounds(str(bd["box"]), arr["lo"], arr["hi"], arr["pre_lo"], arr["pre_hi"]))
+        return graph
+    except GraphError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GraphError(f"malformed flowgraph document: {type(exc).__name__}: {exc}") from None
+
+
+def from_json(text: str | bytes) -> Flowgraph:
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GraphError(f"flowgraph JSON does not parse: {exc}") from None
+    return from_dict(doc)
