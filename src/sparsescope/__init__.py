@@ -1,0 +1,22 @@
+"""sparsescope: train small networks, lottery-ticket prune them, and read what
+survives as an exact flowgraph.
+
+Subpackages (import what you need; importing ``sparsescope`` loads no torch):
+
+* ``sparsescope.data``     offline datasets -> ``Dataset``
+* ``sparsescope.models``   ``MLPSpec`` -> torch module
+* ``sparsescope.train``    ``fit(...) -> TrainResult``
+* ``sparsescope.prune``    ``Mask``, ``prune(weights, mask, config) -> Mask``
+* ``sparsescope.runs``     the run store; ``run_experiment(config)``
+* ``sparsescope.graph``    the ``Flowgraph`` IR, ``evaluate``, JSON
+* ``sparsescope.bounds``   interval bounds over an input box
+* ``sparsescope.analysis`` ignored inputs, dead units, constant outputs, subgraphs
+* ``sparsescope.render``   static SVG/PNG figures and reports
+* ``sparsescope.viewer``   the single-file interactive page
+"""
+
+__version__ = "0.1.0"
+
+from ._errors import ConfigError, DataError, GraphError, RunStoreError, SparsescopeError  # noqa: E402
+
+__all__ = ["ConfigError", "DataError", "GraphError", "RunStoreError", "SparsescopeError", "__version__"]

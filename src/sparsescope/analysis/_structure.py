@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._errors import GraphError
 from ..graph import Flowgraph, evaluate
 
 
@@ -32,7 +33,10 @@ def reach_to_outputs(graph: Flowgraph, outputs: list[int] | None = None) -> dict
     if outputs is None:
         reach[out.name][:] = True
     else:
-        reach[out.name][np.asarray(outputs, dtype=np.int64)] = True
+        idx = np.asarray(outputs, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= out.size):
+            raise GraphError(f"output index out of range: the output layer has {out.size} nodes")
+        reach[out.name][idx] = True
     for layer in reversed(graph.layers[1:]):
         live = reach[layer.name][layer.dst]
         reach[layer.source][layer.src[live]] = True

@@ -84,7 +84,8 @@ def from_dict(doc: Any) -> Flowgraph:
     try:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise GraphError(f"not a flowgraph document (expected format {FORMAT!r})")
-        if doc.get("version") != VERSION:
+        version = doc.get("version")
+        if type(version) is not int or version != VERSION:  # true == 1 and 1.0 == 1 in Python
             raise GraphError(f"unsupported flowgraph version {doc.get('version')!r} (this reads {VERSION})")
         layers = []
         for d in doc["layers"]:
@@ -96,7 +97,8 @@ def from_dict(doc: Any) -> Flowgraph:
                     shape=tuple(int(s) for s in d["shape"]),
                     activation=str(d.get("activation", "identity")),
                     source=d.get("source"),
-                    bias=np.asarray(d.get("bias", np.zeros(int(np.prod(d["shape"])))), dtype=np.float64),
+                    # an input layer has no bias; an affine one must list it (no silent zeros)
+                    bias=np.asarray(d["bias"] if "bias" in d else [], dtype=np.float64),
                     dst=np.asarray(edges.get("dst", []), dtype=np.int64),
                     src=np.asarray(edges.get("src", []), dtype=np.int64),
                     weight=np.asarray(edges.get("weight", []), dtype=np.float64),
@@ -113,18 +115,23 @@ def from_dict(doc: Any) -> Flowgraph:
                     a = np.asarray(entry[k], dtype=np.float64)
                     if a.shape != (layer.size,):
                         raise GraphError(f"bounds of layer {layer.name} have the wrong length")
+                    if not np.all(np.isfinite(a)):
+                        raise GraphError(f"bounds of layer {layer.name} are NaN or infinite")
                     arr[k][layer.name] = a
+                for lo, hi in (("lo", "hi"), ("pre_lo", "pre_hi")):
+                    if np.any(arr[lo][layer.name] > arr[hi][layer.name]):
+                        raise GraphError(f"bounds of layer {layer.name} have {lo} > {hi}")
             graph = graph.with_bounds(Bounds(str(bd["box"]), arr["lo"], arr["hi"], arr["pre_lo"], arr["pre_hi"]))
         return graph
     except GraphError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise GraphError(f"malformed flowgraph document: {type(exc).__name__}: {exc}") from None
 
 
 def from_json(text: str | bytes) -> Flowgraph:
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
         raise GraphError(f"flowgraph JSON does not parse: {exc}") from None
     return from_dict(doc)

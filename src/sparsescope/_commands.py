@@ -1,0 +1,158 @@
+"""The bodies of the CLI commands: each turns parsed options into one API call."""
+
+from __future__ import annotations
+
+import argparse
+
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import write_bytes, write_text
+from ._errors import SparsescopeError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ._config import load_config
+    from ._progress import ProgressBar
+    from .runs import round_table, run_experiment
+
+    config = load_config(args.config)
+    torch.set_num_threads(config.train.threads)
+    bar = None if args.quiet else ProgressBar()
+    try:
+        result = run_experiment(config, args.runs_dir, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    print(f"run {result.run_id}: {result.path}")
+    print(round_table(result.rounds))
+    trained = f"trained rounds {result.trained_now[0]}-{result.trained_now[-1]}" if result.trained_now else "all rounds were already finished"
+    print(f"{trained}; training time {result.train_seconds:.2f}s")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runs import list_runs
+
+    for r in list_runs(args.runs_dir):
+        print(f"{r.run_id}\t{r.created}\t{r.dataset}\t{r.rounds_done}/{r.rounds_planned} rounds\t{r.path}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .runs import resolve_run, round_table
+
+    store = resolve_run(args.run, args.runs_dir)
+    m = store.manifest()
+    print(f"run {m['run_id']}  dataset {m['data']['name']}  created {m['created']}  "
+          f"{len(store.finished_rounds())}/{m['rounds_planned']} rounds")
+    print(round_table(store.round_metrics()))
+    controls = store.control_dirs()
+    if controls:
+        from .runs._store import read_checked
+        import json
+
+        print("controls:")
+        for c in controls:
+            mt = json.loads(read_checked(c, f"control {c.name}")["metrics.json"])
+            print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from ._progress import ProgressBar
+    from .runs import resolve_run, run_control
+
+    store = resolve_run(args.run, args.runs_dir)
+    bar = ProgressBar()
+    try:
+        mt = run_control(store.path, args.round, args.kind, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    print(f"control {args.kind} of round {args.round}: density {100 * mt['density']:.2f}%  "
+          f"test acc {100 * mt['test_accuracy']:.1f}%  (seed {mt['seed']})")
+    return 0
+
+
+def _round_graph(args: argparse.Namespace, box: str = "unit"):
+    from .runs import resolve_run, round_flowgraph
+
+    store = resolve_run(args.run, args.runs_dir)
+    graph = round_flowgraph(store, args.round, box=box)
+    return store, graph
+
+
+def _test_image(store, index: int):
+    from .runs import run_data
+
+    data = run_data(store)
+    if not 0 <= index < len(data.x_test):
+        raise SparsescopeError(f"--input {index} is out of range: the test set has {len(data.x_test)} images")
+    return data, data.x_test[index].astype(np.float64)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .graph import to_json
+
+    store, graph = _round_graph(args, args.box)
+    if args.output is not None and not 0 <= args.output < graph.output.size:
+        raise SparsescopeError(f"--output {args.output} is out of range: the model has {graph.output.size} outputs")
+    rnd = graph.meta["round"]
+    stem = f"{graph.meta['run']}-r{rnd:03d}" + (f"-out{args.output}" if args.output is not None else "") + (
+        f"-in{args.input}" if args.input is not None else "")
+    out = Path(args.out or f"{stem}.{args.format}")
+    if args.format == "json":
+        g = graph
+        if args.output is not None:
+            from .analysis import subgraph
+
+            g = subgraph(graph, args.output).with_bounds(graph.bounds)
+        write_text(out, to_json(g))
+    else:
+        from .render import graph_figure
+
+        x = _test_image(store, args.input)[1] if args.input is not None else None
+        scene = graph_figure(graph, output=args.output, x=x)
+        if args.format == "svg":
+            write_text(out, scene.to_svg())
+        else:
+            write_bytes(out, scene.to_png())
+    print(out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .render import write_report
+
+    store, graph = _round_graph(args)
+    data, _ = _test_image(store, args.input)
+    rnd = graph.meta["round"]
+    out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}")
+    index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype(np.float64),
+                         samples_y=data.y_test, sample_index=args.input,
+                         title=f"{graph.meta['run']} round {rnd}")
+    print(index)
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from .runs import round_flowgraph
+    from .viewer import write_page
+
+    store, graph = _round_graph(args)
+    data, _ = _test_image(store, 0)
+    rounds = store.finished_rounds()
+    graphs = [graph if r == graph.meta["round"] else round_flowgraph(store, r) for r in rounds]
+    metrics = store.round_metrics()
+    current = rounds.index(graph.meta["round"])
+    n = min(20, len(data.x_test))
+    pick = np.linspace(0, len(data.x_test) - 1, n).round().astype(int)
+    out = Path(args.out or f"{graph.meta['run']}-r{graph.meta['round']:03d}.html")
+    path = write_page(out, graphs, metrics, current=current, samples_x=data.x_test[pick].astype(np.float64),
+                      samples_y=data.y_test[pick], title=f"{graph.meta['run']} round {graph.meta['round']}")
+    print(path)
+    return 0
+

@@ -1,0 +1,153 @@
+"""Experiment configs: a TOML file -> :class:`ExperimentConfig`, checked field by field.
+
+Unknown keys, wrong types and impossible values raise :class:`ConfigError`
+naming the key, so a typo never silently runs the defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError
+from .models import MLPSpec
+from .prune import PruneConfig
+from .train import TrainConfig
+
+CONTROL_KINDS = ("reinit", "random-mask")
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    """Lottery-ticket controls to train after the main rounds.
+
+    ``kinds``: ``reinit`` (same mask, fresh random initialisation) and/or
+    ``random-mask`` (random mask, same per-layer counts, the run's initial
+    weights); ``rounds``: which rounds get them (empty: none).
+    """
+
+    kinds: tuple[str, ...] = ()
+    rounds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        kinds = tuple(self.kinds)
+        bad = [k for k in kinds if k not in CONTROL_KINDS]
+        if bad:
+            raise ConfigError(f"unknown control kind(s) {bad} (expected {', '.join(CONTROL_KINDS)})")
+        rounds = tuple(self.rounds)
+        if any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in rounds):
+            raise ConfigError(f"controls.rounds must be non-negative integers, got {list(rounds)}")
+        object.__setattr__(self, "kinds", kinds)
+        object.__setattr__(self, "rounds", rounds)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    dataset: str = "mnist5k"
+    model: MLPSpec = field(default_factory=MLPSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=lambda: PruneConfig(rates={"h1": 0.2, "h2": 0.2, "out": 0.1}, target_density=0.02))
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
+            raise ConfigError(f"name must be 1-64 letters, digits, '-', '_' or '.', got {self.name!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        self.prune.check_layers(list(self.model.layer_names))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"]["sizes"] = list(self.model.sizes)
+        d["train"]["betas"] = list(self.train.betas)
+        d["prune"]["rates"] = dict(self.prune.rates)
+        d["prune"]["layers"] = None if self.prune.layers is None else list(self.prune.layers)
+        d["controls"] = {"kinds": list(self.controls.kinds), "rounds": list(self.controls.rounds)}
+        return d
+
+    @property
+    def digest(self) -> str:
+        """8 hex digits of SHA-256 over the canonical config: part of the run id."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.name}-{self.digest}"
+
+
+def _section(doc: dict, key: str, cls: type, rename: dict[str, str] | None = None) -> dict[str, Any]:
+    raw = doc.get(key, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    allowed = {f.name for f in fields(cls)}
+    rename = rename or {}
+    out = {}
+    for k, v in raw.items():
+        name = rename.get(k, k)
+        if name not in allowed:
+            raise ConfigError(f"unknown key {key}.{k} (allowed: {', '.join(sorted(allowed))})")
+        out[name] = v
+    return out
+
+
+def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
+    """Build and check a config from parsed TOML (see configs/*.toml)."""
+    top = {"name", "seed", "data", "model", "train", "prune", "controls"}
+    for k in doc:
+        if k not in top:
+            raise ConfigError(f"unknown top-level key {k!r} (allowed: {', '.join(sorted(top))})")
+    data = doc.get("data", {})
+    if not isinstance(data, dict) or set(data) - {"dataset"}:
+        raise ConfigError("[data] takes one key: dataset")
+    dataset = data.get("dataset", "mnist5k")
+    if not isinstance(dataset, str):
+        raise ConfigError(f"data.dataset must be a string, got {dataset!r}")
+    try:
+        model = MLPSpec(**{k: (tuple(v) if k == "sizes" and isinstance(v, list) else v) for k, v in _section(doc, "model", MLPSpec).items()})
+        tr = _section(doc, "train", TrainConfig)
+        if "betas" in tr:
+            tr["betas"] = tuple(tr["betas"])
+        train = TrainConfig(**tr)
+        pr = _section(doc, "prune", PruneConfig)
+        if "rates" in pr and not isinstance(pr["rates"], dict):
+            raise ConfigError("prune.rates must be a table of layer = rate")
+        if "layers" in pr and pr["layers"] is not None:
+            pr["layers"] = tuple(pr["layers"])
+        if "rates" not in pr and pr.get("strategy", "layerwise") == "layerwise":
+            pr["rates"] = {"h1": 0.2, "h2": 0.2, "out": 0.1} if model.layer_names == ("h1", "h2", "out") else {}
+        if "rounds" not in pr and "target_density" not in pr:
+            pr["target_density"] = 0.02
+        prune = PruneConfig(**pr)
+        controls = ControlsConfig(**_section(doc, "controls", ControlsConfig))
+        return ExperimentConfig(
+            name=doc.get("name", "experiment"),
+            seed=doc.get("seed", 0),
+            dataset=dataset,
+            model=model,
+            train=train,
+            prune=prune,
+            controls=controls,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"bad config value: {exc}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read a TOML config; a missing or malformed file raises ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    return from_dict(doc)

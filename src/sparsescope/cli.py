@@ -1,0 +1,96 @@
+"""The ``sparsescope`` command: thin commands over the API.
+
+Each command parses its options and calls one API function.  A user's
+mistake (a :class:`SparsescopeError`) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from typing import Sequence
+
+from ._errors import SparsescopeError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every user error
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _runs_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs live (default: ./runs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sparsescope", description="Train, lottery-ticket prune and read small networks as exact flowgraphs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run (or resume) an experiment from a TOML config",
+                       description="Train and prune every round of CONFIG; resumes an interrupted run; prints the round table.")
+    p.add_argument("config", metavar="CONFIG.toml")
+    _runs_dir(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("runs", help="list runs, one per line, newest last", description="List the runs under --runs-dir.")
+    _runs_dir(p)
+
+    p = sub.add_parser("show", help="print a run's round table", description="Print the round table of RUN (id, id prefix or path).")
+    p.add_argument("run", metavar="RUN")
+    _runs_dir(p)
+
+    p = sub.add_parser("control", help="train a lottery-ticket control for one round",
+                       description="reinit: same mask, fresh initialisation; random-mask: random mask with the same per-layer counts.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--round", type=int, required=True, metavar="N")
+    p.add_argument("--kind", choices=["reinit", "random-mask"], required=True)
+    p.add_argument("--seed", type=int, default=None)
+    _runs_dir(p)
+
+    p = sub.add_parser("graph", help="write the flowgraph of a round as SVG, PNG or JSON",
+                       description="Write the flowgraph of RUN at --round (default: last) as a figure or as JSON (docs/flowgraph-schema.md).")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--round", type=int, default=None, metavar="N")
+    p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
+    p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
+    p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
+    p.add_argument("--box", choices=["unit", "data"], default="unit", help="input box for the bounds (default: every pixel in [0, 1])")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
+    _runs_dir(p)
+
+    p = sub.add_parser("report", help="write a folder with all figures and statistics of a round",
+                       description="Write an index page with the figures and structure statistics of RUN at --round.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--round", type=int, default=None, metavar="N")
+    p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
+    p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/RUN-rN)")
+    _runs_dir(p)
+
+    p = sub.add_parser("view", help="write the single-file interactive viewer",
+                       description="Write one self-contained HTML file to explore RUN's flowgraphs offline.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--round", type=int, default=None, metavar="N")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
+    _runs_dir(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from . import _commands
+
+        return getattr(_commands, "cmd_" + args.command)(args)
+    except SparsescopeError as exc:
+        print(f"sparsescope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Assemble the single-file page: template + CSS + JS + embedded data."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._atomic import write_text
+from ..graph import Flowgraph, to_json
+from ._embed import dump_json, escape_json, pack_round, pack_samples
+from ._layout import layout
+
+SCRIPTS = ("core.js", "draw.js", "ui.js")
+_SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
+
+
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _check(rounds: Sequence[Flowgraph], metrics: Sequence[dict], current: int) -> None:
+    if not rounds:
+        raise ValueError("build_page needs at least one round")
+    if len(metrics) != len(rounds):
+        raise ValueError(f"{len(rounds)} rounds but {len(metrics)} metrics entries")
+    if not 0 <= current < len(rounds):
+        raise ValueError(f"current round {current} is outside 0..{len(rounds) - 1}")
+    shape = [(layer.name, layer.shape, layer.source) for layer in rounds[current].layers]
+    for i, g in enumerate(rounds):
+        if [(layer.name, layer.shape, layer.source) for layer in g.layers] != shape:
+            raise ValueError(f"round {i} has a different architecture from round {current}")
+
+
+def _metric(m: dict) -> dict[str, Any]:
+    """Metrics as plain JSON numbers (numpy scalars, NaN -> None)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+
+    return plain(dict(m))
+
+
+def build_page(
+    rounds: list[Flowgraph],
+    metrics: list[dict],
+    *,
+    current: int,
+    samples_x: np.ndarray,
+    samples_y: np.ndarray,
+    title: str,
+) -> str:
+    """The complete HTML page (one string, no external resources).
+
+    ``rounds[i]`` is round ``i``'s flowgraph (bounds optional but expected),
+    ``metrics[i]`` its figures (``round``, ``density``, ``weights_left``,
+    ``weights_total``, ``test_accuracy``).  Round ``current`` is embedded as
+    exact ``to_json`` text; the others compactly (see ``_embed``).
+    """
+    _check(rounds, metrics, current)
+    graph = rounds[current]
+    samples_x = np.asarray(samples_x)
+    if samples_x.size and samples_x.reshape(len(samples_x), -1).shape[1] != graph.input.size:
+        raise ValueError(f"sample images have {samples_x[0].size} pixels, the input layer {graph.input.size}")
+    data = {
+        "title": str(title),
+        "current": int(current),
+        "metrics": [_metric(m) for m in metrics],
+        "rounds": [None if i == current else pack_round(g) for i, g in enumerate(rounds)],
+        "layout": layout(graph),
+        "samples": pack_samples(samples_x.reshape(len(samples_x), -1) if samples_x.size else np.zeros((0, graph.input.size)), samples_y),
+    }
+    page = _asset("page.html")
+    parts = {
+        "TITLE": html.escape(str(title), quote=True),
+        "CSS": _asset("viewer.css"),
+        "FLOWGRAPH": escape_json(to_json(graph)),
+        "DATA": dump_json(data),
+        "JS": "\n".join(_asset(name) for name in SCRIPTS),
+    }
+    # One pass, so nothing substituted (a title, say) is ever scanned again.
+    return _SLOT.sub(lambda m: parts[m.group(1)], page)
+
+
+def write_page(
+    path: str | os.PathLike,
+    rounds: list[Flowgraph],
+    metrics: list[dict],
+    *,
+    current: int,
+    samples_x: np.ndarray,
+    samples_y: np.ndarray,
+    title: str,
+) -> Path:
+    """Write :func:`build_page` to ``path`` atomically (temp file + ``os.replace``)."""
+    text = build_page(rounds, metrics, current=current, samples_x=samples_x, samples_y=samples_y, title=title)
+    path = Path(path)
+    write_text(path, text)
+    return path
+
+
+def _graph_metrics(graph: Flowgraph) -> dict[str, Any]:
+    sizes = {layer.name: layer.size for layer in graph.layers}
+    left = {layer.name: layer.num_edges for layer in graph.layers[1:]}
+    total = {layer.name: layer.size * sizes[layer.source] for layer in graph.layers[1:]}
+    meta = graph.meta
+    acc = meta.get("test_accuracy")
+    return {
+        "round": meta.get("round", 0),
+        "density": meta.get("density", sum(left.values()) / max(sum(total.values()), 1)),
+        "weights_left": left,
+        "weights_total": total,
+        "test_accuracy": acc if isinstance(acc, (int, float)) else None,
+    }
+
+
+def notebook_html(graph: Flowgraph, *, height: int = 640) -> str:
+    """The viewer of one flowgraph as an ``<iframe srcdoc>`` for a Jupyter output cell."""
+    n = graph.input.size
+    page = build_page(
+        [graph],
+        [_graph_metrics(graph)],
+        current=0,
+        samples_x=np.zeros((0, n)),
+        samples_y=np.zeros(0, dtype=np.int64),
+        title=str(graph.meta.get("run", "flowgraph")),
+    )
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width:100%;height:{int(height)}px;border:1px solid #ddd" '
+        'sandbox="allow-scripts allow-downloads allow-popups"></iframe>'
+    )

@@ -1,0 +1,185 @@
+"use strict";
+/* sparsescope viewer -- core: decode the embedded data, evaluate, reach.
+   Everything here is plain data in, plain data out; no DOM except reading
+   the two JSON blocks. */
+const SS = {};
+
+SS.bytes = function (s) {
+  const bin = atob(s), u = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+  return u;
+};
+SS.floats = function (d) {
+  if (d.f4 !== undefined) return Float64Array.from(new Float32Array(SS.bytes(d.f4).buffer));
+  return new Float64Array(SS.bytes(d.f8).buffer);
+};
+SS.f8 = function (s) { return new Float64Array(SS.bytes(s).buffer); };
+
+/* Node id of flat index i in a layer (same rules as Layer.node_id). */
+SS.nodeId = function (layer, i) {
+  if (layer.shape.length === 1) return layer.name + "." + i;
+  const c = [];
+  for (let k = layer.shape.length - 1; k >= 0; k--) { c.unshift(i % layer.shape[k]); i = Math.floor(i / layer.shape[k]); }
+  return layer.name + "[" + c.join(",") + "]";
+};
+SS.locate = function (G, id) {
+  const m = /^\s*([A-Za-z][A-Za-z0-9_]*)(?:\.(\d+)|\[(\d+(?:,\d+)*)\])\s*$/.exec(id);
+  if (!m || !G.byName[m[1]]) return null;
+  const L = G.byName[m[1]];
+  let i;
+  if (m[2] !== undefined) { if (L.shape.length !== 1) return null; i = +m[2]; }
+  else {
+    const c = m[3].split(",").map(Number);
+    if (c.length !== L.shape.length) return null;
+    i = 0;
+    for (let k = 0; k < c.length; k++) { if (c[k] >= L.shape[k]) return null; i = i * L.shape[k] + c[k]; }
+  }
+  return i < L.size ? { layer: L, i: i } : null;
+};
+
+function relu(z) { return z > 0 ? z : 0; }
+
+/* Graph from the to_json document (the exact current round). */
+SS.fromDoc = function (doc) {
+  const G = { layers: [], byName: {}, meta: doc.meta || {}, box: null };
+  doc.layers.forEach(function (d, k) {
+    const size = d.shape.reduce(function (a, b) { return a * b; }, 1);
+    const L = { name: d.name, kind: d.kind, shape: d.shape, size: size, index: k, labels: d.labels || null,
+      act: d.activation || "identity", source: d.source || null };
+    if (d.kind === "affine") {
+      L.bias = Float64Array.from(d.bias);
+      L.dst = Int32Array.from(d.edges.dst); L.src = Int32Array.from(d.edges.src);
+      L.w = Float64Array.from(d.edges.weight);
+    }
+    G.layers.push(L); G.byName[L.name] = L;
+  });
+  if (doc.bounds) {
+    G.box = doc.bounds.box;
+    G.layers.forEach(function (L) {
+      const b = doc.bounds.layers[L.name];
+      L.lo = Float64Array.from(b.lo); L.hi = Float64Array.from(b.hi);
+      L.preLo = Float64Array.from(b.pre_lo); L.preHi = Float64Array.from(b.pre_hi);
+    });
+  }
+  SS.index(G);
+  return G;
+};
+
+/* Graph of another round from its compact form; names/labels from `base`. */
+SS.fromPacked = function (p, base) {
+  const G = { layers: [], byName: {}, meta: {}, box: null };
+  base.layers.forEach(function (B) {
+    const L = { name: B.name, kind: B.kind, shape: B.shape, size: B.size, index: B.index, labels: B.labels, act: B.act, source: B.source };
+    G.layers.push(L); G.byName[L.name] = L;
+  });
+  p.layers.forEach(function (e) {
+    const L = G.byName[e.name], nsrc = G.byName[L.source].size;
+    L.bias = SS.floats(e.bias); L.w = SS.floats(e.weight);
+    const n = L.w.length, dst = new Int32Array(n), src = new Int32Array(n);
+    if (e.mask === "all") {
+      for (let k = 0; k < n; k++) { dst[k] = Math.floor(k / nsrc); src[k] = k % nsrc; }
+    } else {
+      const bits = SS.bytes(e.mask);
+      let k = 0;
+      for (let byte = 0; byte < bits.length; byte++) {
+        let v = bits[byte];
+        while (v) {
+          const b = 31 - Math.clz32(v & -v), flat = byte * 8 + b;
+          dst[k] = Math.floor(flat / nsrc); src[k] = flat % nsrc; k++;
+          v &= v - 1;
+        }
+      }
+      if (k !== n) throw new Error("round data: mask and weights disagree in layer " + L.name);
+    }
+    L.dst = dst; L.src = src;
+  });
+  if (p.bounds) {
+    G.box = p.bounds.box;
+    const inp = G.layers[0], box = p.bounds.in;
+    if (typeof box[0] === "number") { inp.lo = new Float64Array(inp.size).fill(box[0]); inp.hi = new Float64Array(inp.size).fill(box[1]); }
+    else { inp.lo = SS.f8(box[0]); inp.hi = SS.f8(box[1]); }
+    inp.preLo = inp.lo; inp.preHi = inp.hi;
+    G.layers.slice(1).forEach(function (L) {
+      const pr = p.bounds.pre[L.name];
+      L.preLo = SS.f8(pr[0]); L.preHi = SS.f8(pr[1]);
+      L.lo = L.act === "relu" ? L.preLo.map(relu) : L.preLo;
+      L.hi = L.act === "relu" ? L.preHi.map(relu) : L.preHi;
+    });
+  }
+  SS.index(G);
+  return G;
+};
+
+/* Fan-in/fan-out counts and per-node edge lists. */
+SS.index = function (G) {
+  let edges = 0;
+  G.layers.forEach(function (L) { L.fanIn = new Int32Array(L.size); L.fanOut = new Int32Array(L.size); L.feeds = []; });
+  G.layers.forEach(function (L) {
+    if (L.kind !== "affine") return;
+    const S = G.byName[L.source];
+    S.feeds.push(L);
+    L.start = new Int32Array(L.size + 1);
+    for (let e = 0; e < L.dst.length; e++) { L.fanIn[L.dst[e]]++; S.fanOut[L.src[e]]++; }
+    for (let j = 0; j < L.size; j++) L.start[j + 1] = L.start[j] + L.fanIn[j];
+    edges += L.dst.length;
+  });
+  G.edges = edges;
+};
+
+/* Node values in float64: value[j] = act(bias[j] + sum_e w[e] * source[src[e]]). */
+SS.evaluate = function (G, x) {
+  const post = {}, pre = {};
+  post[G.layers[0].name] = pre[G.layers[0].name] = Float64Array.from(x);
+  G.layers.forEach(function (L) {
+    if (L.kind !== "affine") return;
+    const a = post[L.source], z = Float64Array.from(L.bias);
+    for (let e = 0; e < L.dst.length; e++) z[L.dst[e]] += L.w[e] * a[L.src[e]];
+    pre[L.name] = z;
+    post[L.name] = L.act === "relu" ? z.map(relu) : z;
+  });
+  return { pre: pre, post: post };
+};
+
+SS.argmax = function (v) { let b = 0; for (let i = 1; i < v.length; i++) if (v[i] > v[b]) b = i; return b; };
+
+SS.masks = function (G) { const m = {}; G.layers.forEach(function (L) { m[L.name] = new Uint8Array(L.size); }); return m; };
+
+/* Nodes with a path to the marked nodes of `seed` (marked in place, returned). */
+SS.reachBack = function (G, seed) {
+  for (let k = G.layers.length - 1; k >= 1; k--) {
+    const L = G.layers[k];
+    if (L.kind !== "affine") continue;
+    const r = seed[L.name], s = seed[L.source];
+    for (let e = 0; e < L.dst.length; e++) if (r[L.dst[e]]) s[L.src[e]] = 1;
+  }
+  return seed;
+};
+/* Nodes with a path from the marked nodes of `seed`. */
+SS.reachFwd = function (G, seed) {
+  for (let k = 1; k < G.layers.length; k++) {
+    const L = G.layers[k];
+    if (L.kind !== "affine") continue;
+    const r = seed[L.name], s = seed[L.source];
+    for (let e = 0; e < L.dst.length; e++) if (s[L.src[e]]) r[L.dst[e]] = 1;
+  }
+  return seed;
+};
+
+/* The samples block: {n, x(i) -> Float64Array, y}. */
+SS.samples = function (d) {
+  const n = d.n, size = d.size;
+  let raw = null, scale = 1;
+  if (n) { if (d.x.u8 !== undefined) { raw = SS.bytes(d.x.u8); scale = 255; } else raw = SS.floats(d.x); }
+  return { n: n, y: d.y, x: function (i) {
+    const v = new Float64Array(size);
+    for (let k = 0; k < size; k++) v[k] = scale === 1 ? raw[i * size + k] : raw[i * size + k] / scale;
+    return v;
+  } };
+};
+
+SS.fmt = function (v) { return String(v); };           /* shortest round trip, like Python repr */
+SS.short = function (v) {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+};

@@ -1,0 +1,233 @@
+/* sparsescope viewer -- drawing: two painters (canvas, SVG) behind one small
+   interface, and the scene, drawn in screen pixels from world positions. */
+
+SS.COLORS = { pos: [26, 152, 80], neg: [215, 48, 39], zero: [160, 160, 160], sel: "#2b6cb0", ink: "#222" };
+SS.rgb = function (c, a) { return a === undefined ? "rgb(" + c.join(",") + ")" : "rgba(" + c.join(",") + "," + a + ")"; };
+
+SS.CanvasPainter = function (ctx) { this.ctx = ctx; };
+SS.CanvasPainter.prototype = {
+  clear: function (w, h, bg) { const c = this.ctx; c.fillStyle = bg; c.fillRect(0, 0, w, h); },
+  lines: function (xy, color, width, alpha) {
+    const c = this.ctx; c.beginPath();
+    for (let k = 0; k < xy.length; k += 4) { c.moveTo(xy[k], xy[k + 1]); c.lineTo(xy[k + 2], xy[k + 3]); }
+    c.strokeStyle = color; c.lineWidth = width; c.globalAlpha = alpha; c.stroke(); c.globalAlpha = 1;
+  },
+  circle: function (x, y, r, fill, stroke, lw, alpha) {
+    const c = this.ctx; c.globalAlpha = alpha; c.beginPath(); c.arc(x, y, r, 0, 2 * Math.PI);
+    if (fill) { c.fillStyle = fill; c.fill(); }
+    if (stroke) { c.strokeStyle = stroke; c.lineWidth = lw; c.stroke(); }
+    c.globalAlpha = 1;
+  },
+  rect: function (x, y, w, h, fill, stroke, lw, alpha) {
+    const c = this.ctx; c.globalAlpha = alpha === undefined ? 1 : alpha;
+    if (fill) { c.fillStyle = fill; c.fillRect(x, y, w, h); }
+    if (stroke) { c.strokeStyle = stroke; c.lineWidth = lw; c.strokeRect(x, y, w, h); }
+    c.globalAlpha = 1;
+  },
+  image: function (img, x, y, w, h, alpha) {
+    const c = this.ctx; c.globalAlpha = alpha; c.imageSmoothingEnabled = false; c.drawImage(img, x, y, w, h); c.globalAlpha = 1;
+  },
+  text: function (s, x, y, size, color, align, bold) {
+    const c = this.ctx; c.font = (bold ? "600 " : "") + size + "px system-ui, sans-serif";
+    c.textAlign = align || "left"; c.textBaseline = "middle";
+    c.lineWidth = 3; c.strokeStyle = "rgba(251,251,250,0.9)"; c.strokeText(s, x, y);
+    c.fillStyle = color; c.fillText(s, x, y);
+  }
+};
+
+SS.xml = function (s) {
+  return String(s).replace(/[&<>"']/g, function (ch) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]; });
+};
+SS.SvgPainter = function (w, h) { this.w = w; this.h = h; this.out = []; this.urls = new Map(); };
+SS.SvgPainter.prototype = {
+  r: function (v) { return Math.round(v * 100) / 100; },
+  clear: function (w, h, bg) { this.out.push('<rect width="' + w + '" height="' + h + '" fill="' + bg + '"/>'); },
+  lines: function (xy, color, width, alpha) {
+    const d = [];
+    for (let k = 0; k < xy.length; k += 4) d.push("M" + this.r(xy[k]) + " " + this.r(xy[k + 1]) + "L" + this.r(xy[k + 2]) + " " + this.r(xy[k + 3]));
+    this.out.push('<path d="' + d.join("") + '" fill="none" stroke="' + color + '" stroke-width="' + this.r(width) + '" stroke-opacity="' + alpha + '"/>');
+  },
+  circle: function (x, y, r, fill, stroke, lw, alpha) {
+    this.out.push('<circle cx="' + this.r(x) + '" cy="' + this.r(y) + '" r="' + this.r(r) + '" fill="' + (fill || "none") + '"' +
+      (stroke ? ' stroke="' + stroke + '" stroke-width="' + lw + '"' : "") + ' opacity="' + alpha + '"/>');
+  },
+  rect: function (x, y, w, h, fill, stroke, lw, alpha) {
+    this.out.push('<rect x="' + this.r(x) + '" y="' + this.r(y) + '" width="' + this.r(w) + '" height="' + this.r(h) + '" fill="' + (fill || "none") + '"' +
+      (stroke ? ' stroke="' + stroke + '" stroke-width="' + lw + '"' : "") + ' opacity="' + (alpha === undefined ? 1 : alpha) + '"/>');
+  },
+  image: function (img, x, y, w, h, alpha) {
+    let url = this.urls.get(img);
+    if (!url) { url = img.toDataURL("image/png"); this.urls.set(img, url); }
+    this.out.push('<image href="' + url + '" x="' + this.r(x) + '" y="' + this.r(y) + '" width="' + this.r(w) + '" height="' + this.r(h) +
+      '" preserveAspectRatio="none" style="image-rendering:pixelated" opacity="' + alpha + '"/>');
+  },
+  text: function (s, x, y, size, color, align, bold) {
+    const anchor = { left: "start", right: "end", center: "middle" }[align || "left"];
+    this.out.push('<text x="' + this.r(x) + '" y="' + this.r(y) + '" font-size="' + size + '" font-family="system-ui, sans-serif"' +
+      (bold ? ' font-weight="600"' : "") + ' fill="' + color + '" text-anchor="' + anchor + '" dominant-baseline="middle"' +
+      ' stroke="#fbfbfa" stroke-width="3" stroke-opacity="0.9" paint-order="stroke">' + SS.xml(s) + "</text>");
+  },
+  svg: function () {
+    return '<svg xmlns="http://www.w3.org/2000/svg" width="' + this.w + '" height="' + this.h + '" viewBox="0 0 ' + this.w + " " + this.h + '">' +
+      this.out.join("\n") + "</svg>\n";
+  }
+};
+
+/* A 28x28 (or any 2-D) image of values: green +, red -, grey exactly 0,
+   intensity proportional to |v| / vmax. */
+SS.valueImage = function (canvas, values, rows, cols, vmax) {
+  canvas.width = cols; canvas.height = rows;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(cols, rows), d = img.data, C = SS.COLORS;
+  for (let k = 0; k < rows * cols; k++) {
+    const v = values[k];
+    let c;
+    if (v === 0 || !(vmax > 0)) c = [205, 205, 205];
+    else {
+      const t = 0.1 + 0.9 * Math.min(1, Math.abs(v) / vmax), tg = v > 0 ? C.pos : C.neg;
+      c = [255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t];
+    }
+    d[4 * k] = c[0]; d[4 * k + 1] = c[1]; d[4 * k + 2] = c[2]; d[4 * k + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+};
+/* A greyscale image, white ink on black like MNIST. */
+SS.greyImage = function (canvas, values, rows, cols) {
+  canvas.width = cols; canvas.height = rows;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(cols, rows), d = img.data;
+  for (let k = 0; k < rows * cols; k++) {
+    const g = Math.round(255 * Math.max(0, Math.min(1, values[k])));
+    d[4 * k] = d[4 * k + 1] = d[4 * k + 2] = g; d[4 * k + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+};
+
+/* Where things are, in world units, from the Python layout. */
+SS.geometry = function (V) {
+  const lay = V.layout, L0 = V.G.layers[0], inp = lay.input, img = lay.image;
+  return {
+    pixel: function (i) { const r = Math.floor(i / inp.cols), c = i % inp.cols; return [inp.x + (c + 0.5) * inp.cell, inp.y + (r + 0.5) * inp.cell]; },
+    isImage: function (L) { return L.kind !== "input" && lay.layers[L.name].image; },
+    /* point where edges leave (out=true) or enter a node */
+    port: function (L, i, out) {
+      if (L === L0) return this.pixel(i);
+      const ll = lay.layers[L.name], y = ll.y[i];
+      if (ll.image) return [out ? ll.x + (V.state.mode === "input" ? 2 * img + 6 : img) : ll.x, y];
+      return [ll.x + (out ? V.R : -V.R), y];
+    }
+  };
+};
+
+/* Draw everything visible with painter P at the current view of V. */
+SS.drawScene = function (P, V, w, h) {
+  const G = V.G, s = V.view.s, tx = V.view.tx, ty = V.view.ty, geo = SS.geometry(V), C = SS.COLORS;
+  const X = function (x) { return x * s + tx; }, Y = function (y) { return y * s + ty; };
+  const vis = V.visible, hl = V.highlight, mode = V.state.mode, vals = V.values, L0 = G.layers[0];
+  const inputEdges = V.state.inEdges;
+  P.clear(w, h, "#fbfbfa");
+
+  /* edges, bucketed by colour / width / alpha so each bucket is one path */
+  const buckets = new Map();
+  G.layers.forEach(function (L) {
+    if (L.kind !== "affine") return;
+    const S = G.byName[L.source], first = S === L0;
+    if (first && !inputEdges && !(hl && (hl.sel.layer === L0 || hl.sel.layer === L))) return;
+    let norm = 0;
+    const carried = mode === "input" && vals ? vals.post[L.source] : null;
+    for (let e = 0; e < L.dst.length; e++) {
+      const m = Math.abs(carried ? L.w[e] * carried[L.src[e]] : L.w[e]);
+      if (m > norm) norm = m;
+    }
+    const vl = vis[L.name];
+    for (let e = 0; e < L.dst.length; e++) {
+      const d = L.dst[e], sidx = L.src[e];
+      if (!vl[d]) continue;
+      let a = first ? 0.35 : 0.6;
+      if (hl) {
+        const on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
+        if (first && !inputEdges && !on) continue;
+        if (first && !on) continue;
+        a = on ? 0.9 : 0.07;
+      }
+      const v = carried ? L.w[e] * carried[sidx] : L.w[e];
+      const col = v > 0 ? 0 : v < 0 ? 1 : 2;
+      const wid = v === 0 ? 0.6 : Math.round((0.4 + 3.2 * Math.abs(v) / (norm || 1)) * 4) / 4;
+      const key = col + "|" + wid + "|" + a;
+      let b = buckets.get(key);
+      if (!b) { b = { col: col, wid: wid, a: a, xy: [] }; buckets.set(key, b); }
+      const p = geo.port(S, sidx, true), q = geo.port(L, d, false);
+      b.xy.push(X(p[0]), Y(p[1]), X(q[0]), Y(q[1]));
+    }
+  });
+  const order = Array.from(buckets.values()).sort(function (a, b) { return a.a - b.a || a.wid - b.wid; });
+  order.forEach(function (b) { P.lines(b.xy, SS.rgb([C.pos, C.neg, C.zero][b.col]), b.wid, b.a); });
+
+  /* input grid */
+  const inp = V.layout.input, gx = X(inp.x), gy = Y(inp.y), gw = inp.cols * inp.cell * s, gh = inp.rows * inp.cell * s;
+  P.image(V.inputCanvas, gx, gy, gw, gh, 1);
+  if (V.ancCanvas) P.image(V.ancCanvas, gx, gy, gw, gh, 1);
+  P.rect(gx, gy, gw, gh, null, "#888", 1);
+  P.text(mode === "input" ? "input" : "input (used pixels)", gx, gy - 10, 11, "#555", "left", true);
+  if (hl && hl.sel.layer === L0) {
+    const p = geo.pixel(hl.sel.i), c = inp.cell * s;
+    P.rect(X(p[0]) - c / 2, Y(p[1]) - c / 2, c, c, null, C.sel, 2);
+  }
+
+  /* units */
+  const textOK = function (L) { return (V.layout.height / L.size) * s >= 13; };
+  G.layers.forEach(function (L) {
+    if (L === L0) return;
+    const ll = V.layout.layers[L.name], x = X(ll.x), showText = textOK(L);
+    P.text(L.name, x + (ll.image ? V.layout.image * s / 2 : 0), Y(0) - 12, 12, "#555", "center", true);
+    for (let i = 0; i < L.size; i++) {
+      const y = Y(ll.y[i]);
+      if (y < -80 || y > h + 80) continue;
+      const live = vis[L.name][i];
+      let a = live ? 1 : 0.12;
+      if (hl && live && !(hl.anc[L.name][i] || hl.desc[L.name][i])) a = 0.2;
+      const selected = hl && hl.sel.layer === L && hl.sel.i === i;
+      const v = vals ? vals.post[L.name][i] : null;
+      if (ll.image) {
+        const sz = V.layout.image * s;
+        P.image(V.weightImages[i], x, y - sz / 2, sz, sz, a);
+        P.rect(x, y - sz / 2, sz, sz, null, selected ? C.sel : "#999", selected ? 2.5 : 0.6, a);
+        if (mode === "input" && V.productImages) {
+          P.image(V.productImages[i], x + sz + 6 * s, y - sz / 2, sz, sz, a);
+          P.rect(x + sz + 6 * s, y - sz / 2, sz, sz, null, "#bbb", 0.6, a);
+        }
+        if (showText) {
+          P.text(SS.nodeId(L, i), x - 5, y - (v === null ? 0 : 6), 10, "#666", "right");
+          if (v !== null) P.text(SS.short(v), x - 5, y + 7, 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "right", true);
+        }
+      } else {
+        const r = Math.max(3.5, V.R * s);
+        let fill = "#fff";
+        if (v !== null) {
+          const m = V.valueMax[L.name] || 1, t = Math.min(1, Math.abs(v) / m), tg = v > 0 ? C.pos : C.neg;
+          fill = v === 0 ? "#ddd" : SS.rgb([255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t].map(Math.round));
+        }
+        P.circle(x, y, r, fill, selected ? C.sel : "#555", selected ? 3 : 1.2, a);
+        const isOut = L === G.layers[G.layers.length - 1];
+        if (showText || isOut) {
+          const label = isOut && L.labels ? L.labels[i] : null;
+          P.text(SS.nodeId(L, i) + (label !== null ? "  " + label : ""), x + r + 4, y - (v === null ? 0 : 6), 10.5, a < 1 ? "#aaa" : "#444", "left", isOut);
+          if (v !== null) P.text(SS.short(v), x + r + 4, y + 7, 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "left", true);
+        }
+        if (isOut && V.pred === i && mode === "input") P.circle(x, y, r + 4, null, "#2b6cb0", 2, 1);
+      }
+    }
+  });
+  SS.drawLegend(P, V, w, h);
+};
+
+SS.drawLegend = function (P, V, w, h) {
+  const C = SS.COLORS, x = 10, y = h - 64, input = V.state.mode === "input";
+  P.rect(x, y, 330, 56, "rgba(255,255,255,0.92)", "#ccc", 1);
+  P.lines([x + 10, y + 14, x + 34, y + 14], SS.rgb(C.pos), 3, 0.9); P.text("positive", x + 40, y + 14, 11, "#333");
+  P.lines([x + 100, y + 14, x + 124, y + 14], SS.rgb(C.neg), 3, 0.9); P.text("negative", x + 130, y + 14, 11, "#333");
+  P.lines([x + 190, y + 14, x + 214, y + 14], SS.rgb(C.zero), 1, 0.9); P.text(input ? "exactly 0" : "", x + 220, y + 14, 11, "#333");
+  P.rect(x + 10, y + 26, 10, 10, "rgb(205,205,205)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
+  P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer)" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
+  P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images", x + 160, y + 31, 11, "#333");
+};
