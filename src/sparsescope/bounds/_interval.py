@@ -4,8 +4,10 @@ Interval arithmetic in centre-radius form: for an affine node with source
 intervals of centre ``c`` and radius ``r``, the sum lies in
 ``W c + b +- (|W| r + slack)``.  ``slack`` is a rigorous bound on the
 floating-point rounding of that computation (``(n + 2) * eps * sum|terms|``,
-with ``eps`` of the dtype the model is evaluated in), added only where the
-source intervals have width.  So:
+with ``eps`` of the dtype the model is evaluated in), added everywhere except
+for a zero-width box evaluated in float64.  (A node whose sources are all
+points inside a wider box still rounds: in float32, or in another summation
+order, e.g. torch's.)  So:
 
 * the bounds contain every value the network computes for inputs in the box
   (exact arithmetic, float64, or float32 when ``eval_dtype=float32``);
@@ -55,6 +57,9 @@ def interval_bounds(
     if np.any(lo > hi):
         raise GraphError("input box has lo > hi")
     eps = float(np.finfo(eval_dtype).eps)
+    # A zero-width box evaluated in float64 is the one case with no rounding
+    # allowance: its bounds are exactly what evaluate() gives for that point.
+    exact = np.array_equal(lo, hi) and np.dtype(eval_dtype) == np.float64
     name0 = graph.input.name
     out_lo, out_hi = {name0: lo.copy()}, {name0: hi.copy()}
     pre_lo, pre_hi = {name0: lo.copy()}, {name0: hi.copy()}
@@ -66,15 +71,14 @@ def interval_bounds(
         point = slo == shi
         c = np.where(point, slo, (slo + shi) / 2)
         r = np.where(point, 0.0, (shi - slo) / 2)
-        zc = c @ w.T + layer.bias
+        zc = (c[None, :] @ w.T)[0] + layer.bias  # evaluate()'s arithmetic on a batch of one
         zr = r @ aw.T
-        wide = zr > 0
         fan_in = np.count_nonzero(w, axis=1)
         # Rounding: of the float sum (model side, eval_dtype) and of this
         # centre/radius computation (float64); both bounded by gamma * sum|terms|.
         mag = (np.abs(c) + r) @ aw.T + np.abs(layer.bias)
         gamma = (fan_in + 2) * eps + 4 * (fan_in + 2) * np.finfo(np.float64).eps
-        slack = np.where(wide, gamma * mag + zr * 4 * np.finfo(np.float64).eps, 0.0)
+        slack = 0.0 if exact else gamma * mag + zr * 4 * np.finfo(np.float64).eps
         zlo, zhi = zc - zr - slack, zc + zr + slack
         pre_lo[layer.name], pre_hi[layer.name] = zlo, zhi
         out_lo[layer.name] = apply_activation(layer.activation, zlo)

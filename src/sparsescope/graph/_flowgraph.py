@@ -210,7 +210,7 @@ class Flowgraph:
 
     def locate(self, node_id: str) -> tuple[str, int]:
         """Parse ``"h1.5"`` or ``"in[12,7]"`` into ``("h1", 5)`` / ``("in", 343)``."""
-        m = _ID.match(node_id.strip())
+        m = _ID.match(node_id.strip()) if isinstance(node_id, str) else None
         if not m:
             raise GraphError(f"{node_id!r} is not a node id (expected e.g. h1.5 or in[12,7])")
         layer = self.layer(m.group(1))

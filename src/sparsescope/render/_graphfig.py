@@ -148,9 +148,7 @@ def graph_figure(
         total = h + space * max(n - 1, 0)
         y = y0 + (body_h - total) / 2
         for c in cards:
-            c.x, c.y = x_cur + (width - c.w) / 2 if c.tiles or c.dot else x_cur, y
-            if not (c.tiles or c.dot):
-                c.w = width
+            c.x, c.y, c.w = x_cur, y, width
             y += c.h + VGAP + space
         col_x.append((x_cur, width))
         x_cur += width + GAP
@@ -170,7 +168,7 @@ def graph_figure(
     if panel:
         px, pw = next(it)
         used, n_in = int(nodes[inp.name].sum()), inp.size
-        dims = "\u00d7".join(map(str, inp.shape))
+        dims = "x".join(map(str, inp.shape))
         scene.text(px, head_y, f"{inp.name} \u00b7 {dims}", size=12, bold=True)
         scene.text(px, head_y + 16, f"{used} of {n_in} used ({n_in - used} omitted)", size=FS_SMALL, fill=C.MUTED)
     for (layer, cards), (cx, cw) in zip(columns, it):
@@ -190,9 +188,13 @@ def graph_figure(
     # -- panel and cards ---------------------------------------------------------------
     if panel:
         _draw_panel(scene, panel)
+    best = None
+    if values is not None:
+        ov = values[out.name]
+        best = (out.name, int(np.argmax(ov)) if output is None else int(output))
     for _, cards in columns:
         for c in cards:
-            _draw_card(scene, c, values)
+            _draw_card(scene, c, (c.layer, c.index) == best)
     return scene
 
 
@@ -238,16 +240,16 @@ def _legend(scene: Scene, x: float, y: float, per_input: bool, image_mode: bool,
         scene.line(x, y, x + 22, y, stroke=colour, width=3)
         scene.text(x + 27, y, label, size=FS, fill=C.INK)
         x += 34 + text_width(label, FS)
-    carried = "edge width \u221d |w \u00d7 value carried|" if per_input else "edge width \u221d |w|"
+    carried = "edge width proportional to |w * value carried|" if per_input else "edge width proportional to |w|"
     scene.text(x + 6, y, carried, size=FS, fill=C.INK)
-    x += 18 + text_width(carried, FS)
+    x += 30 + text_width(carried, FS)
     what = f"<lo, hi>: node range over input box \u2018{box}\u2019"
     scene.text(x, y, what, size=FS, fill=C.INK)
-    x += 12 + text_width(what, FS)
+    x += 24 + text_width(what, FS)
     if per_input:
         scene.text(x, y, "[v]: node value on this input", size=FS, fill=C.INK)
     if image_mode:
-        tile = ("tiles: weights w (left) and x \u00d7 w (right) of each pixel" if per_input
+        tile = ("tiles: weights w (left) and x * w (right) of each pixel" if per_input
                 else "tiles: the unit's weight from each pixel")
         scene.text(MARGIN, y + 17, tile + ", each tile scaled to its own max |.|; numbers rounded to 2 decimals",
                    size=FS, fill=C.MUTED)
@@ -307,12 +309,12 @@ def _draw_panel(scene: Scene, p: dict) -> None:
         scene.text(x + PAD, cy + big_h + 8, "inputs used (dark)", size=FS_SMALL, fill=C.MUTED)
 
 
-def _draw_card(scene: Scene, c: _Card, values: dict | None) -> None:
+def _draw_card(scene: Scene, c: _Card, highlight: bool) -> None:
     data = {"node": c.node_id}
     if c.edges:
         data["edges"] = c.edges
-    scene.rect(c.x, c.y, c.w, c.h, fill=C.CARD, stroke=C.CARD_EDGE, rx=4, cls=f"node layer-{c.layer}",
-               data=data, title=c.tip)
+    scene.rect(c.x, c.y, c.w, c.h, fill="#fffbe6" if highlight else C.CARD, stroke=C.INK if highlight else C.CARD_EDGE,
+               stroke_width=2 if highlight else 1, rx=4, cls=f"node layer-{c.layer}", data=data, title=c.tip)
     tx = c.x + PAD
     if c.tiles:
         ty = c.y + (c.h - TILE) / 2
@@ -352,18 +354,21 @@ def _edges(scene: Scene, graph: Flowgraph, edges: dict, where: dict, values: dic
         return
     peak = max((float(np.abs(r[4]).max()) for r in rows if r[4].size), default=0.0) or 1.0
     src_layer = {layer.name: graph.layer(layer.source) for layer, *_ in rows}
+    # many edges: fade weak ones harder so the strong paths stay readable
+    crowded = sum(r[1].size for r in rows) > 300
+    power, base = (1.6, 0.12) if crowded else (1.0, 0.3)
     for layer, src, dst, w, carried in rows:
         s_layer = src_layer[layer.name]
         mag = np.abs(carried) / peak
         for k in np.lexsort((np.arange(mag.size), mag)).tolist():
             a, b = where[(s_layer.name, int(src[k]))], where[(layer.name, int(dst[k]))]
             v = float(carried[k])
-            m = float(mag[k])
+            m = float(mag[k]) ** power
             colour = C.sign_colour(v)
             sid, did = s_layer.node_id(int(src[k])), layer.node_id(int(dst[k]))
             tip = f"{sid} \u2192 {did}: w = {float(w[k]):.4g}"
             if values is not None:
                 tip += f", carries {v:.4g}"
             scene.curve(a.x + a.w, a.y + a.h / 2, b.x, b.y + b.h / 2, stroke=colour,
-                        width=0.6 + 3.4 * m if v != 0 else 0.6, opacity=0.3 + 0.6 * m if v != 0 else 0.45,
+                        width=0.6 + 3.4 * m if v != 0 else 0.6, opacity=base + (0.9 - base) * m if v != 0 else 0.45,
                         cls="edge", data={"src": sid, "dst": did}, title=tip)

@@ -34,7 +34,7 @@ def _nice_linear(lo: float, hi: float, n: int = 6) -> list[float]:
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    mults = (1,) if b - a > 2 else (1, 2, 5)
+    mults = (1,) if b - a > 3 else (1, 2, 5)
     ticks = [m * 10.0**e for e in range(a, b + 1) for m in mults]
     return [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
 
@@ -150,7 +150,8 @@ def weights_figure(rounds: list[dict[str, Any]]) -> Scene:
     xs = np.array([int(r["round"]) for r in rounds], dtype=float)
     series = {k: np.array([float(r["weights_left"].get(k, 0)) for r in rounds]) for k in layers}
     series["total"] = np.sum([series[k] for k in layers], axis=0) if layers else np.zeros(len(rounds))
-    positive = np.concatenate([v[v > 0] for v in series.values()] + [np.array([1.0])])
+    positive = np.concatenate([v[v > 0] for v in series.values()])
+    positive = positive if positive.size else np.array([1.0])
     ylo, yhi = 10 ** math.floor(math.log10(positive.min())), 10 ** math.ceil(math.log10(max(positive.max(), 10)))
     s = Scene(W, H)
     s.text(LEFT, 22, title, size=15, bold=True, cls="title")

@@ -1,1 +1,262 @@
-def write_report(*a, **k): raise NotImplementedError
+"""The report folder: ``index.html`` with figures (SVG + PNG) and structure statistics.
+
+The folder is built under a temporary name beside the target and renamed
+into place at the end, so a reader never sees half a report: after a
+failure the target is untouched (absent, or the previous report).  The page
+uses no script and no network; every string from the graph is HTML-escaped.
+Bytes are deterministic: the same inputs give the same files.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..analysis import Structure, analyse, live_mask
+from ..graph import Flowgraph, evaluate
+from . import _colour as C
+from ._graphfig import fmt, graph_figure
+from ._plots import rounds_figures
+from ._scene import Scene, png_bytes
+
+GENERATOR = "sparsescope report"
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;
+padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
+.muted{color:#6b6b6b}table{border-collapse:collapse;margin:.6rem 0}
+td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f2}td.l,th.l{text-align:left}figure{margin:1rem 0}figure img{max-width:100%;
+border:1px solid #e4e4e4}figcaption{font-size:.9rem;color:#555}.grid{display:flex;flex-wrap:wrap;gap:1rem}
+.grid figure{flex:1 1 520px}code{background:#f4f4f2;padding:0 .25rem}details{margin:.4rem 0}
+img.mask{image-rendering:pixelated;width:168px;height:168px}
+"""
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def write_report(
+    folder: Path,
+    graph: Flowgraph,
+    *,
+    rounds: list[dict],
+    samples_x: np.ndarray,
+    samples_y: np.ndarray,
+    sample_index: int = 0,
+    title: str,
+) -> Path:
+    """Write the report to ``folder`` (replacing an earlier report there) and return ``folder/index.html``.
+
+    ``samples_x``: ``(N, *input_shape)`` or ``(N, n_in)``; ``samples_y``: ``(N,)``
+    labels; the per-input figure is drawn for ``samples_x[sample_index]``.
+    A non-empty ``folder`` that is not a sparsescope report is refused.
+    """
+    folder = Path(folder)
+    samples_x = np.asarray(samples_x)
+    samples_y = np.asarray(samples_y).reshape(-1)
+    if not 0 <= sample_index < len(samples_x):
+        raise IndexError(f"sample_index {sample_index} is outside the {len(samples_x)} samples")
+    if len(samples_y) != len(samples_x):
+        raise ValueError(f"{len(samples_x)} samples but {len(samples_y)} labels")
+    _check_target(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title)
+        _swap_into_place(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder / "index.html"
+
+
+def _check_target(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        index = folder / "index.html"
+        if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")[:2000]):
+            raise FileExistsError(f"{folder} is not empty and holds no sparsescope report; not replacing it")
+
+
+def _swap_into_place(tmp: Path, folder: Path) -> None:
+    """Rename the finished ``tmp`` to ``folder``; an old report is moved aside first, then deleted."""
+    old = None
+    if folder.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        os.rmdir(old)
+        os.rename(folder, old)
+    try:
+        os.rename(tmp, folder)
+    except BaseException:
+        if old is not None:
+            os.rename(old, folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _save(figures: Path, stem: str, scene: Scene) -> tuple[str, str]:
+    (figures / f"{stem}.svg").write_text(scene.to_svg(), encoding="utf-8")
+    (figures / f"{stem}.png").write_bytes(scene.to_png())
+    return f"figures/{stem}.svg", f"figures/{stem}.png"
+
+
+def _figure(svg: str, png: str, caption: str) -> str:
+    return (f'<figure><a href="{_e(svg)}"><img src="{_e(svg)}" alt="{_e(caption)}" loading="lazy"></a>'
+            f'<figcaption>{_e(caption)} \u2014 <a href="{_e(svg)}">SVG</a> \u00b7 <a href="{_e(png)}">PNG</a>'
+            "</figcaption></figure>")
+
+
+def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys: np.ndarray, k: int,
+           title: str) -> None:
+    if graph.bounds is None:
+        from ..bounds import annotate
+
+        graph = annotate(graph, "unit")
+    figures = root / "figures"
+    figures.mkdir()
+    st = analyse(graph)
+    out = graph.output
+    labels = out.labels or tuple(str(i) for i in range(out.size))
+    body: list[str] = []
+
+    # -- overview -----------------------------------------------------------------
+    meta = ", ".join(f"{_e(key)} = {_e(v)}" for key, v in graph.meta.items() if isinstance(v, (str, int, float)))
+    body.append(f"<h1>{_e(title)}</h1>")
+    if meta:
+        body.append(f'<p class="muted">{meta}</p>')
+    body.append(_sizes_html(graph, st))
+
+    # -- whole graph --------------------------------------------------------------
+    body.append("<h2>Flowgraph</h2>")
+    svg, png = _save(figures, "graph", graph_figure(graph, title=f"{title}: flowgraph"))
+    body.append(_figure(svg, png, "The whole live graph. Cards show each node's range <lo, hi> over the "
+                        f"input box '{graph.bounds.box}'; unused inputs and dead units are omitted."))
+
+    # -- one input ----------------------------------------------------------------
+    x = xs[k]
+    ev = evaluate(graph, np.asarray(x, dtype=np.float64)[None])
+    ov = ev.post[out.name][0]
+    pred = int(np.argmax(ov))
+    body.append(f"<h2>One input: sample {k}</h2>")
+    body.append(f"<p>Label <b>{_e(_label_of(ys[k], labels))}</b>, prediction <b>{_e(out.node_id(pred))} "
+                f"\u201c{_e(labels[pred])}\u201d</b> ({fmt(ov[pred])}).</p>")
+    svg, png = _save(figures, f"sample-{k}", graph_figure(graph, x=x, title=f"{title}: sample {k}"))
+    body.append(_figure(svg, png, "Values [v] on this input; edge width shows |w x value carried|."))
+    rows = "".join(f'<tr><td class="l">{_e(out.node_id(i))}</td><td class="l">{_e(labels[i])}</td>'
+                   f"<td>{fmt(ov[i])}</td></tr>" for i in range(out.size))
+    body.append(f'<table><tr><th class="l">output</th><th class="l">label</th><th>value</th></tr>{rows}</table>')
+
+    # -- per output ---------------------------------------------------------------
+    body.append("<h2>Per output</h2>")
+    body.append(_per_output_html(graph, st, labels))
+    for i in range(out.size):
+        svg, png = _save(figures, f"output-{i}", graph_figure(graph, output=i,
+                                                              title=f"{title}: {out.node_id(i)} \u201c{labels[i]}\u201d"))
+        body.append(_figure(svg, png, f"Subgraph of {out.node_id(i)} \u201c{labels[i]}\u201d: its ancestors only."))
+
+    # -- structure ----------------------------------------------------------------
+    body.append("<h2>Structure</h2>")
+    body.append(_structure_html(graph, st, figures))
+
+    # -- rounds -------------------------------------------------------------------
+    body.append("<h2>Lottery-ticket rounds</h2>")
+    figs = rounds_figures(rounds)
+    body.append('<div class="grid">')
+    for name, caption in (("accuracy", "Test accuracy against density"), ("weights", "Weights left per layer")):
+        svg, png = _save(figures, name, figs[name])
+        body.append(_figure(svg, png, caption))
+    body.append("</div>")
+    body.append(_rounds_html(rounds))
+
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta name="generator" content="{GENERATOR}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n" + "\n".join(body)
+            + "\n</body></html>\n")
+    (root / "index.html").write_text(page, encoding="utf-8")
+
+
+def _label_of(y: Any, labels: tuple[str, ...]) -> str:
+    try:
+        i = int(y)
+    except (TypeError, ValueError):
+        return str(y)
+    return labels[i] if 0 <= i < len(labels) and str(i) != labels[i] else str(y)
+
+
+def _sizes_html(graph: Flowgraph, st: Structure) -> str:
+    rows = []
+    nodes, edges = live_mask(graph)
+    for layer in graph.layers:
+        e_total = layer.num_edges
+        e_live = int(edges[layer.name].sum()) if layer.name in edges else 0
+        act = "" if layer.kind == "input" else layer.activation
+        rows.append(f'<tr><td class="l">{_e(layer.name)}</td><td class="l">{_e("x".join(map(str, layer.shape)))}</td>'
+                    f'<td class="l">{_e(act)}</td><td>{int(nodes[layer.name].sum())}</td><td>{layer.size}</td>'
+                    f"<td>{e_live}</td><td>{e_total}</td></tr>")
+    return (f"<p>Live graph: <b>{st.vertices}</b> vertices and <b>{st.edges}</b> edges "
+            f"(of {st.total_nodes} nodes and {st.total_edges} nonzero weights).</p>"
+            '<table><tr><th class="l">layer</th><th class="l">shape</th><th class="l">activation</th>'
+            "<th>live nodes</th><th>nodes</th><th>live edges</th><th>edges</th></tr>" + "".join(rows) + "</table>")
+
+
+def _per_output_html(graph: Flowgraph, st: Structure, labels: tuple[str, ...]) -> str:
+    out = graph.output
+    b = graph.bounds
+    rows = []
+    for i, (nid, v, e) in enumerate(st.per_output):
+        lo, hi = b.lo[out.name][i], b.hi[out.name][i]
+        rows.append(f'<tr><td class="l">{_e(nid)}</td><td class="l">{_e(labels[i])}</td><td>{v}</td><td>{e}</td>'
+                    f"<td>{fmt(lo)}</td><td>{fmt(hi)}</td></tr>")
+    return ('<table><tr><th class="l">output</th><th class="l">label</th><th>vertices</th><th>edges</th>'
+            f"<th>lo</th><th>hi</th></tr>{''.join(rows)}</table>")
+
+
+def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:
+    inp = graph.input
+    parts = [f"<p><b>{len(st.ignored_inputs)}</b> of {inp.size} inputs are ignored (no path to any output).</p>"]
+    if len(inp.shape) == 2:
+        used = np.ones(inp.size, dtype=bool)
+        for nid in st.ignored_inputs:
+            used[graph.locate(nid)[1]] = False
+        (figures / "ignored-inputs.png").write_bytes(png_bytes(C.mask_tile(used.reshape(inp.shape))))
+        parts.append('<figure><img class="mask" src="figures/ignored-inputs.png" alt="input mask">'
+                     "<figcaption>Inputs used (dark) and ignored (light).</figcaption></figure>")
+    if st.ignored_inputs:
+        parts.append(f"<details><summary>ignored inputs</summary><p><code>{_e(' '.join(st.ignored_inputs))}</code>"
+                     "</p></details>")
+    parts.append(f"<p><b>{len(st.dead_units)}</b> dead hidden units (no path from an input or to an output)"
+                 + (f": <code>{_e(' '.join(st.dead_units))}</code>" if st.dead_units else "") + ".</p>")
+    if st.constant_outputs:
+        rows = "".join(f'<tr><td class="l">{_e(nid)}</td><td>{v:.6g}</td></tr>' for nid, v in st.constant_outputs)
+        parts.append(f"<p><b>{len(st.constant_outputs)}</b> constant outputs (no path from any input):</p>"
+                     f'<table><tr><th class="l">output</th><th>value</th></tr>{rows}</table>')
+    else:
+        parts.append("<p>No constant outputs.</p>")
+    return "\n".join(parts)
+
+
+def _rounds_html(rounds: list[dict]) -> str:
+    if not rounds:
+        return '<p class="muted">No rounds recorded.</p>'
+    layers: list[str] = []
+    for r in rounds:
+        layers += [k for k in r.get("weights_left", {}) if k not in layers]
+    head = "".join(f"<th>{_e(n)}</th>" for n in layers)
+    rows = []
+    for r in sorted(rounds, key=lambda r: int(r["round"])):
+        cells = "".join(f"<td>{int(r['weights_left'].get(n, 0))}</td>" for n in layers)
+        rows.append(f"<tr><td>{int(r['round'])}</td><td>{100 * float(r['density']):.3g}%</td>"
+                    f"<td>{100 * float(r['test_accuracy']):.2f}%</td>{cells}</tr>")
+    return (f"<table><tr><th>round</th><th>density</th><th>test accuracy</th>{head}</tr>"
+            + "".join(rows) + "</table>")

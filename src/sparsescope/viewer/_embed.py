@@ -104,7 +104,8 @@ def _box(lo: np.ndarray, hi: np.ndarray) -> Any:
 
 def pack_samples(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Test images as uint8 (``k / 255``) when exact, else float32/float64."""
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    x = np.asarray(x, dtype=np.float64)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     y = np.asarray(y).astype(np.int64).reshape(-1)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} sample images but {y.shape[0]} labels")
@@ -113,4 +114,4 @@ def pack_samples(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         data = {"u8": b64(k.astype(np.uint8))}
     else:
         data = _floats(x)
-    return {"n": int(x.shape[0]), "size": int(x.shape[1]) if x.ndim == 2 else 0, "x": data, "y": y.tolist()}
+    return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist()}

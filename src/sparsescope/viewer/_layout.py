@@ -15,9 +15,9 @@ import numpy as np
 from ..graph import Flowgraph
 
 CELL = 8.0  # world units per input pixel
-IMAGE = 36.0  # side of a first-layer weight image
+IMAGE = 40.0  # side of a first-layer weight image
 PITCH = 46.0  # vertical distance between first-layer units
-COLUMN_GAP = 300.0
+COLUMN_GAP = 260.0
 
 
 def _order(graph: Flowgraph, sweeps: int = 6) -> dict[str, np.ndarray]:

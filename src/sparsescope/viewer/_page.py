@@ -71,16 +71,17 @@ def build_page(
     """
     _check(rounds, metrics, current)
     graph = rounds[current]
-    samples_x = np.asarray(samples_x)
-    if samples_x.size and samples_x.reshape(len(samples_x), -1).shape[1] != graph.input.size:
-        raise ValueError(f"sample images have {samples_x[0].size} pixels, the input layer {graph.input.size}")
+    samples_x = np.asarray(samples_x, dtype=np.float64)
+    if samples_x.ndim == 0 or int(np.prod(samples_x.shape[1:])) != graph.input.size:
+        raise ValueError(f"sample images of shape {samples_x.shape[1:]} do not fit the input layer {graph.input.shape}")
+    samples_x = samples_x.reshape(samples_x.shape[0], graph.input.size)
     data = {
         "title": str(title),
         "current": int(current),
         "metrics": [_metric(m) for m in metrics],
         "rounds": [None if i == current else pack_round(g) for i, g in enumerate(rounds)],
         "layout": layout(graph),
-        "samples": pack_samples(samples_x.reshape(len(samples_x), -1) if samples_x.size else np.zeros((0, graph.input.size)), samples_y),
+        "samples": pack_samples(samples_x, samples_y),
     }
     page = _asset("page.html")
     parts = {

@@ -143,7 +143,7 @@ SS.drawScene = function (P, V, w, h) {
     for (let e = 0; e < L.dst.length; e++) {
       const d = L.dst[e], sidx = L.src[e];
       if (!vl[d]) continue;
-      let a = first ? 0.35 : 0.6;
+      let a = first ? 0.3 : 0.65;
       if (hl) {
         const on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
         if (first && !inputEdges && !on) continue;
@@ -152,7 +152,7 @@ SS.drawScene = function (P, V, w, h) {
       }
       const v = carried ? L.w[e] * carried[sidx] : L.w[e];
       const col = v > 0 ? 0 : v < 0 ? 1 : 2;
-      const wid = v === 0 ? 0.6 : Math.round((0.4 + 3.2 * Math.abs(v) / (norm || 1)) * 4) / 4;
+      const wid = v === 0 ? 0.6 : Math.round((first ? 0.3 + 1.7 * Math.abs(v) / (norm || 1) : 0.5 + 3.5 * Math.abs(v) / (norm || 1)) * 4) / 4;
       const key = col + "|" + wid + "|" + a;
       let b = buckets.get(key);
       if (!b) { b = { col: col, wid: wid, a: a, xy: [] }; buckets.set(key, b); }
@@ -175,7 +175,8 @@ SS.drawScene = function (P, V, w, h) {
   }
 
   /* units */
-  const textOK = function (L) { return (V.layout.height / L.size) * s >= 13; };
+  const pitch = function (L) { return (V.layout.height / L.size) * s; };
+  const textOK = function (L) { return pitch(L) >= 13; };
   G.layers.forEach(function (L) {
     if (L === L0) return;
     const ll = V.layout.layers[L.name], x = X(ll.x), showText = textOK(L);
@@ -197,8 +198,9 @@ SS.drawScene = function (P, V, w, h) {
           P.rect(x + sz + 6 * s, y - sz / 2, sz, sz, null, "#bbb", 0.6, a);
         }
         if (showText) {
-          P.text(SS.nodeId(L, i), x - 5, y - (v === null ? 0 : 6), 10, "#666", "right");
-          if (v !== null) P.text(SS.short(v), x - 5, y + 7, 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "right", true);
+          const two = v !== null && pitch(L) >= 28;
+          if (v === null || two) P.text(SS.nodeId(L, i), x - 5, y - (two ? 6 : 0), 10, "#666", "right");
+          if (v !== null) P.text(SS.short(v), x - 5, y + (two ? 7 : 0), 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "right", true);
         }
       } else {
         const r = Math.max(3.5, V.R * s);
@@ -210,9 +212,9 @@ SS.drawScene = function (P, V, w, h) {
         P.circle(x, y, r, fill, selected ? C.sel : "#555", selected ? 3 : 1.2, a);
         const isOut = L === G.layers[G.layers.length - 1];
         if (showText || isOut) {
-          const label = isOut && L.labels ? L.labels[i] : null;
-          P.text(SS.nodeId(L, i) + (label !== null ? "  " + label : ""), x + r + 4, y - (v === null ? 0 : 6), 10.5, a < 1 ? "#aaa" : "#444", "left", isOut);
-          if (v !== null) P.text(SS.short(v), x + r + 4, y + 7, 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "left", true);
+          const label = isOut && L.labels ? L.labels[i] : null, two = v !== null && pitch(L) >= 28;
+          if (v === null || two || isOut) P.text(SS.nodeId(L, i) + (label !== null ? "  " + label : ""), x + r + 4, y - (v === null ? 0 : 7), 10.5, a < 1 ? "#aaa" : "#444", "left", isOut);
+          if (v !== null) P.text(SS.short(v), x + r + 4, y + (two || isOut ? 7 : 0), 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "left", true);
         }
         if (isOut && V.pred === i && mode === "input") P.circle(x, y, r + 4, null, "#2b6cb0", 2, 1);
       }

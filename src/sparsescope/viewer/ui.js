@@ -1,0 +1,571 @@
+/* sparsescope viewer -- state, events, side panel, URL hash, export.
+   All data-derived text goes through textContent; no HTML parsing of data. */
+(function () {
+  const $ = function (id) { return document.getElementById(id); };
+  const el = function (tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const t0 = performance.now();
+  const doc = JSON.parse($("flowgraph").textContent);
+  const data = JSON.parse($("sparsescope-data").textContent);
+  const V = {
+    data: data, layout: data.layout, R: 10, cache: {}, samples: SS.samples(data.samples),
+    state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false },
+    view: { s: 1, tx: 0, ty: 0 }, drawn: new Float64Array(0), values: null, highlight: null, frames: 0
+  };
+  V.cache[data.current] = SS.fromDoc(doc);
+  V.G0 = V.cache[data.current];
+  V.drawn = new Float64Array(V.G0.layers[0].size);
+  V.state.inEdges = V.G0.layers.length > 1 && V.G0.layers[1].dst.length <= 3000;
+  const canvas = $("view"), ctx = canvas.getContext("2d");
+  const L0 = V.G0.layers[0], inRows = V.layout.input.rows, inCols = V.layout.input.cols;
+  const labelOf = function (k) { const o = V.G0.layers[V.G0.layers.length - 1]; return o.labels ? o.labels[k] : String(k); };
+
+  function graphFor(r) {
+    if (!V.cache[r]) V.cache[r] = SS.fromPacked(data.rounds[r], V.G0);
+    return V.cache[r];
+  }
+  function currentInput() {
+    const s = V.state.input;
+    if (!s) return null;
+    if (s.sample !== undefined) return V.samples.x(s.sample);
+    return V.drawn;
+  }
+
+  /* ---- derived state ------------------------------------------------ */
+  function recompute() {
+    const G = V.G = graphFor(V.state.round), st = V.state;
+    const out = G.layers[G.layers.length - 1];
+    // visibility: edges into nodes of the chosen output's subgraph (analysis.subgraph)
+    const seed = SS.masks(G);
+    if (st.out === null) out.name && seed[out.name].fill(1); else seed[out.name][st.out] = 1;
+    const back = SS.reachBack(G, seed);
+    if (st.out === null) { V.visible = {}; G.layers.forEach(function (L) { V.visible[L.name] = new Uint8Array(L.size).fill(1); }); }
+    else V.visible = back;
+    V.live = back;
+    // values
+    const x = st.mode === "input" ? currentInput() : null;
+    V.values = x ? SS.evaluate(G, x) : null;
+    V.valueMax = {};
+    if (V.values) G.layers.forEach(function (L) {
+      let m = 0; const p = V.values.post[L.name];
+      for (let i = 0; i < p.length; i++) m = Math.max(m, Math.abs(p[i]));
+      V.valueMax[L.name] = m;
+    });
+    V.pred = V.values ? SS.argmax(V.values.post[out.name]) : null;
+    // selection highlight
+    V.highlight = null;
+    if (st.sel) {
+      const loc = SS.locate(G, st.sel);
+      if (loc) {
+        const a = SS.masks(G), d = SS.masks(G);
+        a[loc.layer.name][loc.i] = 1; d[loc.layer.name][loc.i] = 1;
+        V.highlight = { sel: loc, anc: SS.reachBack(G, a), desc: SS.reachFwd(G, d) };
+      }
+    }
+    images();
+    panel();
+    writeHash();
+    redraw();
+  }
+
+  function images() {
+    const G = V.G, first = G.layers[1], inp = V.layout.input;
+    const x = V.values ? V.values.post[L0.name] : null;
+    if (V.layout.layers[first.name].image) {
+      let wmax = 0, pmax = 0;
+      for (let e = 0; e < first.w.length; e++) {
+        wmax = Math.max(wmax, Math.abs(first.w[e]));
+        if (x) pmax = Math.max(pmax, Math.abs(first.w[e] * x[first.src[e]]));
+      }
+      if (V.imgRound !== V.state.round) {
+        V.weightImages = [];
+        for (let j = 0; j < first.size; j++) {
+          const v = new Float64Array(L0.size);
+          for (let e = first.start[j]; e < first.start[j + 1]; e++) v[first.src[e]] = first.w[e];
+          V.weightImages.push(SS.valueImage(document.createElement("canvas"), v, inRows, inCols, wmax));
+        }
+        V.imgRound = V.state.round;
+      }
+      V.productImages = x ? [] : null;
+      if (x) for (let j = 0; j < first.size; j++) {
+        const v = new Float64Array(L0.size);
+        for (let e = first.start[j]; e < first.start[j + 1]; e++) v[first.src[e]] = first.w[e] * x[first.src[e]];
+        V.productImages.push(SS.valueImage(document.createElement("canvas"), v, inRows, inCols, pmax));
+      }
+    }
+    // the input grid: the input itself, or how many visible h1 units read each pixel
+    const c = V.inputCanvas || (V.inputCanvas = document.createElement("canvas"));
+    if (x) SS.greyImage(c, x, inRows, inCols);
+    else {
+      const cnt = new Float64Array(L0.size);
+      let m = 0;
+      for (let e = 0; e < first.dst.length; e++) if (V.visible[first.name][first.dst[e]]) cnt[first.src[e]]++;
+      for (let i = 0; i < cnt.length; i++) m = Math.max(m, cnt[i]);
+      c.width = inCols; c.height = inRows;
+      const g = c.getContext("2d"), im = g.createImageData(inCols, inRows);
+      for (let i = 0; i < cnt.length; i++) {
+        const t = m ? cnt[i] / m : 0, k = 4 * i;
+        if (cnt[i] === 0) { im.data[k] = 246; im.data[k + 1] = 238; im.data[k + 2] = 236; }
+        else { im.data[k] = 200 - 170 * t; im.data[k + 1] = 210 - 160 * t; im.data[k + 2] = 225 - 120 * t; }
+        im.data[k + 3] = 255;
+      }
+      g.putImageData(im, 0, 0);
+    }
+    V.ancCanvas = null;
+    const hl = V.highlight;
+    if (hl && hl.sel.layer !== L0) {
+      const a = document.createElement("canvas"); a.width = inCols; a.height = inRows;
+      const g = a.getContext("2d"), im = g.createImageData(inCols, inRows), anc = hl.anc[L0.name];
+      for (let i = 0; i < anc.length; i++) if (anc[i]) { im.data[4 * i] = 255; im.data[4 * i + 1] = 170; im.data[4 * i + 2] = 0; im.data[4 * i + 3] = 110; }
+      g.putImageData(im, 0, 0);
+      V.ancCanvas = a;
+    }
+  }
+
+  /* ---- drawing ------------------------------------------------------- */
+  let pending = false;
+  function redraw() { if (!pending) { pending = true; requestAnimationFrame(frame); } }
+  function size() {
+    const dpr = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+    return { w: w, h: h, dpr: dpr };
+  }
+  function draw() {
+    const z = size(), t = performance.now();
+    ctx.setTransform(z.dpr, 0, 0, z.dpr, 0, 0);
+    SS.drawScene(new SS.CanvasPainter(ctx), V, z.w, z.h);
+    V.frames++;
+    V.lastDrawMs = performance.now() - t;
+    return V.lastDrawMs;
+  }
+  function frame() {
+    pending = false;
+    draw();
+    if (!api.ready) {
+      api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0; api.ready = true;
+      requestAnimationFrame(function () { api.firstFrameMs = performance.now(); });
+    }
+    $("status").textContent = V.G.edges.toLocaleString() + " edges \u00b7 " + Math.round(V.view.s * 100) + "%";
+  }
+  function fit() {
+    const w = canvas.clientWidth, h = canvas.clientHeight, lay = V.layout;
+    const x0 = -70, x1 = lay.width, y0 = -30, y1 = lay.height + 10, top = 40, bottom = 72;
+    const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
+    V.view = { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
+    redraw();
+  }
+  function zoomAt(f, cx, cy) {
+    const v = V.view, s = Math.max(0.05, Math.min(40, v.s * f));
+    v.tx = cx - (cx - v.tx) * s / v.s; v.ty = cy - (cy - v.ty) * s / v.s; v.s = s;
+    redraw();
+  }
+
+  /* ---- hit testing ----------------------------------------------------- */
+  function hit(sx, sy) {
+    const G = V.G, wx = (sx - V.view.tx) / V.view.s, wy = (sy - V.view.ty) / V.view.s, inp = V.layout.input;
+    const c = Math.floor((wx - inp.x) / inp.cell), r = Math.floor((wy - inp.y) / inp.cell);
+    if (c >= 0 && c < inp.cols && r >= 0 && r < inp.rows) return { layer: L0, i: r * inp.cols + c };
+    const img = V.layout.image;
+    let best = null, bd = Infinity;
+    G.layers.forEach(function (L) {
+      if (L === L0) return;
+      const ll = V.layout.layers[L.name];
+      for (let i = 0; i < L.size; i++) {
+        if (ll.image) {
+          const wmax = V.state.mode === "input" ? 2 * img + 6 : img;
+          if (wx >= ll.x && wx <= ll.x + wmax && Math.abs(wy - ll.y[i]) <= img / 2) return (best = { layer: L, i: i }, bd = 0);
+        } else {
+          const d = Math.hypot(wx - ll.x, wy - ll.y[i]), lim = Math.max(V.R * 1.4, 8 / V.view.s);
+          if (d <= lim && d < bd) { bd = d; best = { layer: L, i: i }; }
+        }
+      }
+    });
+    return best;
+  }
+  function describe(loc) {
+    const L = loc.layer, i = loc.i, lines = [SS.nodeId(L, i) + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")];
+    if (V.values) lines.push("value  " + SS.fmt(V.values.post[L.name][i]));
+    if (L.lo) lines.push("bounds <" + SS.fmt(L.lo[i]) + ", " + SS.fmt(L.hi[i]) + ">");
+    lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
+    return lines.join("\n");
+  }
+
+  /* ---- events on the graph canvas ------------------------------------ */
+  let drag = null;
+  canvas.addEventListener("mousedown", function (ev) { drag = { x: ev.clientX, y: ev.clientY, moved: 0 }; canvas.classList.add("drag"); });
+  window.addEventListener("mousemove", function (ev) {
+    if (drag) {
+      const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+      drag.moved += Math.abs(dx) + Math.abs(dy); drag.x = ev.clientX; drag.y = ev.clientY;
+      V.view.tx += dx; V.view.ty += dy; redraw();
+      return;
+    }
+    if (ev.target !== canvas) return;
+    const b = canvas.getBoundingClientRect(), loc = hit(ev.clientX - b.left, ev.clientY - b.top), tip = $("tip");
+    if (!loc) { tip.hidden = true; return; }
+    tip.textContent = describe(loc);
+    tip.hidden = false;
+    tip.style.left = Math.min(ev.clientX - b.left + 14, b.width - tip.offsetWidth - 4) + "px";
+    tip.style.top = (ev.clientY - b.top + 14) + "px";
+  });
+  window.addEventListener("mouseup", function (ev) {
+    if (!drag) return;
+    const click = drag.moved < 4 && ev.target === canvas;
+    drag = null; canvas.classList.remove("drag");
+    if (click) {
+      const b = canvas.getBoundingClientRect(), loc = hit(ev.clientX - b.left, ev.clientY - b.top);
+      V.state.sel = loc ? SS.nodeId(loc.layer, loc.i) : null;
+      recompute();
+    }
+  });
+  canvas.addEventListener("mouseleave", function () { $("tip").hidden = true; });
+  canvas.addEventListener("wheel", function (ev) {
+    ev.preventDefault();
+    const b = canvas.getBoundingClientRect();
+    zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX - b.left, ev.clientY - b.top);
+  }, { passive: false });
+  window.addEventListener("resize", redraw);
+  window.addEventListener("keydown", function (ev) {
+    if (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
+    if (ev.key === "f") fit();
+    if (ev.key === "Escape") { V.state.sel = null; recompute(); }
+  });
+  $("fit").onclick = fit;
+  $("zoomin").onclick = function () { zoomAt(1.25, canvas.clientWidth / 2, canvas.clientHeight / 2); };
+  $("zoomout").onclick = function () { zoomAt(0.8, canvas.clientWidth / 2, canvas.clientHeight / 2); };
+
+  /* ---- panel ---------------------------------------------------------- */
+  $("title").textContent = data.title;
+  document.title = data.title;
+  const nR = data.metrics.length;
+  $("round").max = String(nR - 1);
+  $("round").addEventListener("input", function () { V.state.round = +this.value; recompute(); });
+  $("mode-weights").onclick = function () { V.state.mode = "weights"; recompute(); };
+  $("mode-input").onclick = function () {
+    V.state.mode = "input";
+    if (!V.state.input) V.state.input = V.samples.n ? { sample: 0 } : { drawn: true };
+    recompute();
+  };
+  const outSel = $("output"), outL = V.G0.layers[V.G0.layers.length - 1];
+  for (let k = 0; k < outL.size; k++) {
+    const o = el("option", null, SS.nodeId(outL, k) + (outL.labels ? " \u2014 " + outL.labels[k] : ""));
+    o.value = String(k); outSel.appendChild(o);
+  }
+  outSel.addEventListener("change", function () { V.state.out = this.value === "" ? null : +this.value; recompute(); });
+  $("inedges").addEventListener("change", function () { V.state.inEdges = this.checked; recompute(); });
+  const ids = $("ids");
+  V.G0.layers.forEach(function (L) { if (L !== L0) for (let i = 0; i < L.size; i++) { const o = el("option"); o.value = SS.nodeId(L, i); ids.appendChild(o); } });
+  $("find").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    const q = $("find-id").value.trim();
+    let loc = SS.locate(V.G, q);
+    if (!loc && outL.labels) { const k = outL.labels.indexOf(q); if (k >= 0) loc = { layer: V.G.layers[V.G.layers.length - 1], i: k }; }
+    if (!loc) { $("find-msg").textContent = "no node " + q; return; }
+    $("find-msg").textContent = "";
+    select(SS.nodeId(loc.layer, loc.i), true);
+  });
+  function select(id, center) {
+    V.state.sel = id; recompute();
+    if (!center) return;
+    const loc = SS.locate(V.G, id), geo = SS.geometry(V);
+    const p = loc.layer === L0 ? geo.pixel(loc.i) : [V.layout.layers[loc.layer.name].x + (geo.isImage(loc.layer) ? V.layout.image / 2 : 0), V.layout.layers[loc.layer.name].y[loc.i]];
+    V.view.tx = canvas.clientWidth / 2 - p[0] * V.view.s; V.view.ty = canvas.clientHeight / 2 - p[1] * V.view.s; redraw();
+  }
+
+  // samples
+  const thumbs = $("thumbs"), thumbEls = [];
+  for (let i = 0; i < V.samples.n; i++) {
+    const c = SS.greyImage(document.createElement("canvas"), V.samples.x(i), inRows, inCols);
+    c.dataset.i = String(i);
+    c.onclick = function () { V.state.input = { sample: i }; V.state.mode = "input"; recompute(); };
+    thumbs.appendChild(c); thumbEls.push(c);
+  }
+  let predRound = null, preds = [];
+  function samplePreds() {
+    if (predRound === V.state.round) return preds;
+    const G = V.G, out = G.layers[G.layers.length - 1];
+    preds = [];
+    for (let i = 0; i < V.samples.n; i++) preds.push(SS.argmax(SS.evaluate(G, V.samples.x(i)).post[out.name]));
+    predRound = V.state.round;
+    thumbEls.forEach(function (c, i) {
+      c.classList.toggle("wrong", preds[i] !== V.samples.y[i]);
+      c.title = "#" + i + "  true " + labelOf(V.samples.y[i]) + "  predicted " + labelOf(preds[i]);
+    });
+    return preds;
+  }
+
+  // drawing pad
+  const pad = $("pad"), padCtx = pad.getContext("2d");
+  let painting = null;
+  function showPad() { SS.greyImage(pad, V.drawn, inRows, inCols); }
+  function paint(px, py) {
+    const r = Math.floor(py), c = Math.floor(px);
+    const put = function (rr, cc, v) { if (rr >= 0 && rr < inRows && cc >= 0 && cc < inCols) { const k = rr * inCols + cc; if (V.drawn[k] < v) V.drawn[k] = v; } };
+    put(r, c, 1);
+    put(r - 1, c, 160 / 255); put(r + 1, c, 160 / 255); put(r, c - 1, 160 / 255); put(r, c + 1, 160 / 255);
+    put(r - 1, c - 1, 64 / 255); put(r - 1, c + 1, 64 / 255); put(r + 1, c - 1, 64 / 255); put(r + 1, c + 1, 64 / 255);
+  }
+  function padPos(ev) { const b = pad.getBoundingClientRect(); return [(ev.clientX - b.left) / b.width * inCols, (ev.clientY - b.top) / b.height * inRows]; }
+  function strokeTo(p) {
+    const q = painting.last, n = Math.max(1, Math.ceil(Math.hypot(p[0] - q[0], p[1] - q[1]) * 2));
+    for (let k = 1; k <= n; k++) paint(q[0] + (p[0] - q[0]) * k / n, q[1] + (p[1] - q[1]) * k / n);
+    painting.last = p;
+    V.state.input = { drawn: true }; V.state.mode = "input";
+    showPad(); recompute();
+  }
+  pad.addEventListener("mousedown", function (ev) { ev.preventDefault(); const p = padPos(ev); painting = { last: p }; paint(p[0], p[1]); strokeTo(p); });
+  window.addEventListener("mousemove", function (ev) { if (painting) strokeTo(padPos(ev)); });
+  window.addEventListener("mouseup", function () { painting = null; });
+  $("pad-clear").onclick = function () { V.drawn.fill(0); showPad(); if (V.state.input && V.state.input.drawn) recompute(); };
+  showPad();
+  if (!V.samples.n) thumbs.hidden = true;
+
+  function figures() {
+    const m = data.metrics[V.state.round] || {}, f = $("figures");
+    f.textContent = "";
+    const add = function (k, v) { f.appendChild(el("span", "k", k)); f.appendChild(el("span", null, v)); };
+    const pct = function (v, d) { return typeof v === "number" ? (100 * v).toFixed(d) + " %" : "\u2014"; };
+    add("density", pct(m.density, 2));
+    add("test accuracy", pct(m.test_accuracy, 2));
+    const wl = m.weights_left || {}, wt = m.weights_total || {};
+    Object.keys(wl).forEach(function (k) { add("weights " + k, Number(wl[k]).toLocaleString() + " / " + (wt[k] !== undefined ? Number(wt[k]).toLocaleString() : "?")); });
+    add("edges (graph)", V.G.edges.toLocaleString());
+    const live = V.live, dead = [];
+    V.G.layers.slice(1, -1).forEach(function (L) { for (let i = 0; i < L.size; i++) if (!live[L.name][i]) dead.push(1); });
+    let ignored = 0; for (let i = 0; i < L0.size; i++) if (!live[L0.name][i]) ignored++;
+    add(V.state.out === null ? "unused units" : "units outside", String(dead.length));
+    add(V.state.out === null ? "ignored inputs" : "inputs outside", String(ignored));
+    $("round-label").textContent = (m.round !== undefined ? m.round : V.state.round) + " / " + (nR - 1);
+    $("subtitle").textContent = "round " + V.state.round + " \u00b7 density " + pct(m.density, 2) + " \u00b7 accuracy " + pct(m.test_accuracy, 2) + (V.G.box ? " \u00b7 bounds over box \u201c" + V.G.box + "\u201d" : "");
+    spark();
+  }
+  function spark() {
+    const c = $("spark"), g = c.getContext("2d"), W = c.width, H = c.height, ms = data.metrics;
+    g.clearRect(0, 0, W, H);
+    const px = function (i) { return 26 + (W - 34) * (ms.length > 1 ? i / (ms.length - 1) : 0.5); };
+    const acc = ms.map(function (m) { return m.test_accuracy; }), den = ms.map(function (m) { return m.density; });
+    const line = function (vals, lo, hi, color) {
+      g.beginPath(); let started = false;
+      vals.forEach(function (v, i) {
+        if (typeof v !== "number") return;
+        const y = 8 + (H - 22) * (1 - (v - lo) / ((hi - lo) || 1));
+        if (started) g.lineTo(px(i), y); else { g.moveTo(px(i), y); started = true; }
+      });
+      g.strokeStyle = color; g.lineWidth = 1.5; g.stroke();
+    };
+    const fin = acc.filter(function (v) { return typeof v === "number"; });
+    const alo = fin.length ? Math.min.apply(null, fin) : 0, ahi = fin.length ? Math.max.apply(null, fin) : 1;
+    g.strokeStyle = "#eee"; g.strokeRect(26, 8, W - 34, H - 22);
+    line(den, 0, 1, "#aaa"); line(acc, alo - 0.002, ahi + 0.002, "#2b6cb0");
+    g.fillStyle = "#2b6cb0"; g.font = "10px system-ui"; g.fillText("accuracy", 30, H - 3);
+    g.fillStyle = "#999"; g.fillText("density", 84, H - 3);
+    g.fillStyle = "#555"; g.fillText(fin.length ? (100 * ahi).toFixed(1) : "", 0, 14); g.fillText(fin.length ? (100 * alo).toFixed(1) : "", 0, H - 16);
+    const x = px(V.state.round);
+    g.strokeStyle = "#d98c00"; g.lineWidth = 1; g.beginPath(); g.moveTo(x, 6); g.lineTo(x, H - 12); g.stroke();
+  }
+
+  function inputPanel() {
+    const info = $("input-info"), st = V.state, scores = $("scores");
+    scores.textContent = "";
+    thumbEls.forEach(function (c) { c.classList.remove("on"); });
+    if (V.samples.n) samplePreds();
+    if (!st.input || st.mode !== "input") { info.textContent = V.samples.n ? "Pick a test image or draw a digit to see every node's value." : "Draw a digit to see every node's value."; return; }
+    const p = V.pred;
+    if (st.input.sample !== undefined) {
+      const i = st.input.sample, y = V.samples.y[i];
+      thumbEls[i] && thumbEls[i].classList.add("on");
+      info.textContent = "test image #" + i + " \u00b7 true " + labelOf(y) + " \u00b7 predicted " + labelOf(p) + (p === y ? "  \u2713" : "  \u2717");
+    } else info.textContent = "drawn input \u00b7 predicted " + labelOf(p);
+    const out = V.G.layers[V.G.layers.length - 1], v = V.values.post[out.name];
+    let lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
+    for (let k = 0; k < v.length; k++) {
+      const row = el("div", "bar" + (k === p ? " top" : "")), bar = el("i");
+      row.appendChild(el("span", "lab", labelOf(k)));
+      bar.style.width = Math.round(4 + 90 * (v[k] - lo) / ((hi - lo) || 1)) + "px";
+      row.appendChild(bar); row.appendChild(el("span", null, SS.short(v[k])));
+      scores.appendChild(row);
+    }
+  }
+
+  function details() {
+    const box = $("sel"), hl = V.highlight;
+    box.textContent = "";
+    $("sel-empty").hidden = !!hl;
+    if (!hl) return;
+    const G = V.G, L = hl.sel.layer, i = hl.sel.i, id = SS.nodeId(L, i);
+    box.appendChild(el("div", "id", id + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")));
+    const dl = el("dl");
+    const row = function (k, v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); };
+    row("layer", L.name + " (" + (L.kind === "input" ? "input" : L.act) + ")");
+    if (V.values) { row("value", SS.fmt(V.values.post[L.name][i])); if (L.kind === "affine") row("sum (pre)", SS.fmt(V.values.pre[L.name][i])); }
+    if (L.lo) { row("bounds", "<" + SS.fmt(L.lo[i]) + ", " + SS.fmt(L.hi[i]) + ">"); if (L.kind === "affine") row("pre bounds", "<" + SS.fmt(L.preLo[i]) + ", " + SS.fmt(L.preHi[i]) + ">"); }
+    row("fan-in", String(L.fanIn[i])); row("fan-out", String(L.fanOut[i]));
+    let na = 0, nd = 0;
+    G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
+    row("ancestors", String(na - 1)); row("descendants", String(nd - 1));
+    box.appendChild(dl);
+    if (L.kind === "affine") {
+      const S = G.byName[L.source], terms = [];
+      for (let e = L.start[i]; e < L.start[i + 1]; e++) {
+        const w = L.w[e];
+        terms.push((w < 0 ? " \u2212 " : " + ") + SS.fmt(Math.abs(w)) + " \u00d7 " + SS.nodeId(S, L.src[e]));
+      }
+      const body = SS.fmt(L.bias[i]) + terms.join("");
+      box.appendChild(el("div", "small muted", "expression (full precision)"));
+      box.appendChild(el("pre", null, id + " = " + (L.act === "relu" ? "relu(" + body + ")" : body)));
+      if (V.values) {
+        const x = V.values.post[S.name], rows = [];
+        for (let e = L.start[i]; e < L.start[i + 1]; e++) rows.push([SS.nodeId(S, L.src[e]), L.w[e], x[L.src[e]], L.w[e] * x[L.src[e]]]);
+        rows.sort(function (a, b) { return Math.abs(b[3]) - Math.abs(a[3]); });
+        box.appendChild(el("div", "small muted", "largest contributions w \u00d7 value (" + rows.length + " terms)"));
+        const tb = el("table"), hd = el("tr");
+        ["source", "weight", "value", "w \u00d7 value"].forEach(function (h) { hd.appendChild(el("td", "muted", h)); });
+        tb.appendChild(hd);
+        rows.slice(0, 12).forEach(function (r) {
+          const tr = el("tr");
+          tr.appendChild(el("td", null, r[0])); tr.appendChild(el("td", null, SS.short(r[1]))); tr.appendChild(el("td", null, SS.short(r[2])));
+          tr.appendChild(el("td", r[3] > 0 ? "pos" : r[3] < 0 ? "neg" : "", SS.short(r[3])));
+          tb.appendChild(tr);
+        });
+        box.appendChild(tb);
+      }
+      if (V.layout.layers[L.name].image) {
+        const imgs = el("div", "imgs"), add = function (src, cap) {
+          if (!src) return;
+          const f = el("figure"), c = document.createElement("canvas");
+          c.width = src.width; c.height = src.height; c.getContext("2d").drawImage(src, 0, 0);
+          f.appendChild(c); f.appendChild(el("figcaption", null, cap)); imgs.appendChild(f);
+        };
+        add(V.weightImages[i], "weights");
+        if (V.productImages) add(V.productImages[i], "input \u00d7 weights");
+        box.appendChild(imgs);
+      }
+    } else {
+      const r = Math.floor(i / inCols), c = i % inCols;
+      box.appendChild(el("pre", null, id + " = input pixel (row " + r + ", column " + c + ")"));
+    }
+    if (L.feeds.length) {
+      const outs = [];
+      L.feeds.forEach(function (M) { for (let e = 0; e < M.dst.length; e++) if (M.src[e] === i) outs.push(SS.nodeId(M, M.dst[e]) + " (" + SS.fmt(M.w[e]) + ")"); });
+      if (outs.length) { box.appendChild(el("div", "small muted", "feeds")); box.appendChild(el("pre", null, outs.join(", "))); }
+    }
+  }
+
+  function panel() {
+    $("round").value = String(V.state.round);
+    $("mode-weights").classList.toggle("on", V.state.mode === "weights");
+    $("mode-input").classList.toggle("on", V.state.mode === "input");
+    outSel.value = V.state.out === null ? "" : String(V.state.out);
+    $("inedges").checked = V.state.inEdges;
+    figures(); inputPanel(); details();
+  }
+
+  /* ---- URL hash: the view state ---------------------------------------- */
+  function b64url(u8) { let s = ""; for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]); return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+  function hashOf() {
+    const st = V.state, p = ["r=" + st.round, "m=" + (st.mode === "input" ? "i" : "w")];
+    if (st.out !== null) p.push("o=" + st.out);
+    if (st.input) p.push("i=" + (st.input.sample !== undefined ? "s" + st.input.sample : "d" + b64url(Uint8Array.from(V.drawn, function (v) { return Math.round(v * 255); }))));
+    if (st.sel) p.push("sel=" + encodeURIComponent(st.sel));
+    p.push("e=" + (st.inEdges ? 1 : 0));
+    return "#" + p.join("&");
+  }
+  function writeHash() {
+    const h = hashOf();
+    if (location.hash === h) return;
+    try { history.replaceState(null, "", h); } catch (err) { /* sandboxed frame: no URL to update */ }
+    $("link-text").value = location.href;
+  }
+  function readHash() {
+    const st = V.state, q = {};
+    location.hash.replace(/^#/, "").split("&").forEach(function (kv) { const k = kv.indexOf("="); if (k > 0) q[kv.slice(0, k)] = decodeURIComponent(kv.slice(k + 1)); });
+    if (q.r !== undefined && /^\d+$/.test(q.r) && +q.r < nR) st.round = +q.r;
+    if (q.m) st.mode = q.m === "i" ? "input" : "weights";
+    st.out = q.o !== undefined && /^\d+$/.test(q.o) && +q.o < outL.size ? +q.o : null;
+    st.input = null;
+    if (q.i && q.i[0] === "s" && +q.i.slice(1) < V.samples.n) st.input = { sample: +q.i.slice(1) };
+    else if (q.i && q.i[0] === "d") {
+      try {
+        const bin = atob(q.i.slice(1).replace(/-/g, "+").replace(/_/g, "/"));
+        if (bin.length === V.drawn.length) { for (let k = 0; k < bin.length; k++) V.drawn[k] = bin.charCodeAt(k) / 255; st.input = { drawn: true }; showPad(); }
+      } catch (err) { /* malformed drawing in the link: ignore it */ }
+    }
+    if (st.mode === "input" && !st.input) st.mode = "weights";
+    st.sel = q.sel && SS.locate(V.G0, q.sel) ? q.sel : null;
+    if (q.e !== undefined) st.inEdges = q.e === "1";
+  }
+  window.addEventListener("hashchange", function () { if (location.hash !== hashOf()) { readHash(); recompute(); } });
+
+  /* ---- export ------------------------------------------------------------- */
+  function download(blob, name) {
+    const a = el("a"), url = URL.createObjectURL(blob);
+    a.href = url; a.download = name; document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 5000);
+  }
+  function svgText() { const z = size(), P = new SS.SvgPainter(z.w, z.h); SS.drawScene(P, V, z.w, z.h); return P.svg(); }
+  const base = function () { return "sparsescope-round" + V.state.round + (V.state.out !== null ? "-out" + V.state.out : ""); };
+  $("png").onclick = function () { draw(); canvas.toBlob(function (b) { download(b, base() + ".png"); }, "image/png"); };
+  $("svg").onclick = function () { download(new Blob([svgText()], { type: "image/svg+xml" }), base() + ".svg"); };
+  $("link").onclick = function () {
+    const t = $("link-text"); t.hidden = false; t.value = location.href; t.select();
+    try { navigator.clipboard.writeText(location.href).catch(function () {}); } catch (err) { /* no clipboard here */ }
+  };
+
+  /* ---- test and benchmark hooks -------------------------------------------- */
+  const api = {
+    ready: false,
+    values: function () { if (!V.values) return null; const o = {}; V.G.layers.forEach(function (L) { o[L.name] = Array.from(V.values.post[L.name]); }); return o; },
+    input: function () { const x = V.state.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
+    state: function () { return JSON.parse(JSON.stringify(V.state)); },
+    hash: hashOf,
+    visibleEdges: function () {
+      const out = [];
+      V.G.layers.forEach(function (L) { if (L.kind === "affine") for (let e = 0; e < L.dst.length; e++) if (V.visible[L.name][L.dst[e]]) out.push([L.name, L.dst[e], L.src[e]]); });
+      return out;
+    },
+    graph: function () {
+      return V.G.layers.filter(function (L) { return L.kind === "affine"; }).map(function (L) {
+        return { name: L.name, dst: Array.from(L.dst), src: Array.from(L.src), weight: Array.from(L.w), bias: Array.from(L.bias),
+          lo: L.lo ? Array.from(L.lo) : null, hi: L.hi ? Array.from(L.hi) : null, pre_lo: L.preLo ? Array.from(L.preLo) : null, pre_hi: L.preHi ? Array.from(L.preHi) : null };
+      });
+    },
+    set: function (patch) { Object.assign(V.state, patch); recompute(); },
+    select: function (id) { select(id, true); },
+    setDrawn: function (arr) { V.drawn.set(arr); showPad(); V.state.input = { drawn: true }; V.state.mode = "input"; recompute(); },
+    pngDataURL: function () { draw(); return canvas.toDataURL("image/png"); },
+    svgText: svgText,
+    draw: draw,
+    pan: function (dx, dy) { V.view.tx += dx; V.view.ty += dy; },
+    zoom: function (f) { zoomAt(f, canvas.clientWidth / 2, canvas.clientHeight / 2); pending = false; },
+    fit: fit,
+    frames: function () { return V.frames; },
+    /* n animation frames of pan + zoom; resolves to per-frame times (ms):
+       `frame` between successive animation frames, `draw` in the draw call */
+    benchPanZoom: function (n) {
+      return new Promise(function (resolve) {
+        const frame = [], drawMs = [];
+        let last = null, k = 0;
+        function step(ts) {
+          if (last !== null) frame.push(ts - last);
+          last = ts;
+          if (k++ >= n) { resolve({ frame: frame, draw: drawMs }); return; }
+          const f = k % 20 < 10 ? 1.03 : 1 / 1.03;
+          V.view.tx += 3; V.view.ty += k % 2 ? 2 : -2;
+          zoomAt(f, canvas.clientWidth / 2, canvas.clientHeight / 2); pending = false;
+          drawMs.push(draw());
+          requestAnimationFrame(step);
+        }
+        requestAnimationFrame(step);
+      });
+    }
+  };
+  window.sparsescope = api;
+
+  readHash();
+  recompute();
+  fit();
+})();

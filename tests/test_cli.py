@@ -1,0 +1,165 @@
+"""The CLI: every command documented; every user mistake is one line and exit code 2."""
+
+import gzip
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sparsescope.cli import build_parser, main
+
+COMMANDS = ["run", "runs", "show", "control", "graph", "report", "view"]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sparsescope", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def _one_line_error(res, needle):
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, res.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_every_command_has_help(capsys):
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    for c in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([c, "--help"])
+        assert e.value.code == 0
+        assert "usage: sparsescope " + c in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("name = 'x'\n[prune\n", "not valid TOML"),
+    ("name = 'x'\nbogus = 1\n", "unknown top-level key 'bogus'"),
+    ("[train]\nepocs = 3\n", "unknown key train.epocs"),
+    ("[train]\nlr = -1\n", "train.lr"),
+    ("[data]\ndataset = 'cifar'\n", "unknown dataset 'cifar'"),
+    ("[data]\ndataset = 'idx:/nonexistent/dir'\n", "does not exist"),
+    ("[model]\nsizes = [784, 32, 10]\n[prune]\nrates = { h9 = 0.2 }\nrounds = 2\n", "unknown layer(s) h9"),
+    ("[model]\nsizes = [100, 10]\n[prune]\nrates = { out = 0.2 }\nrounds = 2\n", "784"),
+    ("[model]\nactivation = 'gelu'\n", "unknown activation"),
+    ("[prune]\nrates = { h1 = 0.0, h2 = 0.0, out = 0.0 }\ntarget_density = 0.5\n", "unreachable"),
+    ("name = '../../etc'\n", "name must be"),
+])
+def test_bad_configs(tmp_path, text, needle, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    code = main(["run", str(p), "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not any((tmp_path / "runs").glob("*/rounds/*")), "nothing written for a bad config"
+
+
+def test_missing_config(tmp_path):
+    _one_line_error(cli("run", tmp_path / "nope.toml"), "does not exist")
+
+
+def test_usage_errors_are_one_line():
+    _one_line_error(cli("graph"), "required")
+    _one_line_error(cli("graph", "x", "--format", "gif"), "invalid choice")
+
+
+def _write_idx(path, arr, gz=False):
+    data = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+    with (gzip.open if gz else open)(path, "wb") as fh:
+        fh.write(data)
+
+
+def test_idx_folder_and_truncated_file(tmp_path):
+    from sparsescope import DataError
+    from sparsescope.data import load
+
+    d = tmp_path / "idx"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    _write_idx(d / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (30, 28, 28)), gz=True)
+    _write_idx(d / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 30), gz=True)
+    _write_idx(d / "t10k-images-idx3-ubyte", rng.integers(0, 256, (10, 28, 28)))
+    _write_idx(d / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 10))
+    data = load(f"idx:{d}")
+    assert data.x_train.shape == (30, 28, 28) and data.x_test.shape == (10, 28, 28)
+    assert 0 <= data.x_train.min() and data.x_train.max() <= 1
+    raw = (d / "t10k-images-idx3-ubyte").read_bytes()
+    (d / "t10k-images-idx3-ubyte").write_bytes(raw[:-5])
+    with pytest.raises(DataError, match="truncated"):
+        load(f"idx:{d}")
+
+
+def test_fashion_missing_says_how_to_install(monkeypatch, tmp_path):
+    from sparsescope import DataError
+    from sparsescope.data import _sources
+
+    monkeypatch.setattr(_sources, "FASHION_DIR", tmp_path / "none")
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        _sources.load_fashion_mnist()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from conftest import SMALL_CONFIG
+
+    base = tmp_path_factory.mktemp("cli")
+    cfg = base / "c.toml"
+    cfg.write_text(SMALL_CONFIG.format(name="clirun", seed=0, rounds=3))
+    res = cli("run", cfg, "--runs-dir", base / "runs")
+    assert res.returncode == 0, res.stderr
+    return base, res
+
+
+def test_run_show_runs(finished_run):
+    base, res = finished_run
+    assert "round" in res.stdout and "test acc" in res.stdout
+    assert len([l for l in res.stdout.splitlines() if l.strip().split(" ")[0].isdigit()]) == 3
+    runs = cli("runs", "--runs-dir", base / "runs")
+    assert runs.returncode == 0 and runs.stdout.startswith("clirun-")
+    show = cli("show", "clirun", "--runs-dir", base / "runs")
+    assert show.returncode == 0 and "density" in show.stdout
+    again = cli("run", base / "c.toml", "--runs-dir", base / "runs")
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_bad_run_arguments(finished_run, tmp_path):
+    base, _ = finished_run
+    runs = base / "runs"
+    _one_line_error(cli("show", "nothing", "--runs-dir", runs), "no run 'nothing'")
+    _one_line_error(cli("graph", "clirun", "--round", 9, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "no finished round 9")
+    _one_line_error(cli("graph", "clirun", "--output", 12, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--output 12")
+    _one_line_error(cli("graph", "clirun", "--input", 99999, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--input 99999")
+    assert not (tmp_path / "g.svg").exists()
+    _one_line_error(cli("control", "clirun", "--round", 7, "--kind", "reinit", "--runs-dir", runs), "no finished round 7")
+
+
+def test_corrupt_run_is_one_line(finished_run, tmp_path):
+    import shutil
+
+    base, _ = finished_run
+    runs = tmp_path / "runs"
+    shutil.copytree(base / "runs", runs)
+    run = next(runs.iterdir())
+    w = run / "rounds" / "002" / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])
+    _one_line_error(cli("graph", run.name, "--runs-dir", runs, "-o", tmp_path / "g.json", "--format", "json"), "corrupt or truncated")
+    _one_line_error(cli("show", run.name, "--runs-dir", runs), "corrupt or truncated")
+    assert not (tmp_path / "g.json").exists()
+    (run / "rounds" / "001" / "DONE").unlink()
+    _one_line_error(cli("show", run.name, "--runs-dir", runs), "DONE")
+    (run / "manifest.json").write_text("not json")
+    _one_line_error(cli("run", base / "c.toml", "--runs-dir", runs, "--quiet"), "manifest.json is corrupt")
+
+
+def test_graph_json_is_deterministic(finished_run, tmp_path):
+    base, _ = finished_run
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for p in (a, b):
+        assert cli("graph", "clirun", "--format", "json", "--runs-dir", base / "runs", "-o", p).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+    from sparsescope.graph import from_json, to_json
+
+    assert to_json(from_json(a.read_text())) == a.read_text()
