@@ -52,12 +52,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(round_table(store.round_metrics()))
     controls = store.control_dirs()
     if controls:
-        from .runs._store import read_checked
-        import json
-
         print("controls:")
         for c in controls:
-            mt = json.loads(read_checked(c, f"control {c.name}")["metrics.json"])
+            mt = store.read_round_at(c, -1, f"control {c.name}").metrics
             print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
     return 0
 
