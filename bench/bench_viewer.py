@@ -80,6 +80,7 @@ def measure(browser, path: Path, repeat: int, frames: int, in_edges: bool | None
         first_frame.append(page.evaluate("sparsescope.firstFrameMs"))
         if in_edges is not None:
             page.evaluate(f"sparsescope.set({{inEdges: {str(in_edges).lower()}}})")
+        page.evaluate("sparsescope.benchPanZoom(10)")  # warm-up
         res = page.evaluate(f"sparsescope.benchPanZoom({frames})")
         draw.extend(res["draw"])
         frame.extend(res["frame"])

@@ -232,3 +232,13 @@ class Flowgraph:
 
     def with_bounds(self, bounds: Bounds | None) -> "Flowgraph":
         return replace(self, bounds=bounds)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a flowgraph as the interactive viewer, inline."""
+        from ..viewer import notebook_html
+
+        return notebook_html(self)
+
+    def __repr__(self) -> str:
+        sizes = " -> ".join(f"{layer.name}({layer.size})" for layer in self.layers)
+        return f"Flowgraph({sizes}, {self.num_edges} edges{', bounds ' + self.bounds.box if self.bounds else ''})"

@@ -139,7 +139,7 @@ SS.drawScene = function (P, V, w, h) {
       const m = Math.abs(carried ? L.w[e] * carried[L.src[e]] : L.w[e]);
       if (m > norm) norm = m;
     }
-    const vl = vis[L.name];
+    const vl = vis[L.name], crowded = L.dst.length > 600;  /* thin lines keep software raster fast */
     for (let e = 0; e < L.dst.length; e++) {
       const d = L.dst[e], sidx = L.src[e];
       if (!vl[d]) continue;
@@ -152,7 +152,8 @@ SS.drawScene = function (P, V, w, h) {
       }
       const v = carried ? L.w[e] * carried[sidx] : L.w[e];
       const col = v > 0 ? 0 : v < 0 ? 1 : 2;
-      const wid = v === 0 ? 0.6 : Math.round((first ? 0.3 + 1.7 * Math.abs(v) / (norm || 1) : 0.5 + 3.5 * Math.abs(v) / (norm || 1)) * 4) / 4;
+      const wid = v === 0 ? 0.6 : Math.round((first || crowded ? 0.3 + 1.2 * Math.abs(v) / (norm || 1) : 0.5 + 3.5 * Math.abs(v) / (norm || 1)) * 4) / 4;
+      if (crowded && !hl) a = 0.4;
       const key = col + "|" + wid + "|" + a;
       let b = buckets.get(key);
       if (!b) { b = { col: col, wid: wid, a: a, xy: [] }; buckets.set(key, b); }
