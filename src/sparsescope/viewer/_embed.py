@@ -110,8 +110,13 @@ def pack_samples(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} sample images but {y.shape[0]} labels")
     k = np.rint(x * 255)
-    if x.size == 0 or (np.all((k >= 0) & (k <= 255)) and np.array_equal(k / 255, x)):
+    whole = x.size == 0 or bool(np.all((k >= 0) & (k <= 255)))
+    if whole and np.array_equal(k / 255, x):
         data = {"u8": b64(k.astype(np.uint8))}
+    elif whole and np.array_equal((k / 255).astype(np.float32).astype(np.float64), x):
+        # float32 pixels k/255 (how datasets hold them): the page rounds k/255 to
+        # float32 with Math.fround, which equals float32 division for every k in 0..255
+        data = {"u8f4": b64(k.astype(np.uint8))}
     else:
         data = _floats(x)
     return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist()}

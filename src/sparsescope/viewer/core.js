@@ -169,10 +169,18 @@ SS.reachFwd = function (G, seed) {
 SS.samples = function (d) {
   const n = d.n, size = d.size;
   let raw = null, scale = 1;
-  if (n) { if (d.x.u8 !== undefined) { raw = SS.bytes(d.x.u8); scale = 255; } else raw = SS.floats(d.x); }
+  /* u8: pixel k stands for k/255, in float64 or (u8f4) rounded to float32 */
+  const f4 = d.x && d.x.u8f4 !== undefined;
+  if (n) {
+    if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
+    else raw = SS.floats(d.x);
+  }
   return { n: n, y: d.y, x: function (i) {
     const v = new Float64Array(size);
-    for (let k = 0; k < size; k++) v[k] = scale === 1 ? raw[i * size + k] : raw[i * size + k] / scale;
+    for (let k = 0; k < size; k++) {
+      const r = raw[i * size + k];
+      v[k] = scale === 1 ? r : (f4 ? Math.fround(r / scale) : r / scale);
+    }
     return v;
   } };
 };
