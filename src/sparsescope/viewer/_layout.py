@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis import live_mask
 from ..graph import Flowgraph
+from ..render import order_nodes
 
 CELL = 8.0  # world units per input pixel
 IMAGE = 40.0  # side of a first-layer weight image
@@ -20,38 +22,24 @@ PITCH = 46.0  # vertical distance between first-layer units
 COLUMN_GAP = 260.0
 
 
-def _order(graph: Flowgraph, sweeps: int = 6) -> dict[str, np.ndarray]:
-    """Rank of every unit within its (non-input) layer."""
-    names = [layer.name for layer in graph.layers[1:]]
-    pos = {layer.name: np.arange(layer.size, dtype=np.float64) / max(layer.size - 1, 1) for layer in graph.layers}
-    inp = graph.input
-    if len(inp.shape) == 2:  # pixel rows as the input "position"
-        pos[inp.name] = np.repeat(np.arange(inp.shape[0]), inp.shape[1]) / max(inp.shape[0] - 1, 1)
-    adj = {}
+def _order(graph: Flowgraph) -> dict[str, np.ndarray]:
+    """Rank of every unit within its (non-input) layer.
+
+    Live units are ordered by the same crossing-reducing barycenter sweeps as
+    the static figures (:func:`sparsescope.render.order_nodes`); units on no
+    input-to-output path go to the bottom in index order; outputs keep class order.
+    """
+    nodes, edges = live_mask(graph)
+    out = graph.output.name
+    live = order_nodes(graph, nodes, edges, fixed=(graph.input.name, out))
+    ranks = {}
     for layer in graph.layers[1:]:
-        adj[layer.name] = (layer.source, layer.dst, layer.src, np.abs(layer.weight))
-    fixed = {graph.output.name}
-    for sweep in range(sweeps):
-        backward = sweep % 2 == 1
-        order = names[::-1] if backward else names
-        for name in order:
-            if name in fixed:
-                continue
-            acc = np.zeros_like(pos[name])
-            wsum = np.zeros_like(pos[name])
-            source, dst, src, w = adj[name]
-            if not backward:  # towards the sources
-                np.add.at(acc, dst, w * pos[source][src])
-                np.add.at(wsum, dst, w)
-            else:  # towards the layers this one feeds
-                for other, (osrc_name, odst, osrc, ow) in adj.items():
-                    if osrc_name == name:
-                        np.add.at(acc, osrc, ow * pos[other][odst])
-                        np.add.at(wsum, osrc, ow)
-            bary = np.where(wsum > 0, acc / np.maximum(wsum, 1e-300), 2.0 + pos[name])
-            rank = np.argsort(np.argsort(bary, kind="stable"), kind="stable")
-            pos[name] = rank / max(len(rank) - 1, 1)
-    return {name: np.rint(pos[name] * max(len(pos[name]) - 1, 1)).astype(int) for name in names}
+        first = np.arange(layer.size) if layer.name == out else live[layer.name]
+        rest = np.setdiff1d(np.arange(layer.size), first)
+        rank = np.empty(layer.size, dtype=int)
+        rank[np.concatenate([first, rest]).astype(int)] = np.arange(layer.size)
+        ranks[layer.name] = rank
+    return ranks
 
 
 def layout(graph: Flowgraph) -> dict[str, Any]:
