@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Install sparsescope and everything it needs on a fresh Debian machine.
-#   bash scripts/setup.sh          # the package, the CPU build of torch, Fashion-MNIST
+#   bash scripts/setup.sh          # the package, torch (CPU build), Fashion-MNIST
 #   bash scripts/setup.sh --test   # the same, plus pytest, hypothesis, playwright and chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+case "${1:-}" in
+  "") ;;
+  --test) want_test=1 ;;
+  *) echo "usage: bash scripts/setup.sh [--test]" >&2; exit 2 ;;
+esac
 
+# Debian packages: the Fashion-MNIST data set; for the browser tests, chromium
+# (driven by Python playwright through /usr/bin/chromium: no browser download).
 apt_pkgs=(dataset-fashion-mnist)
 [ "$want_test" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
@@ -18,10 +24,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-# The CPU build first: with no torch present, a plain requirement pulls CUDA.
-$PY -m pip install -q --disable-pip-version-check "torch==2.13.0"
+# A Debian system Python refuses pip installs (PEP 668) unless told; a pyenv
+# or venv Python ignores this.
+export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+# torch first, pinned: here pip takes the local CPU wheel of 2.13.0; with no
+# torch installed, a plain requirement would pull a multi-GB CUDA build.
+$PY -m pip install -q "torch==2.13.0"
 if [ "$want_test" = 1 ]; then
-  $PY -m pip install -q --disable-pip-version-check -e ".[test]"
+  $PY -m pip install -q -e ".[test]"
 else
-  $PY -m pip install -q --disable-pip-version-check -e .
+  $PY -m pip install -q -e .
 fi

@@ -47,6 +47,22 @@ def test_every_command_has_help(capsys):
     ("[model]\nactivation = 'gelu'\n", "unknown activation"),
     ("[prune]\nrates = { h1 = 0.0, h2 = 0.0, out = 0.0 }\ntarget_density = 0.5\n", "unreachable"),
     ("name = '../../etc'\n", "name must be"),
+    ("[train]\neps = 'x'\n", "train.eps"),
+    ("[train]\neps = 0.0\n", "train.eps"),
+    ("[train]\nbetas = [0.9]\n", "train.betas"),
+    ("[train]\nthreads = true\n", "train.threads"),
+    ("[train]\nepochs = 0\n", "train.epochs"),
+    ("[train]\nepochs = 1.5\n", "train.epochs"),
+    ("[train]\nbatch_size = true\n", "train.batch_size"),
+    ("seed = 18446744073709551616\n", "seed"),
+    ("[model]\nsizes = 'abc'\n", "model.sizes"),
+    ("[prune]\nrates = [0.2, 0.2]\nrounds = 2\n", "prune.rates"),
+    ("[prune]\nlayers = ['h1']\nrounds = 2\n", "prune.layers does not apply"),
+    ("[prune]\nstrategy = 'global'\nrate = 0.2\nlayers = ['h1', 'h1']\nrounds = 2\n", "distinct"),
+    ("[prune]\nrewind_step = 100000\nrounds = 2\n", "past the end of round 0"),
+    ("[controls]\nkinds = ['shuffle']\n", "unknown control kind"),
+    ("[controls]\nkinds = ['reinit']\nrounds = [99]\n", "round 99"),
+    ("[data]\ndataset = 5\n", "data.dataset"),
 ])
 def test_bad_configs(tmp_path, text, needle, capsys):
     p = tmp_path / "c.toml"
@@ -54,7 +70,23 @@ def test_bad_configs(tmp_path, text, needle, capsys):
     code = main(["run", str(p), "--runs-dir", str(tmp_path / "runs"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
-    assert not any((tmp_path / "runs").glob("*/rounds/*")), "nothing written for a bad config"
+    assert not (tmp_path / "runs").exists(), "nothing written for a bad config"
+
+
+def test_bad_paths_are_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[prune]\nrounds = 1\n[train]\nepochs = 1\n")
+    for argv, needle in [
+        (["run", str(cfg), "--runs-dir", str(afile), "--quiet"], "afile"),
+        (["run", str(cfg), "--runs-dir", str(afile / "sub"), "--quiet"], "afile"),
+        (["runs", "--runs-dir", str(afile)], "not a folder"),
+        (["show", "", "--runs-dir", str(tmp_path)], "no run given"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("sparsescope: error:") and needle in err[0], err
 
 
 def test_missing_config(tmp_path):
@@ -133,6 +165,9 @@ def test_bad_run_arguments(finished_run, tmp_path):
     _one_line_error(cli("graph", "clirun", "--output", 12, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--output 12")
     _one_line_error(cli("graph", "clirun", "--input", 99999, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--input 99999")
     assert not (tmp_path / "g.svg").exists()
+    _one_line_error(cli("graph", "clirun", "--input", 3, "--format", "json", "--runs-dir", runs), "--input applies")
+    _one_line_error(cli("graph", "clirun", "--format", "json", "--runs-dir", runs, "-o", tmp_path), "directory")
+    _one_line_error(cli("control", "clirun", "--round", 1, "--kind", "reinit", "--seed", -1, "--runs-dir", runs), "seed")
     _one_line_error(cli("control", "clirun", "--round", 7, "--kind", "reinit", "--runs-dir", runs), "no finished round 7")
 
 

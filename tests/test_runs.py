@@ -67,9 +67,10 @@ def test_resume_in_process_equals_uninterrupted(small_config, tmp_path, mnist5k)
     assert run_experiment(cfg, tmp_path / "b", data=mnist5k).trained_now == []
 
 
+@pytest.mark.slow
 def test_kill_and_resume_with_the_cli(small_config, tmp_path):
     """SIGKILL a real `sparsescope run` mid-way, run it again: same masks and weights."""
-    cfg_path = small_config(rounds=6)
+    cfg_path = small_config(rounds=12)
     cfg = load_config(cfg_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "sparsescope", "run", str(cfg_path), "--quiet"]
@@ -82,10 +83,10 @@ def test_kill_and_resume_with_the_cli(small_config, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = RunStore(tmp_path / "b" / cfg.run_id).finished_rounds()
-    assert done and len(done) < 6, "the kill should land mid-run"
+    assert done and len(done) < 12, "the kill should land mid-run"
     out = subprocess.run(cmd + ["--runs-dir", str(tmp_path / "b")], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    _assert_same_runs(tmp_path / "a" / cfg.run_id, tmp_path / "b" / cfg.run_id, 6)
+    _assert_same_runs(tmp_path / "a" / cfg.run_id, tmp_path / "b" / cfg.run_id, 12)
 
 
 def test_same_seed_same_masks_other_seed_differs(small_config, tmp_path, mnist5k):
@@ -110,11 +111,20 @@ def test_rewinding_to_init_and_to_step_k(small_config, tmp_path, mnist5k):
     again = fit(cfg.model, store.init_params(), masks, mnist5k, cfg.train, seed=derive_seed(cfg.seed, "shuffle", 1))
     assert all(torch.equal(again.params[k], rec.params[k]) for k in rec.params)
 
-    late = load_config(small_config(name="late", rounds=3, extra=""))
+    late = load_config(small_config(name="late", rounds=3))
     late = type(late)(**{**late.__dict__, "prune": type(late.prune)(**{**late.prune.__dict__, "rewind_step": 5})})
     res = run_experiment(late, tmp_path / "late", data=mnist5k)
     st = RunStore(res.path)
-    assert st.read_round(0).rewind is not None and st.read_round(1).rewind is None
+    r0, r2 = st.read_round(0), st.read_round(2)
+    assert r0.rewind is not None and st.read_round(1).rewind is None
+    # the snapshot is the weights after 5 steps of round 0 ...
+    five = fit(late.model, st.init_params(), None, mnist5k,
+               type(late.train)(**{**late.train.__dict__}), seed=derive_seed(late.seed, "shuffle", 0), snapshot_step=5)
+    assert all(torch.equal(five.snapshot[k], r0.rewind[k]) for k in r0.rewind)
+    # ... and round 2 retrains from them (masked), not from init
+    masks = {n: torch.from_numpy(r2.mask[n].copy()) for n in r2.mask.names()}
+    again = fit(late.model, r0.rewind, masks, mnist5k, late.train, seed=derive_seed(late.seed, "shuffle", 2))
+    assert all(torch.equal(again.params[k], r2.params[k]) for k in r2.params)
 
 
 def test_controls(small_config, tmp_path, mnist5k):
@@ -125,11 +135,21 @@ def test_controls(small_config, tmp_path, mnist5k):
     assert m1["weights_left"] == m2["weights_left"] == rec.mask.kept()
     dirs = RunStore(res.path).control_dirs()
     assert [d.name.split("-r")[0] for d in dirs] == ["random-mask", "reinit"]
-    rm = RunStore(res.path).read_round_at(dirs[0], 2, "c")
+    rm = RunStore(res.path).read_round_at(dirs[0], "c")
     assert rm.mask.kept() == rec.mask.kept() and not rm.mask.equals(rec.mask)
-    rr = RunStore(res.path).read_round_at(dirs[1], 2, "c")
+    rr = RunStore(res.path).read_round_at(dirs[1], "c")
     assert rr.mask.equals(rec.mask)
     assert run_control(res.path, 2, "reinit", data=mnist5k) == m1  # stored, not retrained
+    from sparsescope.runs import derive_seed
+    from sparsescope.train import fit
+
+    cfg = load_config(small_config(rounds=3))
+    masks = {n: torch.from_numpy(rm.mask[n].copy()) for n in rm.mask.names()}
+    want = fit(cfg.model, RunStore(res.path).init_params(), masks, mnist5k, cfg.train,
+               seed=derive_seed(cfg.seed, "shuffle", f"control-random-mask-{m2['seed']}", 2))
+    assert all(torch.equal(want.params[k], rm.params[k]) for k in rm.params)
+    other = run_control(res.path, 2, "reinit", seed=12345, data=mnist5k)
+    assert other["seed"] == 12345 and other != m1
     with pytest.raises(ConfigError):
         run_control(res.path, 2, "shuffle", data=mnist5k)
 
@@ -183,3 +203,64 @@ def test_round_flowgraph_equals_torch(small_config, tmp_path, mnist5k):
     assert np.abs(evaluate(g, x).post["out"] - want).max() <= 1e-12
     assert g.num_edges == rec.mask.num_kept - sum(int((rec.params[f"{n}.weight"][torch.from_numpy(rec.mask[n].copy())] == 0).sum()) for n in rec.mask.names())
     assert g.meta["round"] == 2 and g.output.labels == tuple(str(i) for i in range(10))
+
+
+def test_identical_runs_give_identical_files(small_config, tmp_path, mnist5k):
+    """Timings live in timing.json, so everything else of a round is byte-identical."""
+    cfg = load_config(small_config(rounds=2))
+    a = run_experiment(cfg, tmp_path / "a", data=mnist5k)
+    b = run_experiment(cfg, tmp_path / "b", data=mnist5k)
+    for r in range(2):
+        for f in ("mask.safetensors", "weights.safetensors", "metrics.json"):
+            assert (a.path / "rounds" / f"{r:03d}" / f).read_bytes() == (b.path / "rounds" / f"{r:03d}" / f).read_bytes()
+    assert a.rounds[0]["train_seconds"] > 0  # timings are still reported
+
+
+def test_threads_and_controls_do_not_change_the_run(small_config, tmp_path, mnist5k):
+    base = load_config(small_config(rounds=2))
+    more = load_config(small_config(rounds=2, extra="[controls]\nkinds = ['reinit']\nrounds = [1]\n"))
+    assert base.run_id == more.run_id
+    run_experiment(base, tmp_path, data=mnist5k)
+    res = run_experiment(more, tmp_path, data=mnist5k)
+    assert res.trained_now == [] and [d.name[:9] for d in RunStore(res.path).control_dirs()] == ["reinit-r0"]
+
+
+def test_bad_controls_round_is_refused_before_anything_is_written(small_config, tmp_path, mnist5k):
+    cfg = load_config(small_config(rounds=2, extra="[controls]\nkinds = ['reinit']\nrounds = [7]\n"))
+    with pytest.raises(ConfigError, match="round 7"):
+        run_experiment(cfg, tmp_path / "runs", data=mnist5k)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_second_writer_is_refused(small_config, tmp_path, mnist5k):
+    cfg = load_config(small_config(rounds=2))
+    res = run_experiment(cfg, tmp_path, data=mnist5k, stop_after=1)
+    with RunStore(res.path).lock():
+        with pytest.raises(RunStoreError, match="another sparsescope process"):
+            run_experiment(cfg, tmp_path, data=mnist5k)
+
+
+def test_divergence_is_reported_and_not_stored(small_config, tmp_path, mnist5k, monkeypatch):
+    from sparsescope.runs import _lottery
+
+    real = _lottery.fit
+
+    def nan_in_round_1(*args, **kw):
+        res = real(*args, **kw)
+        if kw["seed"] == _lottery.derive_seed(0, "shuffle", 1):
+            res.params["h2.weight"][0, 0] = float("nan")
+        return res
+
+    monkeypatch.setattr(_lottery, "fit", nan_in_round_1)
+    cfg = load_config(small_config(rounds=3))
+    with pytest.raises(_lottery.TrainingDiverged, match="round 1: training diverged"):
+        run_experiment(cfg, tmp_path, data=mnist5k)
+    assert RunStore(tmp_path / cfg.run_id).finished_rounds() == [0]
+
+
+def test_resolve_by_name_prefers_exact_name(small_config, tmp_path, mnist5k):
+    a = run_experiment(load_config(small_config(name="mnist-mlp", rounds=1)), tmp_path, data=mnist5k)
+    run_experiment(load_config(small_config(name="mnist-mlp-dense-l1", rounds=1)), tmp_path, data=mnist5k)
+    assert resolve_run("mnist-mlp", tmp_path).path == a.path
+    with pytest.raises(RunStoreError, match="ambiguous"):
+        resolve_run("mnist", tmp_path)

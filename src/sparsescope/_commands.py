@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ._errors import SparsescopeError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run or resume an experiment and print its round table."""
     import torch
 
     from ._config import load_config
@@ -35,14 +37,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    """List runs, oldest first."""
     from .runs import list_runs
 
-    for r in list_runs(args.runs_dir):
-        print(f"{r.run_id}\t{r.created}\t{r.dataset}\t{r.rounds_done}/{r.rounds_planned} rounds\t{r.path}")
+    runs = list_runs(args.runs_dir)
+    if not runs:
+        print(f"no runs under {args.runs_dir}", file=sys.stderr)
+    for r in runs:
+        if r.error:
+            print(f"{r.run_id}\t(unreadable: {r.error})\t{r.path}")
+        else:
+            print(f"{r.run_id}\t{r.created}\t{r.dataset}\t{r.rounds_done}/{r.rounds_planned} rounds\t{r.path}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """Print a run's round table and its controls."""
     from .runs import resolve_run, round_table
 
     store = resolve_run(args.run, args.runs_dir)
@@ -54,12 +64,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if controls:
         print("controls:")
         for c in controls:
-            mt = store.read_round_at(c, -1, f"control {c.name}").metrics
+            mt = store.read_round_at(c, f"control {c.name}").metrics
             print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
     return 0
 
 
 def cmd_control(args: argparse.Namespace) -> int:
+    """Train one lottery-ticket control of a finished round."""
     from ._progress import ProgressBar
     from .runs import resolve_run, run_control
 
@@ -92,8 +103,11 @@ def _test_image(store, index: int):
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
     from .graph import to_json
 
+    if args.input is not None and args.format == "json":
+        raise SparsescopeError("--input applies to svg and png figures; the JSON holds the graph itself")
     store, graph = _round_graph(args, args.box)
     if args.output is not None and not 0 <= args.output < graph.output.size:
         raise SparsescopeError(f"--output {args.output} is out of range: the model has {graph.output.size} outputs")
@@ -122,6 +136,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report folder of a round."""
     from .render import write_report
 
     store, graph = _round_graph(args)
@@ -136,6 +151,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    """Write the single-file interactive viewer."""
     from .runs import round_flowgraph
     from .viewer import write_page
 

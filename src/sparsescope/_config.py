@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ._checks import MAX_SEED, need_int
 from ._errors import ConfigError
 from .models import MLPSpec
 from .prune import PruneConfig
@@ -56,12 +58,11 @@ class ExperimentConfig:
     controls: ControlsConfig = field(default_factory=ControlsConfig)
 
     def __post_init__(self) -> None:
-        import re
-
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
             raise ConfigError(f"name must be 1-64 letters, digits, '-', '_' or '.', got {self.name!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        need_int("seed", self.seed, 0, MAX_SEED)
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError(f"data.dataset must be a dataset name, got {self.dataset!r}")
         self.prune.check_layers(list(self.model.layer_names))
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,10 +74,21 @@ class ExperimentConfig:
         d["controls"] = {"kinds": list(self.controls.kinds), "rounds": list(self.controls.rounds)}
         return d
 
+    def identity(self) -> dict[str, Any]:
+        """The part of the config that decides the rounds' masks and weights.
+
+        Leaves out ``train.threads`` (speed only) and ``controls`` (trained
+        after the rounds), so changing them resumes the same run.
+        """
+        d = self.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k != "threads"}
+        d.pop("controls")
+        return d
+
     @property
     def digest(self) -> str:
-        """8 hex digits of SHA-256 over the canonical config: part of the run id."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """8 hex digits of SHA-256 over :meth:`identity`: part of the run id."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     @property
@@ -118,6 +130,10 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
             tr["betas"] = tuple(tr["betas"])
         train = TrainConfig(**tr)
         pr = _section(doc, "prune", PruneConfig)
+        strategy = pr.get("strategy", "layerwise")
+        unused = [k for k in (("rate", "layers") if strategy == "layerwise" else ("rates",)) if k in pr]
+        if unused:
+            raise ConfigError(f"prune.{unused[0]} does not apply to strategy {strategy!r}")
         if "rates" in pr and not isinstance(pr["rates"], dict):
             raise ConfigError("prune.rates must be a table of layer = rate")
         if "layers" in pr and pr["layers"] is not None:
@@ -137,8 +153,24 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
             prune=prune,
             controls=controls,
         )
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad config value: {exc}") from None
+
+
+def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
+    """The config a run was made with, from its manifest (``to_dict`` form)."""
+    try:
+        d = manifest["config"]
+        doc = {"name": d["name"], "seed": d["seed"], "data": {"dataset": d["dataset"]},
+               "model": d["model"], "train": d["train"], "controls": d.get("controls", {})}
+        doc["prune"] = {k: v for k, v in d["prune"].items() if v is not None}
+        if doc["prune"].get("strategy") == "global":
+            doc["prune"].pop("rates", None)
+        else:
+            doc["prune"].pop("rate", None)
+        return from_dict(doc)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"the run's manifest holds a malformed config ({type(exc).__name__}: {exc})") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

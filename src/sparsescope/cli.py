@@ -16,7 +16,7 @@ from ._errors import SparsescopeError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every user error
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"sparsescope: error: {message} (see '{self.prog} --help')\n")
 
 
 def _runs_dir(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,7 @@ def _runs_dir(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (also used to check that each is documented)."""
     parser = _Parser(prog="sparsescope", description="Train, lottery-ticket prune and read small networks as exact flowgraphs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         from . import _commands
@@ -84,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(_commands, "cmd_" + args.command)(args)
     except SparsescopeError as exc:
         print(f"sparsescope: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave: unwritable, a file where a folder goes, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"sparsescope: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)

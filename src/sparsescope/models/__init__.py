@@ -1,5 +1,19 @@
-"""Model specs and their torch modules."""
+"""Model specs and their torch modules.
 
-from ._mlp import MLPSpec, build_mlp, init_params
+``MLPSpec`` needs no torch; ``init_params``/``build_mlp`` load it on first use.
+"""
 
-__all__ = ["MLPSpec", "build_mlp", "init_params"]
+from ._spec import ACTIVATIONS, MLPSpec
+
+_LAZY = ("build_mlp", "init_params")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import _mlp
+
+        return getattr(_mlp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ACTIVATIONS", "MLPSpec", *_LAZY]

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .._checks import need_float, need_int
 from .._errors import ConfigError
 from ._mask import Mask
 
@@ -24,9 +25,7 @@ STRATEGIES = ("layerwise", "global")
 
 
 def _check_rate(what: str, rate: object) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 <= rate < 1) or not math.isfinite(rate):
-        raise ConfigError(f"{what} must be a number in [0, 1), got {rate!r}")
-    return float(rate)
+    return need_float(what, rate, 0.0, 1.0, hi_open=True)
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,17 @@ class PruneConfig:
         object.__setattr__(self, "rates", {str(k): _check_rate(f"prune.rates.{k}", v) for k, v in dict(self.rates).items()})
         _check_rate("prune.rate", self.rate)
         if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(str(s) for s in self.layers))
+            layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else None
+            if layers is None or not all(isinstance(n, str) for n in layers) or len(set(layers)) != len(layers):
+                raise ConfigError(f"prune.layers must be a list of distinct layer names, got {self.layers!r}")
+            object.__setattr__(self, "layers", layers)
         if (self.rounds is None) == (self.target_density is None):
             raise ConfigError("prune needs exactly one of 'rounds' or 'target_density'")
-        if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1):
-            raise ConfigError(f"prune.rounds must be a positive integer, got {self.rounds!r}")
+        if self.rounds is not None:
+            need_int("prune.rounds", self.rounds, 1, 1000)
         if self.target_density is not None:
-            td = self.target_density
-            if isinstance(td, bool) or not isinstance(td, (int, float)) or not 0 < td <= 1:
-                raise ConfigError(f"prune.target_density must be in (0, 1], got {td!r}")
-        if isinstance(self.rewind_step, bool) or not isinstance(self.rewind_step, int) or self.rewind_step < 0:
-            raise ConfigError(f"prune.rewind_step must be a non-negative integer, got {self.rewind_step!r}")
+            need_float("prune.target_density", self.target_density, 0.0, 1.0, lo_open=True)
+        need_int("prune.rewind_step", self.rewind_step, 0)
 
     def check_layers(self, names: list[str]) -> None:
         named = list(self.rates) if self.strategy == "layerwise" else list(self.layers or ())
@@ -113,7 +112,7 @@ def prune(weights: Mapping[str, np.ndarray], mask: Mask, config: PruneConfig) ->
                 drop = alive[_order(absw[n][alive])[:k]]
                 new[n].reshape(-1)[drop] = False
     else:
-        part = list(config.layers) if config.layers is not None else names
+        part = [n for n in names if config.layers is None or n in config.layers]  # model order
         alive = [np.flatnonzero(mask[n].reshape(-1)) for n in part]
         mags = np.concatenate([absw[n][a] for n, a in zip(part, alive)]) if part else np.zeros(0)
         k = count_to_prune(config.rate, mags.size)
@@ -126,43 +125,42 @@ def prune(weights: Mapping[str, np.ndarray], mask: Mask, config: PruneConfig) ->
     return Mask(new)
 
 
-def planned_counts(totals: Mapping[str, int], config: PruneConfig, max_rounds: int = 2000) -> list[dict[str, int] | int]:
-    """Kept weights before each round, without any weights (counts are data-free).
+def planned_counts(totals: Mapping[str, int], config: PruneConfig, max_rounds: int = 1000) -> list[int]:
+    """Total kept weights before each round, computed without any weights.
 
-    Layerwise: a list of ``{layer: kept}``; global: totals per round are
-    exact, the split between layers is not known in advance, so entries are
-    the total kept.  Length: ``config.rounds``, or enough rounds to reach
-    ``config.target_density``.
+    Counts depend only on counts (per layer for layerwise pruning, over the
+    pruned layers for global pruning), never on the weights, so the number of
+    rounds is known before training.  Length: ``config.rounds``, or the first
+    round whose density is at most ``config.target_density``.
     """
     kept = dict(totals)
     grand = sum(totals.values())
-    out: list = []
-    part = list(config.layers) if config.layers is not None else list(totals)
-    for r in range(max_rounds):
-        out.append(dict(kept) if config.strategy == "layerwise" else sum(kept.values()))
+    part = [n for n in totals if config.layers is None or n in config.layers]
+    out: list[int] = []
+    for _ in range(max_rounds):
+        out.append(sum(kept.values()))
         if config.rounds is not None and len(out) == config.rounds:
             return out
-        if config.target_density is not None and sum(kept.values()) <= config.target_density * grand:
+        if config.target_density is not None and out[-1] <= config.target_density * grand:
             return out
         if config.strategy == "layerwise":
             nxt = {n: c - count_to_prune(config.rates.get(n, 0.0), c) for n, c in kept.items()}
         else:
-            alive = sum(kept[n] for n in part)
-            k = count_to_prune(config.rate, alive)
-            # the split is unknown; charge it to the first layers for the total only
+            # the split between layers is unknown in advance; only the total matters here
+            k = count_to_prune(config.rate, sum(kept[n] for n in part))
             nxt = dict(kept)
             for n in part:
                 take = min(k, nxt[n])
                 nxt[n] -= take
                 k -= take
-        if nxt == kept:
-            break
+        if nxt == kept and config.target_density is not None:
+            lowest = sum(kept.values()) / grand if grand else 1.0
+            raise ConfigError(
+                f"prune.target_density {config.target_density} is unreachable with these rates: "
+                f"the density stops at {lowest:.4f}"
+            )
         kept = nxt
-    lowest = sum(kept.values()) / grand if grand else 1.0
-    raise ConfigError(
-        f"prune.target_density {config.target_density} is unreachable with these rates: "
-        f"the density stops at {lowest:.4f}"
-    )
+    raise ConfigError(f"prune.target_density {config.target_density} needs more than {max_rounds} rounds")
 
 
 def random_mask(like: Mask, seed: int) -> Mask:

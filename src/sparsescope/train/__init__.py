@@ -1,5 +1,19 @@
-"""Training: ``fit(spec, params, masks, data, TrainConfig) -> TrainResult``."""
+"""Training: ``fit(spec, params, masks, data, TrainConfig) -> TrainResult``.
 
-from ._fit import TrainConfig, TrainResult, evaluate_model, fit
+``TrainConfig`` needs no torch; the training code (and torch) loads on first use.
+"""
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate_model", "fit"]
+from ._config import TrainConfig
+
+_LAZY = ("TrainResult", "evaluate_model", "fit")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import _fit
+
+        return getattr(_fit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["TrainConfig", *_LAZY]

@@ -24,31 +24,7 @@ import torch.nn.functional as F
 from .._errors import ConfigError
 from ..data import Dataset
 from ..models import MLPSpec
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train one round. ``threads`` is torch's intra-op thread count."""
-
-    epochs: int = 3
-    batch_size: int = 60
-    lr: float = 1.2e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"train.epochs must be a non-negative integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise ConfigError(f"train.batch_size must be a positive integer, got {self.batch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"train.lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.threads, int) or self.threads <= 0:
-            raise ConfigError(f"train.threads must be a positive integer, got {self.threads!r}")
-        b1, b2 = self.betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ConfigError(f"train.betas must lie in [0, 1), got {self.betas!r}")
+from ._config import TrainConfig
 
 
 @dataclass
