@@ -1,0 +1,20 @@
+"""The run store and the lottery-ticket driver."""
+
+from ._lottery import RunResult, derive_seed, run_control, run_experiment
+from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
+from ._store import RoundRecord, RunStore
+
+__all__ = [
+    "RoundRecord",
+    "RunInfo",
+    "RunResult",
+    "RunStore",
+    "derive_seed",
+    "list_runs",
+    "resolve_run",
+    "round_flowgraph",
+    "round_table",
+    "run_control",
+    "run_data",
+    "run_experiment",
+]

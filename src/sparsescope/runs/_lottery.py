@@ -1,0 +1,260 @@
+"""Lottery-ticket rounds: train, prune, rewind, repeat; every round kept in the run store.
+
+``run_experiment(config)`` is idempotent: on an existing run it checks the
+config and data fingerprint, skips finished rounds and resumes at the first
+unfinished one.  Every round's work depends only on what is on disk (the
+previous round's saved weights and mask, the saved initial/rewind weights)
+and on seeds derived from ``(seed, round)``, so a killed and resumed run ends
+with exactly the masks and weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .._config import CONTROL_KINDS, ExperimentConfig
+from .._config import from_manifest as config_from_manifest
+from .._errors import ConfigError, RunStoreError, SparsescopeError
+from ..data import Dataset, load
+from ..models import init_params
+from ..prune import Mask, planned_counts, prune, random_mask
+from ..train import TrainResult, fit
+from ._store import RunStore, check_data, mask_tensors, now_iso
+
+Progress = Callable[[str, int, int], None]
+
+
+class TrainingDiverged(SparsescopeError):
+    """Training produced NaN or infinite weights (usually: the learning rate is too high)."""
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed from ``seed`` and labels, stable across Python versions."""
+    text = ":".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def manifest_for(config: ExperimentConfig, data: Dataset, rounds: int) -> dict[str, Any]:
+    """The run's manifest: config, seeds, planned rounds, data fingerprint, library versions."""
+    import safetensors
+
+    return {
+        "format": "sparsescope.run",
+        "version": 1,
+        "run_id": config.run_id,
+        "created": now_iso(),
+        "config": config.to_dict(),
+        "seeds": {"init": config.seed, "shuffle": "derive_seed(seed, 'shuffle', round)"},
+        "rounds_planned": rounds,
+        "data": {
+            "name": data.name,
+            "fingerprint": data.fingerprint,
+            "n_train": int(len(data.x_train)),
+            "n_test": int(len(data.x_test)),
+            "input_shape": list(data.input_shape),
+            "classes": list(data.classes),
+        },
+        "versions": {
+            "sparsescope": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "safetensors": safetensors.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def round_metrics(index: int, mask: Mask, result: TrainResult, wall: float) -> dict[str, Any]:
+    """What a round records: density, weights left per layer, final and per-epoch metrics, times."""
+    last = result.history[-1]
+    return {
+        "round": index,
+        "density": mask.density,
+        "weights_left": mask.kept(),
+        "weights_total": mask.totals(),
+        "kept_total": mask.num_kept,
+        "test_accuracy": last["test_accuracy"],
+        "test_loss": last["test_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "train_loss": last["train_loss"],
+        "history": result.history,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": wall,
+    }
+
+
+@dataclass
+class RunResult:
+    """The run folder, the metrics of every finished round, which rounds this call trained,
+    and their training time (seconds, training loops only)."""
+
+    path: Path
+    run_id: str
+    rounds: list[dict[str, Any]]
+    trained_now: list[int]
+    train_seconds: float
+
+
+def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
+    n_in = int(np.prod(data.input_shape))
+    if config.model.sizes[0] != n_in:
+        raise ConfigError(f"model.sizes starts with {config.model.sizes[0]} inputs but dataset {data.name} has {n_in}")
+    if config.model.sizes[-1] != data.num_classes:
+        raise ConfigError(
+            f"model.sizes ends with {config.model.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
+        )
+    steps = math.ceil(len(data.x_train) / config.train.batch_size) * config.train.epochs
+    if config.prune.rewind_step > steps:
+        raise ConfigError(f"prune.rewind_step {config.prune.rewind_step} is past the end of round 0 ({steps} steps)")
+
+
+def _fit_checked(what: str, *args: Any, **kw: Any) -> TrainResult:
+    result = fit(*args, **kw)
+    for k, v in result.params.items():
+        if not torch.isfinite(v).all():
+            raise TrainingDiverged(f"{what}: training diverged ({k} has NaN or infinite values); lower train.lr")
+    return result
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    runs_dir: str | Path = "runs",
+    *,
+    data: Dataset | None = None,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> RunResult:
+    """Run (or resume) every round of ``config``; returns the metrics of all rounds.
+
+    Everything that can be checked before training is checked before the run
+    folder is created.  ``stop_after``: train at most this many new rounds,
+    then return (used to test resuming).  ``progress(label, step, total)``
+    reports training steps.
+    """
+    data = load(config.dataset) if data is None else data
+    _check_fit(config, data)
+    spec = config.model
+    n_rounds = len(planned_counts({n: o * i for n, (o, i) in spec.kernel_shapes.items()}, config.prune))
+    late = [r for r in config.controls.rounds if r >= n_rounds]
+    if late:
+        raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
+    path = Path(runs_dir) / config.run_id
+    store = RunStore(path)
+    if store.exists:
+        m = store.manifest()
+        if config_from_manifest(m).identity() != config.identity():
+            raise RunStoreError(f"run {path} was made with a different config; not touching it")
+        check_data(m, data, path)
+    else:
+        if path.exists():
+            raise RunStoreError(f"{path} exists but is not a run (no manifest.json); move it away first")
+        RunStore.create(path, manifest_for(config, data, n_rounds), init_params(spec, config.seed))
+    with store.lock():
+        store.clean_temporaries()
+        trained, seconds = _train_rounds(config, store, data, n_rounds, progress, stop_after)
+        if stop_after is None or len(trained) < stop_after:
+            for r in config.controls.rounds:
+                for kind in config.controls.kinds:
+                    run_control(path, r, kind, data=data, progress=progress, _locked=True)
+    return RunResult(path, config.run_id, store.round_metrics(), trained, seconds)
+
+
+def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after) -> tuple[list[int], float]:
+    spec, rewind_step = config.model, config.prune.rewind_step
+    init = store.init_params()
+    done = set(store.finished_rounds())
+    trained: list[int] = []
+    seconds = 0.0
+    for r in range(n_rounds):
+        if r in done:
+            continue
+        if stop_after is not None and len(trained) >= stop_after:
+            break
+        if r == 0:
+            mask, start = Mask.ones(spec.kernel_shapes), init
+        else:
+            prev = store.read_round(r - 1)
+            mask = prune({n: prev.params[f"{n}.weight"].numpy() for n in spec.layer_names}, prev.mask, config.prune)
+            start = init if rewind_step == 0 else store.rewind_params()
+        t0 = time.perf_counter()
+        result = _fit_checked(
+            f"round {r}", spec, start, mask_tensors(mask), data, config.train,
+            seed=derive_seed(config.seed, "shuffle", r),
+            snapshot_step=rewind_step if (r == 0 and rewind_step > 0) else None,
+            on_step=(lambda s, t, r=r: progress(f"round {r}/{n_rounds - 1}", s, t)) if progress else None,
+        )
+        metrics = round_metrics(r, mask, result, time.perf_counter() - t0)
+        store.write_round(store.round_dir(r), mask, result.params, metrics,
+                          rewind=result.snapshot if (r == 0 and rewind_step > 0) else None)
+        trained.append(r)
+        seconds += result.train_seconds
+    return trained, seconds
+
+
+def run_control(
+    run: str | Path,
+    round_index: int,
+    kind: str,
+    *,
+    seed: int | None = None,
+    data: Dataset | None = None,
+    progress: Progress | None = None,
+    _locked: bool = False,
+) -> dict[str, Any]:
+    """Train a lottery-ticket control for one round of a finished run.
+
+    * ``reinit``: the round's mask with a fresh random initialisation (from ``seed``);
+    * ``random-mask``: a random mask (from ``seed``) with the round's per-layer counts,
+      starting from the weights the winning ticket starts from (initial, or rewound to step k).
+
+    Stored under ``RUN/controls/KIND-rNNN-sSEED``; an existing one is returned, not retrained.
+    """
+    if kind not in CONTROL_KINDS:
+        raise ConfigError(f"unknown control kind {kind!r} (expected {', '.join(CONTROL_KINDS)})")
+    store = RunStore(run)
+    manifest = store.manifest()
+    config = config_from_manifest(manifest)
+    rec = store.read_round(round_index)
+    if seed is None:
+        seed = derive_seed(config.seed, "control", kind, round_index)
+    from .._checks import MAX_SEED, need_int
+
+    seed = need_int("control seed", seed, 0, MAX_SEED)
+    folder = store.path / "controls" / f"{kind}-r{round_index:03d}-s{seed}"
+    if folder.is_dir():
+        return store.read_round_at(folder, f"control {folder.name}").metrics
+    data = load(config.dataset) if data is None else data
+    check_data(manifest, data, store.path)
+    if kind == "reinit":
+        mask, start = rec.mask, init_params(config.model, seed)
+    else:
+        mask = random_mask(rec.mask, seed)
+        start = store.init_params() if config.prune.rewind_step == 0 else store.rewind_params()
+    t0 = time.perf_counter()
+    with (_nolock() if _locked else store.lock()):
+        result = _fit_checked(
+            f"control {kind} of round {round_index}", config.model, start, mask_tensors(mask), data, config.train,
+            seed=derive_seed(config.seed, "shuffle", f"control-{kind}-{seed}", round_index),
+            on_step=(lambda s, t: progress(f"control {kind} r{round_index}", s, t)) if progress else None,
+        )
+        metrics = {**round_metrics(round_index, mask, result, time.perf_counter() - t0), "control": kind, "seed": seed}
+        store.write_round(folder, mask, result.params, metrics)
+    return store.read_round_at(folder, f"control {folder.name}").metrics
+
+
+class _nolock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,148 @@
+"""Finding runs and reading them back as plain data and flowgraphs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+
+from .._errors import RunStoreError
+from ._store import RunStore, check_data
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One line of ``sparsescope runs``."""
+
+    run_id: str
+    name: str
+    path: Path
+    created: str
+    dataset: str
+    rounds_done: int
+    rounds_planned: int
+    error: str | None = None
+
+
+def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") -> RunStore:
+    """A run by path, by id under ``runs_dir``, by config name (newest run of
+    that name), or by a unique id prefix, in that order."""
+    key = str(run)
+    if not key.strip():
+        raise RunStoreError("no run given")
+    p = Path(key)
+    if (p / "manifest.json").is_file():
+        return RunStore(p)
+    base = Path(runs_dir)
+    cand = base / key
+    if "/" not in key and cand.is_dir():
+        return RunStore(cand)
+    if p.is_dir():
+        return RunStore(p)  # a folder that is not (or no longer) a run: reading it says why
+    if base.is_dir() and "/" not in key:
+        named = [r for r in list_runs(base) if r.name == key]
+        if named:
+            return RunStore(named[-1].path)  # newest run made from a config of that name
+        hits = sorted(q for q in base.iterdir() if q.is_dir() and q.name.startswith(key) and not q.name.startswith("."))
+        if len(hits) == 1:
+            return RunStore(hits[0])
+        if len(hits) > 1:
+            raise RunStoreError(f"run {key!r} is ambiguous: {', '.join(h.name for h in hits)}")
+    raise RunStoreError(f"no run {key!r} (looked for a folder, and under {base})")
+
+
+def list_runs(runs_dir: str | os.PathLike = "runs") -> list[RunInfo]:
+    """Every run under ``runs_dir``, oldest first (by creation time, then id).
+
+    A run whose manifest cannot be read is listed with ``error`` set, not skipped.
+    """
+    base = Path(runs_dir)
+    if base.exists() and not base.is_dir():
+        raise RunStoreError(f"runs folder {base} is not a folder")
+    if not base.is_dir():
+        return []
+    out = []
+    for p in base.iterdir():
+        if not p.is_dir() or p.name.startswith(".") or not (p / "manifest.json").exists():
+            continue
+        store = RunStore(p)
+        try:
+            m = store.manifest()
+            out.append(RunInfo(m["run_id"], m["config"].get("name", ""), p, m.get("created", ""), m["data"]["name"],
+                               len(store.finished_rounds()), int(m["rounds_planned"])))
+        except RunStoreError as exc:
+            out.append(RunInfo(p.name, "", p, "", "", 0, 0, error=str(exc)))
+    return sorted(out, key=lambda r: (r.created, r.run_id))
+
+
+def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "unit", data=None):
+    """The flowgraph (with bounds) of round ``index`` (default: the last finished).
+
+    ``box="data"`` bounds inputs by the training data's per-pixel min/max
+    (``data`` is loaded from the run's dataset when not given).
+    """
+    from ..bounds import annotate
+    from ..graph import from_arrays
+
+    m = store.manifest()
+    done = store.finished_rounds()
+    if not done:
+        raise RunStoreError(f"run {store.path.name} has no finished round yet")
+    index = done[-1] if index is None else index
+    rec = store.read_round(index)
+    cfg = m["config"]
+    names = list(rec.mask.names())
+    ws, bs, acts = [], [], []
+    for i, n in enumerate(names):
+        w = rec.params[f"{n}.weight"].double().numpy() * rec.mask[n]
+        ws.append(w)
+        bs.append(rec.params[f"{n}.bias"].double().numpy())
+        acts.append("identity" if i == len(names) - 1 else cfg["model"]["activation"])
+    met = rec.metrics
+    meta = {
+        "run": m["run_id"],
+        "round": index,
+        "dataset": m["data"]["name"],
+        "density": met.get("density"),
+        "weights_left": met.get("kept_total"),
+        "test_accuracy": met.get("test_accuracy"),
+    }
+    g = from_arrays(ws, bs, acts, tuple(m["data"]["input_shape"]), output_labels=m["data"]["classes"], meta=meta)
+    if box == "data":
+        data = run_data(store) if data is None else data
+        return annotate(g, "data", data=data.x_train)
+    return annotate(g, box)
+
+
+def run_data(store: RunStore):
+    """The run's dataset, checked against its recorded fingerprint."""
+    from ..data import load
+
+    m = store.manifest()
+    data = load(m["config"]["dataset"])
+    check_data(m, data, store.path)
+    return data
+
+
+def round_table(metrics: list[dict[str, Any]]) -> str:
+    """The round table: round, density, weights left per layer, test accuracy."""
+    if not metrics:
+        return "(no finished rounds)"
+    layers = list(metrics[0]["weights_left"])
+    head = ["round", "density"] + [f"{n} left" for n in layers] + ["total", "test acc", "train s"]
+    rows = []
+    for mt in metrics:
+        rows.append(
+            [str(mt["round"]), f"{100 * mt['density']:.2f}%"]
+            + [f"{mt['weights_left'][n]}/{mt['weights_total'][n]}" for n in layers]
+            + [str(mt["kept_total"]), f"{100 * mt['test_accuracy']:.1f}%", f"{mt.get('train_seconds', 0.0):.2f}"]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([fmt(head)] + [fmt(r) for r in rows])
+
+
+__all__ = ["RunInfo", "list_runs", "resolve_run", "round_flowgraph", "round_table", "run_data"]
