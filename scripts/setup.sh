@@ -29,7 +29,8 @@ PY=${PYTHON:-python3}
 export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 # torch first, pinned: here pip takes the local CPU wheel of 2.13.0; with no
 # torch installed, a plain requirement would pull a multi-GB CUDA build.
-$PY -m pip install -q "torch==2.13.0"
+links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)  # where this machine keeps that wheel
+$PY -m pip install -q "${links[@]}" "torch==2.13.0"
 if [ "$want_test" = 1 ]; then
   $PY -m pip install -q -e ".[test]"
 else
