@@ -1,7 +1,9 @@
 """Benchmark: torch MLP -> flowgraph -> unit-box bounds -> layout -> SVG (and PNG), median of runs.
 
 Targets: <= 0.3 s for a ~2%-density 784-32-32-10 MLP (about 540 weights) and
-<= 2 s for the dense one (26,432 edges).  Run: ``python bench/bench_graph.py``.
+<= 2 s for the dense one (26,432 edges).  Run: ``python bench/bench_graph.py``;
+``--run RUN`` also times the first and last rounds of a trained run (e.g.
+``--run runs/mnist-mlp-...``), read from the run store as the CLI does.
 """
 
 from __future__ import annotations
@@ -42,10 +44,31 @@ def median_time(fn, runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
+def trained_cases(run: str) -> list:
+    """(name, model, target) for the last and the first round of a finished run."""
+    from sparsescope.models import MLPSpec, build_mlp
+    from sparsescope.runs import resolve_run
+
+    store = resolve_run(run)
+    spec = MLPSpec(tuple(store.manifest()["config"]["model"]["sizes"]))
+    out = []
+    for r, target in ((store.finished_rounds()[-1], 0.3), (0, 2.0)):
+        rec = store.read_round(r)
+        out.append((f"run r{r:<7d}", build_mlp(spec, rec.params), target))
+    return out
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=None, help="also time the first and last rounds of this run")
+    args = ap.parse_args()
     torch.set_num_threads(1)
     labels = [str(i) for i in range(10)]
     cases = [("sparse ~2%", mlp([0.0175, 0.06, 0.25]), 0.3), ("dense", mlp(None), 2.0)]
+    if args.run:
+        cases += trained_cases(args.run)
     for name, model, target in cases:
         def svg() -> tuple:
             g = annotate(G.from_torch(model, (28, 28), output_labels=labels), "unit")

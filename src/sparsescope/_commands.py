@@ -152,20 +152,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
-    from .runs import round_flowgraph
-    from .viewer import write_page
+    from .runs import resolve_run
+    from .viewer import write_run_page
 
-    store, graph = _round_graph(args)
-    data, _ = _test_image(store, 0)
-    rounds = store.finished_rounds()
-    graphs = [graph if r == graph.meta["round"] else round_flowgraph(store, r) for r in rounds]
-    metrics = store.round_metrics()
-    current = rounds.index(graph.meta["round"])
-    n = min(20, len(data.x_test))
-    pick = np.linspace(0, len(data.x_test) - 1, n).round().astype(int)
-    out = Path(args.out or f"{graph.meta['run']}-r{graph.meta['round']:03d}.html")
-    path = write_page(out, graphs, metrics, current=current, samples_x=data.x_test[pick].astype(np.float64),
-                      samples_y=data.y_test[pick], title=f"{graph.meta['run']} round {graph.meta['round']}")
-    print(path)
+    store = resolve_run(args.run, args.runs_dir)
+    rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
+    out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
+    print(write_run_page(store, out, round_index=args.round))
     return 0
-

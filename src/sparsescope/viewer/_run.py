@@ -1,0 +1,28 @@
+"""The viewer page of a whole run: every finished round, a spread of test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._page import write_page
+
+
+def write_run_page(store, path: str | Path, *, round_index: int | None = None, samples: int = 20) -> Path:
+    """Write the page of ``store`` (a :class:`~sparsescope.runs.RunStore`) opened at ``round_index``
+    (default: the last finished round), with ``samples`` test images spread evenly over the test
+    set (it is sorted by class for mnist5k, so every class appears)."""
+    from ..runs import round_flowgraph, run_data
+
+    current = round_flowgraph(store, round_index)
+    data = run_data(store)
+    rounds = store.finished_rounds()
+    graphs = [current if r == current.meta["round"] else round_flowgraph(store, r) for r in rounds]
+    n = min(samples, len(data.x_test))
+    pick = np.linspace(0, len(data.x_test) - 1, n).round().astype(int) if n else np.zeros(0, dtype=int)
+    return write_page(
+        path, graphs, store.round_metrics(), current=rounds.index(current.meta["round"]),
+        samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick],
+        title=f"{current.meta['run']} round {current.meta['round']}",
+    )
