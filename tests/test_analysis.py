@@ -245,3 +245,32 @@ def test_bad_output_index_is_refused():
             reach_to_outputs(g, [bad])
         with pytest.raises(GraphError):
             live_mask(g, [bad])
+
+
+def test_box_states_hold_on_samples_and_need_bounds():
+    import pytest as _pytest
+
+    from sparsescope._errors import GraphError as _GraphError
+    from sparsescope.analysis import box_states
+    from sparsescope.bounds import annotate
+    from sparsescope.graph import evaluate as _evaluate
+    from sparsescope.graph import from_arrays
+
+    rng = np.random.default_rng(3)
+    ws = [rng.normal(size=(12, 6)) * (rng.random((12, 6)) < 0.5), rng.normal(size=(3, 12))]
+    bs = [rng.normal(size=12) * 2, rng.normal(size=3)]
+    ws[0][0] = 0.0  # h1.0: bias only, a constant
+    g = from_arrays(ws, bs, ["relu", "identity"], (6,))
+    with _pytest.raises(_GraphError):
+        box_states(g)
+    g = annotate(g, "unit")
+    st = box_states(g)
+    ev = _evaluate(g, rng.random((2000, 6)))
+    for nid in st.off:
+        assert np.all(ev.value(nid) == 0)
+    for nid in st.on:
+        name, i = g.locate(nid)
+        assert np.all(ev.pre[name][:, i] >= 0)
+    consts = dict(st.constant)
+    assert "h1.0" in consts and np.all(ev.value("h1.0") == consts["h1.0"])
+    assert st.off or st.on  # the random net has some of each kind

@@ -79,6 +79,8 @@ def interval_bounds(
         mag = (np.abs(c) + r) @ aw.T + np.abs(layer.bias)
         gamma = (fan_in + 2) * eps + 4 * (fan_in + 2) * np.finfo(np.float64).eps
         slack = 0.0 if exact else gamma * mag + zr * 4 * np.finfo(np.float64).eps
+        # a node with no incoming edge is its bias, exactly, in any arithmetic
+        slack = np.where(fan_in == 0, 0.0, slack)
         zlo, zhi = zc - zr - slack, zc + zr + slack
         pre_lo[layer.name], pre_hi[layer.name] = zlo, zhi
         out_lo[layer.name] = apply_activation(layer.activation, zlo)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import Structure, analyse, live_mask
+from ..analysis import Structure, analyse, box_states, live_mask
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
 from ._graphfig import fmt, graph_figure
@@ -243,6 +243,14 @@ def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:
                      f'<table><tr><th class="l">output</th><th>value</th></tr>{rows}</table>')
     else:
         parts.append("<p>No constant outputs.</p>")
+    if graph.bounds is not None:
+        bs = box_states(graph)
+        box = f"input box &#x27;{_e(bs.box)}&#x27;"
+        parts.append(f"<p>Over the {box}, by the bounds: <b>{len(bs.off)}</b> ReLU units are always off "
+                     "(exactly 0: removable without changing any value there)"
+                     + (f": <code>{_e(' '.join(bs.off))}</code>" if bs.off else "")
+                     + f"; <b>{len(bs.on)}</b> are always on (affine there)"
+                     + (f": <code>{_e(' '.join(bs.on))}</code>" if bs.on else "") + ".</p>")
     return "\n".join(parts)
 
 
