@@ -245,7 +245,7 @@ def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:
         parts.append("<p>No constant outputs.</p>")
     if graph.bounds is not None:
         bs = box_states(graph)
-        box = f"input box &#x27;{_e(bs.box)}&#x27;"
+        box = f"input box <code>{_e(bs.box)}</code>"
         parts.append(f"<p>Over the {box}, by the bounds: <b>{len(bs.off)}</b> ReLU units are always off "
                      "(exactly 0: removable without changing any value there)"
                      + (f": <code>{_e(' '.join(bs.off))}</code>" if bs.off else "")
