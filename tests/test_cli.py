@@ -231,3 +231,9 @@ def test_figures_report_and_view_commands(finished_run, tmp_path, capsys):
 
     assert from_json(read_embedded(b.read_text())).meta["round"] == 1
     capsys.readouterr()
+
+
+def test_importing_sparsescope_loads_no_torch():
+    code = "import sys, sparsescope, sparsescope.graph, sparsescope.analysis; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -1,6 +1,7 @@
 """sparsescope: train small networks, lottery-ticket prune them, and read what
 survives as an exact flowgraph.
 
+``load_config(path) -> ExperimentConfig`` reads a TOML experiment config.
 Subpackages (import what you need; importing ``sparsescope`` loads no torch):
 
 * ``sparsescope.data``     offline datasets -> ``Dataset``
@@ -17,6 +18,16 @@ Subpackages (import what you need; importing ``sparsescope`` loads no torch):
 
 __version__ = "0.1.0"
 
+from ._config import ExperimentConfig, load_config  # noqa: E402
 from ._errors import ConfigError, DataError, GraphError, RunStoreError, SparsescopeError  # noqa: E402
 
-__all__ = ["ConfigError", "DataError", "GraphError", "RunStoreError", "SparsescopeError", "__version__"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ExperimentConfig",
+    "GraphError",
+    "RunStoreError",
+    "SparsescopeError",
+    "__version__",
+    "load_config",
+]
