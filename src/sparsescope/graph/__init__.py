@@ -3,7 +3,7 @@
 from ._build import from_arrays, from_torch
 from ._eval import Evaluation, evaluate
 from ._flowgraph import ACTIVATIONS, Bounds, Flowgraph, Layer
-from ._json import FORMAT, VERSION, from_dict, from_json, to_dict, to_json
+from ._json import FORMAT, VERSION, from_dict, from_json, plain_json, to_dict, to_json
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,6 +18,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "from_torch",
+    "plain_json",
     "to_dict",
     "to_json",
 ]

@@ -41,7 +41,7 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
         if layer.labels is not None:
             d["labels"] = list(layer.labels)
         layers.append(d)
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "meta": _plain(graph.meta), "layers": layers}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "meta": plain_json(graph.meta), "layers": layers}
     b = graph.bounds
     if b is not None:
         doc["bounds"] = {
@@ -59,14 +59,15 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
     return doc
 
 
-def _plain(value: Any) -> Any:
-    """Meta values as JSON-safe plain data (numpy scalars become Python numbers)."""
+def plain_json(value: Any) -> Any:
+    """Any nesting of dicts/lists/numbers as JSON-safe plain data: numpy scalars and
+    arrays become Python numbers and lists, NaN/infinity ``None``, anything else ``str``."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain_json(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._atomic import write_text
-from ..graph import Flowgraph, to_json
+from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 
@@ -39,18 +39,7 @@ def _check(rounds: Sequence[Flowgraph], metrics: Sequence[dict], current: int) -
 
 def _metric(m: dict) -> dict[str, Any]:
     """Metrics as plain JSON numbers (numpy scalars, NaN -> None)."""
-    def plain(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not np.isfinite(v):
-            return None
-        return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
-
-    return plain(dict(m))
+    return plain_json(dict(m))
 
 
 def build_page(
