@@ -139,7 +139,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
     from .render import write_report
 
-    store, graph = _round_graph(args)
+    store, graph = _round_graph(args, args.box)
     data, _ = _test_image(store, args.input)
     rnd = graph.meta["round"]
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}")
@@ -158,5 +158,5 @@ def cmd_view(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round))
+    print(write_run_page(store, out, round_index=args.round, box=args.box))
     return 0

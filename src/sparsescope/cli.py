@@ -23,6 +23,11 @@ def _runs_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs live (default: ./runs)")
 
 
+def _box(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--box", choices=["unit", "data"], default="unit",
+                   help="input box for the bounds: every pixel in [0, 1] (unit, default) or the training data's range")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (also used to check that each is documented)."""
     parser = _Parser(prog="sparsescope", description="Train, lottery-ticket prune and read small networks as exact flowgraphs.")
@@ -56,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
     p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
-    p.add_argument("--box", choices=["unit", "data"], default="unit", help="input box for the bounds (default: every pixel in [0, 1])")
+    _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
     _runs_dir(p)
 
@@ -65,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--round", type=int, default=None, metavar="N")
     p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
+    _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/RUN-rN)")
     _runs_dir(p)
 
@@ -73,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--round", type=int, default=None, metavar="N")
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
+    _box(p)
     _runs_dir(p)
     return parser
 

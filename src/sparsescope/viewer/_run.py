@@ -9,16 +9,18 @@ import numpy as np
 from ._page import write_page
 
 
-def write_run_page(store, path: str | Path, *, round_index: int | None = None, samples: int = 20) -> Path:
+def write_run_page(store, path: str | Path, *, round_index: int | None = None, samples: int = 20,
+                   box: str = "unit") -> Path:
     """Write the page of ``store`` (a :class:`~sparsescope.runs.RunStore`) opened at ``round_index``
     (default: the last finished round), with ``samples`` test images spread evenly over the test
-    set (it is sorted by class for mnist5k, so every class appears)."""
+    set (it is sorted by class for mnist5k, so every class appears); bounds over ``box``
+    (``"unit"``: every input in [0, 1]; ``"data"``: the training data's per-input range)."""
     from ..runs import round_flowgraph, run_data
 
-    current = round_flowgraph(store, round_index)
     data = run_data(store)
+    current = round_flowgraph(store, round_index, box=box, data=data)
     rounds = store.finished_rounds()
-    graphs = [current if r == current.meta["round"] else round_flowgraph(store, r) for r in rounds]
+    graphs = [current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data) for r in rounds]
     n = min(samples, len(data.x_test))
     pick = np.linspace(0, len(data.x_test) - 1, n).round().astype(int) if n else np.zeros(0, dtype=int)
     return write_page(
