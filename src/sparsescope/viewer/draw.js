@@ -120,7 +120,7 @@ SS.geometry = function (V) {
 };
 
 /* Draw everything visible with painter P at the current view of V. */
-SS.drawScene = function (P, V, w, h) {
+SS.drawScene = function (P, V, w, h, noLegend) {
   const G = V.G, s = V.view.s, tx = V.view.tx, ty = V.view.ty, geo = SS.geometry(V), C = SS.COLORS;
   const X = function (x) { return x * s + tx; }, Y = function (y) { return y * s + ty; };
   const vis = V.visible, hl = V.highlight, mode = V.state.mode, vals = V.values, L0 = G.layers[0];
@@ -221,7 +221,7 @@ SS.drawScene = function (P, V, w, h) {
       }
     }
   });
-  SS.drawLegend(P, V, w, h);
+  if (!noLegend) SS.drawLegend(P, V, w, h);
 };
 
 SS.drawLegend = function (P, V, w, h) {

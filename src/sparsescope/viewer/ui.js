@@ -137,14 +137,47 @@
   function draw() {
     const z = size(), t = performance.now();
     ctx.setTransform(z.dpr, 0, 0, z.dpr, 0, 0);
-    SS.drawScene(new SS.CanvasPainter(ctx), V, z.w, z.h);
+    const P = new SS.CanvasPainter(ctx);
+    SS.drawScene(P, V, z.w, z.h, true);
+    takeSnapshot();  /* the graph without the screen-fixed legend */
+    SS.drawLegend(P, V, z.w, z.h);
     V.frames++;
     V.lastDrawMs = performance.now() - t;
     return V.lastDrawMs;
   }
+  /* While the user pans or zooms a heavy scene (dense graphs: the browser's
+     raster of thousands of curves costs ~50 ms a frame), move a snapshot of
+     the last full drawing instead, and redraw in full once the motion stops. */
+  const HEAVY_EDGES = 3000, SETTLE_MS = 140;
+  let snap = null, moving = false, settle = null;
+  function takeSnapshot() {
+    if (V.G.edges < HEAVY_EDGES) { snap = null; return; }
+    if (!snap) snap = { canvas: document.createElement("canvas") };
+    snap.canvas.width = canvas.width; snap.canvas.height = canvas.height;
+    snap.canvas.getContext("2d").drawImage(canvas, 0, 0);
+    snap.view = { s: V.view.s, tx: V.view.tx, ty: V.view.ty };
+  }
+  function drawMoved() {
+    const z = size(), v = V.view, k = v.s / snap.view.s;
+    ctx.setTransform(z.dpr, 0, 0, z.dpr, 0, 0);
+    const P = new SS.CanvasPainter(ctx);
+    P.clear(z.w, z.h, "#fbfbfa");
+    ctx.drawImage(snap.canvas, v.tx - snap.view.tx * k, v.ty - snap.view.ty * k, z.w * k, z.h * k);
+    SS.drawLegend(P, V, z.w, z.h);
+    V.frames++;
+  }
+  function motion() {
+    moving = true;
+    clearTimeout(settle);
+    settle = setTimeout(function () { moving = false; redraw(); }, SETTLE_MS);
+  }
   function frame() {
     pending = false;
-    draw();
+    if (moving && snap && snap.canvas.width === canvas.width && snap.canvas.height === canvas.height) {
+      drawMoved();
+    } else {
+      draw();
+    }
     if (!api.ready) {
       api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0; api.ready = true;
       requestAnimationFrame(function () { api.firstFrameMs = performance.now(); });
@@ -201,7 +234,7 @@
     if (drag) {
       const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
       drag.moved += Math.abs(dx) + Math.abs(dy); drag.x = ev.clientX; drag.y = ev.clientY;
-      V.view.tx += dx; V.view.ty += dy; redraw();
+      V.view.tx += dx; V.view.ty += dy; motion(); redraw();
       return;
     }
     if (ev.target !== canvas) return;
@@ -226,6 +259,7 @@
   canvas.addEventListener("wheel", function (ev) {
     ev.preventDefault();
     const b = canvas.getBoundingClientRect();
+    motion();
     zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX - b.left, ev.clientY - b.top);
   }, { passive: false });
   window.addEventListener("resize", redraw);
@@ -545,18 +579,19 @@
     frames: function () { return V.frames; },
     /* n animation frames of pan + zoom; resolves to per-frame times (ms):
        `frame` between successive animation frames, `draw` in the draw call */
-    benchPanZoom: function (n) {
+    benchPanZoom: function (n, full) {  /* full: redraw everything each frame, no snapshot */
       return new Promise(function (resolve) {
-        const frame = [], drawMs = [];
+        const frameMs = [], drawMs = [];
         let last = null, k = 0;
         function step(ts) {
-          if (last !== null) frame.push(ts - last);
+          if (last !== null) frameMs.push(ts - last);
           last = ts;
-          if (k++ >= n) { resolve({ frame: frame, draw: drawMs }); return; }
+          if (k++ >= n) { resolve({ frame: frameMs, draw: drawMs }); return; }
           const f = k % 20 < 10 ? 1.03 : 1 / 1.03;
           V.view.tx += 3; V.view.ty += k % 2 ? 2 : -2;
+          if (!full) motion();  /* the same path as a user's drag or wheel */
           zoomAt(f, canvas.clientWidth / 2, canvas.clientHeight / 2); pending = false;
-          drawMs.push(draw());
+          const t = performance.now(); if (full) draw(); else frame(); drawMs.push(performance.now() - t);
           requestAnimationFrame(step);
         }
         requestAnimationFrame(step);
