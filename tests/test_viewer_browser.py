@@ -269,3 +269,22 @@ def test_notebook_iframe_renders(session, run):
     frame = page.frames[1]
     frame.wait_for_function("window.sparsescope && window.sparsescope.ready", timeout=15000)
     assert frame.evaluate("sparsescope.graph()")[0]["weight"] == run["rounds"][3].layers[1].weight.tolist()
+
+
+def test_panning_a_dense_graph_settles_to_a_full_drawing(session, run):
+    """Large graphs move a snapshot while panning; once the motion stops the canvas
+    must be exactly a fresh full drawing of the new view."""
+    page = session.open(run["url"])
+    page.locator("#round").fill("0")  # the dense round
+    canvas = "document.querySelector('canvas')"
+    page.mouse.move(450, 400)
+    page.mouse.down()
+    page.mouse.move(520, 440, steps=6)
+    page.mouse.up()
+    page.wait_for_timeout(400)
+    settled = page.evaluate(f"{canvas}.toDataURL()")
+    view = page.evaluate("sparsescope.state()")
+    page.evaluate("sparsescope.set({})")  # forces a full redraw of the same view
+    page.wait_for_timeout(100)
+    assert page.evaluate("sparsescope.state()") == view
+    assert page.evaluate(f"{canvas}.toDataURL()") == settled

@@ -117,7 +117,7 @@
     }
     V.ancCanvas = null;
     const hl = V.highlight;
-    if (hl && hl.sel.layer !== L0) {
+    if (hl && hl.sel.layer.kind !== "input") {
       const a = document.createElement("canvas"); a.width = inCols; a.height = inRows;
       const g = a.getContext("2d"), im = g.createImageData(inCols, inRows), anc = hl.anc[L0.name];
       for (let i = 0; i < anc.length; i++) if (anc[i]) { im.data[4 * i] = 255; im.data[4 * i + 1] = 170; im.data[4 * i + 2] = 0; im.data[4 * i + 3] = 110; }
@@ -201,11 +201,11 @@
   function hit(sx, sy) {
     const G = V.G, wx = (sx - V.view.tx) / V.view.s, wy = (sy - V.view.ty) / V.view.s, inp = V.layout.input;
     const c = Math.floor((wx - inp.x) / inp.cell), r = Math.floor((wy - inp.y) / inp.cell);
-    if (c >= 0 && c < inp.cols && r >= 0 && r < inp.rows) return { layer: L0, i: r * inp.cols + c };
+    if (c >= 0 && c < inp.cols && r >= 0 && r < inp.rows) return { layer: G.layers[0], i: r * inp.cols + c };
     const img = V.layout.image;
     let best = null, bd = Infinity;
     G.layers.forEach(function (L) {
-      if (L === L0) return;
+      if (L.kind === "input") return;  /* layer objects differ between rounds: test the kind */
       const ll = V.layout.layers[L.name];
       for (let i = 0; i < L.size; i++) {
         if (ll.image) {
@@ -306,7 +306,7 @@
     V.state.sel = id; recompute();
     if (!center) return;
     const loc = SS.locate(V.G, id), geo = SS.geometry(V);
-    const p = loc.layer === L0 ? geo.pixel(loc.i) : [V.layout.layers[loc.layer.name].x + (geo.isImage(loc.layer) ? V.layout.image / 2 : 0), V.layout.layers[loc.layer.name].y[loc.i]];
+    const p = loc.layer.kind === "input" ? geo.pixel(loc.i) : [V.layout.layers[loc.layer.name].x + (geo.isImage(loc.layer) ? V.layout.image / 2 : 0), V.layout.layers[loc.layer.name].y[loc.i]];
     V.view.tx = canvas.clientWidth / 2 - p[0] * V.view.s; V.view.ty = canvas.clientHeight / 2 - p[1] * V.view.s; redraw();
   }
 
