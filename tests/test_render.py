@@ -370,3 +370,24 @@ def test_write_report_flat_inputs(tmp_path, flat):
     index = write_report(tmp_path / "cp", flat, rounds=[], samples_x=xs, samples_y=np.array([0, 1, 0]), title="cartpole")
     page = index.read_text(encoding="utf-8")
     assert "ignored-inputs.png" not in page and "No rounds recorded" in page
+
+
+def test_control_characters_in_labels_keep_svg_valid(tmp_path):
+    import os
+    import xml.etree.ElementTree as ET
+
+    import torch
+
+    from sparsescope._atomic import DIR_MODE
+    from sparsescope.bounds import annotate
+    from sparsescope.graph import from_torch
+    from sparsescope.render import graph_figure, write_report
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    g = annotate(from_torch(m, (4,), output_labels=["a\x01b", "c\x07\ufffe"]), "unit")
+    svg = graph_figure(g, title="t\x0b").to_svg()
+    ET.fromstring(svg)
+    assert "\ufffd" in svg
+    index = write_report(tmp_path / "rep", g, rounds=[], samples_x=np.zeros((1, 4)), samples_y=np.zeros(1, int), title="x")
+    assert (os.stat(index.parent).st_mode & 0o777) == DIR_MODE

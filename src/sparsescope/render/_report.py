@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import DIR_MODE
 from ..analysis import Structure, analyse, box_states, live_mask
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
@@ -69,6 +70,7 @@ def write_report(
     _check_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700; a report is meant to be read
     try:
         _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title)
         _swap_into_place(tmp, folder)

@@ -130,5 +130,5 @@ def notebook_html(graph: Flowgraph, *, height: int = 640) -> str:
     return (
         f'<iframe srcdoc="{html.escape(page, quote=True)}" '
         f'style="width:100%;height:{int(height)}px;border:1px solid #ddd" '
-        'sandbox="allow-scripts allow-downloads allow-popups"></iframe>'
+        'sandbox="allow-scripts allow-downloads"></iframe>'
     )

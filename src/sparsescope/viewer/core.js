@@ -24,7 +24,7 @@ SS.nodeId = function (layer, i) {
 };
 SS.locate = function (G, id) {
   const m = /^\s*([A-Za-z][A-Za-z0-9_]*)(?:\.(\d+)|\[(\d+(?:,\d+)*)\])\s*$/.exec(id);
-  if (!m || !G.byName[m[1]]) return null;
+  if (!m || !Object.prototype.hasOwnProperty.call(G.byName, m[1])) return null;
   const L = G.byName[m[1]];
   let i;
   if (m[2] !== undefined) { if (L.shape.length !== 1) return null; i = +m[2]; }
@@ -41,7 +41,7 @@ function relu(z) { return z > 0 ? z : 0; }
 
 /* Graph from the to_json document (the exact current round). */
 SS.fromDoc = function (doc) {
-  const G = { layers: [], byName: {}, meta: doc.meta || {}, box: null };
+  const G = { layers: [], byName: Object.create(null), meta: doc.meta || {}, box: null };
   doc.layers.forEach(function (d, k) {
     const size = d.shape.reduce(function (a, b) { return a * b; }, 1);
     const L = { name: d.name, kind: d.kind, shape: d.shape, size: size, index: k, labels: d.labels || null,
@@ -67,7 +67,7 @@ SS.fromDoc = function (doc) {
 
 /* Graph of another round from its compact form; names/labels from `base`. */
 SS.fromPacked = function (p, base) {
-  const G = { layers: [], byName: {}, meta: {}, box: null };
+  const G = { layers: [], byName: Object.create(null), meta: {}, box: null };
   base.layers.forEach(function (B) {
     const L = { name: B.name, kind: B.kind, shape: B.shape, size: B.size, index: B.index, labels: B.labels, act: B.act, source: B.source };
     G.layers.push(L); G.byName[L.name] = L;

@@ -45,7 +45,16 @@
     const back = SS.reachBack(G, seed);
     if (st.out === null) { V.visible = {}; G.layers.forEach(function (L) { V.visible[L.name] = new Uint8Array(L.size).fill(1); }); }
     else V.visible = back;
-    V.live = back;
+    /* live as in analysis.analyse: on some path from an input to an output */
+    const fromIn = SS.masks(G);
+    fromIn[G.layers[0].name].fill(1);
+    const fwd = SS.reachFwd(G, fromIn);
+    V.live = {};
+    G.layers.forEach(function (L) {
+      const a = back[L.name], f = fwd[L.name], m = new Uint8Array(L.size);
+      for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || L === out) ? 1 : 0;
+      V.live[L.name] = m;
+    });
     // values
     const x = st.mode === "input" ? currentInput() : null;
     V.values = x ? SS.evaluate(G, x) : null;
@@ -264,7 +273,9 @@
   }, { passive: false });
   window.addEventListener("resize", redraw);
   window.addEventListener("keydown", function (ev) {
-    if (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
+    const t = ev.target, typing = t.tagName === "SELECT" || t.tagName === "TEXTAREA" ||
+      (t.tagName === "INPUT" && ["range", "checkbox", "button", "radio"].indexOf(t.type) < 0);
+    if (typing) return;
     if (ev.key === "f") fit();
     if (ev.key === "Escape") { V.state.sel = null; recompute(); }
   });
@@ -516,12 +527,16 @@
   }
   function readHash() {
     const st = V.state, q = {};
-    location.hash.replace(/^#/, "").split("&").forEach(function (kv) { const k = kv.indexOf("="); if (k > 0) q[kv.slice(0, k)] = decodeURIComponent(kv.slice(k + 1)); });
+    location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+      const k = kv.indexOf("=");
+      if (k <= 0) return;
+      try { q[kv.slice(0, k)] = decodeURIComponent(kv.slice(k + 1)); } catch (err) { /* malformed %-escape: ignore the key */ }
+    });
     if (q.r !== undefined && /^\d+$/.test(q.r) && +q.r < nR) st.round = +q.r;
     if (q.m) st.mode = q.m === "i" ? "input" : "weights";
     st.out = q.o !== undefined && /^\d+$/.test(q.o) && +q.o < outL.size ? +q.o : null;
     st.input = null;
-    if (q.i && q.i[0] === "s" && +q.i.slice(1) < V.samples.n) st.input = { sample: +q.i.slice(1) };
+    if (q.i && /^s\d+$/.test(q.i) && +q.i.slice(1) < V.samples.n) st.input = { sample: +q.i.slice(1) };
     else if (q.i && q.i[0] === "d") {
       try {
         const bin = atob(q.i.slice(1).replace(/-/g, "+").replace(/_/g, "/"));
@@ -532,7 +547,11 @@
     st.sel = q.sel && SS.locate(V.G0, q.sel) ? q.sel : null;
     if (q.e !== undefined) st.inEdges = q.e === "1";
   }
-  window.addEventListener("hashchange", function () { if (location.hash !== hashOf()) { readHash(); recompute(); } });
+  function readHashSafely() {
+    const saved = JSON.stringify(V.state);
+    try { readHash(); } catch (err) { Object.assign(V.state, JSON.parse(saved)); }  /* a bad link keeps the current view */
+  }
+  window.addEventListener("hashchange", function () { if (location.hash !== hashOf()) { readHashSafely(); recompute(); } });
 
   /* ---- export ------------------------------------------------------------- */
   function download(blob, name) {
@@ -600,7 +619,7 @@
   };
   window.sparsescope = api;
 
-  readHash();
+  readHashSafely();
   recompute();
   fit();
 })();
