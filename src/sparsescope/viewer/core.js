@@ -191,3 +191,17 @@ SS.short = function (v) {
   const a = Math.abs(v);
   return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
 };
+
+/* Nodes on some path from an input to the outputs seeded in `back` (a reachBack
+   result): the live graph of analysis.live_mask; the outputs always count. */
+SS.live = function (G, back) {
+  const fromIn = SS.masks(G);
+  fromIn[G.layers[0].name].fill(1);
+  const fwd = SS.reachFwd(G, fromIn), out = G.layers[G.layers.length - 1], live = {};
+  G.layers.forEach(function (L) {
+    const a = back[L.name], f = fwd[L.name], m = new Uint8Array(L.size);
+    for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || L === out) ? 1 : 0;
+    live[L.name] = m;
+  });
+  return live;
+};

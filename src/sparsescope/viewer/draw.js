@@ -234,3 +234,49 @@ SS.drawLegend = function (P, V, w, h) {
   P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer)" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
   P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images", x + 160, y + 31, 11, "#333");
 };
+
+/* A copy of the last full drawing (without the screen-fixed legend), moved and
+   scaled while the user pans or zooms a large graph; see ui.js frame(). */
+SS.Snapshot = function () { this.canvas = null; this.view = null; };
+SS.Snapshot.prototype = {
+  take: function (src, view) {
+    if (!this.canvas) this.canvas = document.createElement("canvas");
+    this.canvas.width = src.width; this.canvas.height = src.height;
+    this.canvas.getContext("2d").drawImage(src, 0, 0);
+    this.view = { s: view.s, tx: view.tx, ty: view.ty };
+  },
+  drop: function () { this.canvas = null; this.view = null; },
+  fits: function (c) { return !!this.canvas && this.canvas.width === c.width && this.canvas.height === c.height; },
+  /* world -> screen is p * s + t, so a pixel p of the copy now lies at p * k + (t - t0 * k), k = s / s0 */
+  paint: function (P, view, w, h) {
+    const k = view.s / this.view.s;
+    P.clear(w, h, "#fbfbfa");
+    P.ctx.drawImage(this.canvas, view.tx - this.view.tx * k, view.ty - this.view.ty * k, w * k, h * k);
+  }
+};
+
+/* The small accuracy (blue) and density (grey) chart over the rounds, with the current round marked. */
+SS.drawSpark = function (c, ms, current) {
+  const g = c.getContext("2d"), W = c.width, H = c.height;
+  g.clearRect(0, 0, W, H);
+  const px = function (i) { return 26 + (W - 34) * (ms.length > 1 ? i / (ms.length - 1) : 0.5); };
+  const acc = ms.map(function (m) { return m.test_accuracy; }), den = ms.map(function (m) { return m.density; });
+  const line = function (vals, lo, hi, color) {
+    g.beginPath(); let started = false;
+    vals.forEach(function (v, i) {
+      if (typeof v !== "number") return;
+      const y = 8 + (H - 22) * (1 - (v - lo) / ((hi - lo) || 1));
+      if (started) g.lineTo(px(i), y); else { g.moveTo(px(i), y); started = true; }
+    });
+    g.strokeStyle = color; g.lineWidth = 1.5; g.stroke();
+  };
+  const fin = acc.filter(function (v) { return typeof v === "number"; });
+  const alo = fin.length ? Math.min.apply(null, fin) : 0, ahi = fin.length ? Math.max.apply(null, fin) : 1;
+  g.strokeStyle = "#eee"; g.strokeRect(26, 8, W - 34, H - 22);
+  line(den, 0, 1, "#aaa"); line(acc, alo - 0.002, ahi + 0.002, "#2b6cb0");
+  g.fillStyle = "#2b6cb0"; g.font = "10px system-ui"; g.fillText("accuracy", 30, H - 3);
+  g.fillStyle = "#999"; g.fillText("density", 84, H - 3);
+  g.fillStyle = "#555"; g.fillText(fin.length ? (100 * ahi).toFixed(1) : "", 0, 14); g.fillText(fin.length ? (100 * alo).toFixed(1) : "", 0, H - 16);
+  const x = px(current);
+  g.strokeStyle = "#d98c00"; g.lineWidth = 1; g.beginPath(); g.moveTo(x, 6); g.lineTo(x, H - 12); g.stroke();
+};

@@ -45,16 +45,7 @@
     const back = SS.reachBack(G, seed);
     if (st.out === null) { V.visible = {}; G.layers.forEach(function (L) { V.visible[L.name] = new Uint8Array(L.size).fill(1); }); }
     else V.visible = back;
-    /* live as in analysis.analyse: on some path from an input to an output */
-    const fromIn = SS.masks(G);
-    fromIn[G.layers[0].name].fill(1);
-    const fwd = SS.reachFwd(G, fromIn);
-    V.live = {};
-    G.layers.forEach(function (L) {
-      const a = back[L.name], f = fwd[L.name], m = new Uint8Array(L.size);
-      for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || L === out) ? 1 : 0;
-      V.live[L.name] = m;
-    });
+    V.live = SS.live(G, back);
     // values
     const x = st.mode === "input" ? currentInput() : null;
     V.values = x ? SS.evaluate(G, x) : null;
@@ -158,20 +149,13 @@
      raster of thousands of curves costs ~50 ms a frame), move a snapshot of
      the last full drawing instead, and redraw in full once the motion stops. */
   const HEAVY_EDGES = 3000, SETTLE_MS = 140;
-  let snap = null, moving = false, settle = null;
-  function takeSnapshot() {
-    if (V.G.edges < HEAVY_EDGES) { snap = null; return; }
-    if (!snap) snap = { canvas: document.createElement("canvas") };
-    snap.canvas.width = canvas.width; snap.canvas.height = canvas.height;
-    snap.canvas.getContext("2d").drawImage(canvas, 0, 0);
-    snap.view = { s: V.view.s, tx: V.view.tx, ty: V.view.ty };
-  }
+  const snap = new SS.Snapshot();
+  let moving = false, settle = null;
+  function takeSnapshot() { if (V.G.edges < HEAVY_EDGES) snap.drop(); else snap.take(canvas, V.view); }
   function drawMoved() {
-    const z = size(), v = V.view, k = v.s / snap.view.s;
+    const z = size(), P = new SS.CanvasPainter(ctx);
     ctx.setTransform(z.dpr, 0, 0, z.dpr, 0, 0);
-    const P = new SS.CanvasPainter(ctx);
-    P.clear(z.w, z.h, "#fbfbfa");
-    ctx.drawImage(snap.canvas, v.tx - snap.view.tx * k, v.ty - snap.view.ty * k, z.w * k, z.h * k);
+    snap.paint(P, V.view, z.w, z.h);
     SS.drawLegend(P, V, z.w, z.h);
     V.frames++;
   }
@@ -182,7 +166,7 @@
   }
   function frame() {
     pending = false;
-    if (moving && snap && snap.canvas.width === canvas.width && snap.canvas.height === canvas.height) {
+    if (moving && snap.fits(canvas)) {
       drawMoved();
     } else {
       draw();
@@ -388,30 +372,7 @@
     $("subtitle").textContent = "round " + V.state.round + " \u00b7 density " + pct(m.density, 2) + " \u00b7 accuracy " + pct(m.test_accuracy, 2) + (V.G.box ? " \u00b7 bounds over box \u201c" + V.G.box + "\u201d" : "");
     spark();
   }
-  function spark() {
-    const c = $("spark"), g = c.getContext("2d"), W = c.width, H = c.height, ms = data.metrics;
-    g.clearRect(0, 0, W, H);
-    const px = function (i) { return 26 + (W - 34) * (ms.length > 1 ? i / (ms.length - 1) : 0.5); };
-    const acc = ms.map(function (m) { return m.test_accuracy; }), den = ms.map(function (m) { return m.density; });
-    const line = function (vals, lo, hi, color) {
-      g.beginPath(); let started = false;
-      vals.forEach(function (v, i) {
-        if (typeof v !== "number") return;
-        const y = 8 + (H - 22) * (1 - (v - lo) / ((hi - lo) || 1));
-        if (started) g.lineTo(px(i), y); else { g.moveTo(px(i), y); started = true; }
-      });
-      g.strokeStyle = color; g.lineWidth = 1.5; g.stroke();
-    };
-    const fin = acc.filter(function (v) { return typeof v === "number"; });
-    const alo = fin.length ? Math.min.apply(null, fin) : 0, ahi = fin.length ? Math.max.apply(null, fin) : 1;
-    g.strokeStyle = "#eee"; g.strokeRect(26, 8, W - 34, H - 22);
-    line(den, 0, 1, "#aaa"); line(acc, alo - 0.002, ahi + 0.002, "#2b6cb0");
-    g.fillStyle = "#2b6cb0"; g.font = "10px system-ui"; g.fillText("accuracy", 30, H - 3);
-    g.fillStyle = "#999"; g.fillText("density", 84, H - 3);
-    g.fillStyle = "#555"; g.fillText(fin.length ? (100 * ahi).toFixed(1) : "", 0, 14); g.fillText(fin.length ? (100 * alo).toFixed(1) : "", 0, H - 16);
-    const x = px(V.state.round);
-    g.strokeStyle = "#d98c00"; g.lineWidth = 1; g.beginPath(); g.moveTo(x, 6); g.lineTo(x, H - 12); g.stroke();
-  }
+  function spark() { SS.drawSpark($("spark"), data.metrics, V.state.round); }
 
   function inputPanel() {
     const info = $("input-info"), st = V.state, scores = $("scores");
