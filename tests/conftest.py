@@ -43,3 +43,15 @@ def small_config(tmp_path):
         return p
 
     return make
+
+
+def fast_settings(max_examples: int = 60):
+    """Hypothesis settings for the property tests: bounded, reproducible, no deadline."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        derandomize=True,
+    )

@@ -11,21 +11,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsescope._errors import GraphError
 from sparsescope.bounds import annotate, data_box, interval_bounds, unit_box
 from sparsescope.graph import evaluate, from_json, from_torch, to_json
 
+from conftest import fast_settings  # noqa: E402
+
 torch.set_num_threads(1)
 
-FAST = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-)
+FAST = fast_settings(60)
 NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsescope._errors import GraphError
@@ -30,15 +30,12 @@ from sparsescope.graph import (
     to_json,
 )
 
+from conftest import fast_settings  # noqa: E402
+
 torch.set_num_threads(1)
 
 # Local settings only: no global profile is registered or loaded.
-FAST = settings(
-    max_examples=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-)
+FAST = fast_settings(50)
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 NP = {torch.float32: np.float32, torch.float64: np.float64}

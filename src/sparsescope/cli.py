@@ -23,6 +23,11 @@ def _runs_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs live (default: ./runs)")
 
 
+def _run_round(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder")
+    p.add_argument("--round", type=int, default=None, metavar="N", help="round (default: the last finished)")
+
+
 def _box(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box", choices=["unit", "data"], default="unit",
                    help="input box for the bounds: every pixel in [0, 1] (unit, default) or the training data's range")
@@ -56,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("graph", help="write the flowgraph of a round as SVG, PNG or JSON",
                        description="Write the flowgraph of RUN at --round (default: last) as a figure or as JSON (docs/flowgraph-schema.md).")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--round", type=int, default=None, metavar="N")
+    _run_round(p)
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
     p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
@@ -67,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a folder with all figures and statistics of a round",
                        description="Write an index page with the figures and structure statistics of RUN at --round.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--round", type=int, default=None, metavar="N")
+    _run_round(p)
     p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
     _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/RUN-rN)")
@@ -76,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("view", help="write the single-file interactive viewer",
                        description="Write one self-contained HTML file to explore RUN's flowgraphs offline.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--round", type=int, default=None, metavar="N")
+    _run_round(p)
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)

@@ -93,6 +93,12 @@ def _attrs(cls: str | None, data: dict[str, Any] | None) -> str:
     return out
 
 
+def _stroke_extra(opacity: float, dash: bool, pattern: str) -> str:
+    """Optional dash and opacity attributes of a stroked element."""
+    extra = f' stroke-dasharray="{pattern}"' if dash else ""
+    return extra + (f' stroke-opacity="{_n(opacity)}"' if opacity < 1 else "")
+
+
 def _title(title: str | None) -> str:
     return f"<title>{escape(title)}</title>" if title else ""
 
@@ -168,23 +174,20 @@ class Scene:
             t = _title(title)
             if kind == "line":
                 stroke, width, op, dash = style
-                extra = ' stroke-dasharray="3 2"' if dash else ""
-                extra += f' stroke-opacity="{_n(op)}"' if op < 1 else ""
+                extra = _stroke_extra(op, dash, "3 2")
                 el = (f'<line x1="{_n(geo[0])}" y1="{_n(geo[1])}" x2="{_n(geo[2])}" y2="{_n(geo[3])}" '
                       f'stroke="{stroke}" stroke-width="{_n(width)}"{extra}{attrs}')
             elif kind == "path":
                 stroke, width, op, dash = style
                 x1, y1, x2, y2 = geo
                 mx = (x1 + x2) / 2
-                extra = ' stroke-dasharray="3 2"' if dash else ""
-                extra += f' stroke-opacity="{_n(op)}"' if op < 1 else ""
+                extra = _stroke_extra(op, dash, "3 2")
                 el = (f'<path d="M{_n(x1)} {_n(y1)}C{_n(mx)} {_n(y1)} {_n(mx)} {_n(y2)} {_n(x2)} {_n(y2)}" fill="none" '
                       f'stroke="{stroke}" stroke-width="{_n(width)}"{extra}{attrs}')
             elif kind == "polyline":
                 stroke, width, op, dash = style
                 pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in geo)
-                extra = ' stroke-dasharray="4 3"' if dash else ""
-                extra += f' stroke-opacity="{_n(op)}"' if op < 1 else ""
+                extra = _stroke_extra(op, dash, "4 3")
                 el = (f'<polyline points="{pts}" fill="none" stroke="{stroke}" stroke-width="{_n(width)}" '
                       f'stroke-linejoin="round"{extra}{attrs}')
             elif kind == "rect":
