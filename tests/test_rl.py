@@ -159,6 +159,10 @@ def test_evaluate_greedy_follows_first_episodes_and_records_one():
     assert states[0].tolist() == ep["states"][0]
     # Q-values recorded as the network gave them
     assert ep["q"][0] == [1.0, 0.0]
+    # stopping at the first short episode: incomplete, and its minimum is the full run's minimum
+    quick = evaluate_greedy(info, push_left, 6, seed=3, stop_below=500)
+    assert not quick.complete and quick.returns.min() == ev.returns.min() and quick.mean < 500
+    assert evaluate_greedy(info, push_left, 6, seed=3, stop_below=1).complete
 
 
 def test_rl_config_parsing_and_errors(tmp_path):
@@ -250,3 +254,29 @@ def test_rl_cli(tmp_path, capsys):
     assert "does not apply" in capsys.readouterr().err
     assert main(["graph", "tiny", "--runs-dir", runs, "--input", "99999"]) == 2
     assert "greedy episode has" in capsys.readouterr().err
+
+
+def test_rl_figures_report_and_page_name_inputs_actions_and_box(tmp_path):
+    from sparsescope.render import graph_figure
+    from sparsescope.viewer import write_run_page
+
+    cfg = tiny(tmp_path, seed=2, rounds=3)
+    res = run_experiment(cfg, tmp_path / "runs")
+    store = RunStore(res.path)
+    g = round_flowgraph(store)
+    for kw in ({}, {"output": 1}, {"x": np.asarray(round_episode(store, 2)["states"][0])}):
+        svg = graph_figure(g, **kw).to_svg()
+        assert "termination limits" in svg and "visited by the greedy agent" in svg
+        assert "right" in svg and ("pole angle" in svg or "cart velocity" in svg)
+    # an input with no path to an output is named as ignored in the figure
+    from sparsescope.analysis import analyse
+
+    ignored = analyse(g).ignored_inputs
+    if ignored:
+        assert "ignored (no path to any output)" in graph_figure(g).to_svg()
+    out = tmp_path / "rep"
+    assert main(["report", res.run_id, "--runs-dir", str(tmp_path / "runs"), "-o", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert "Greedy return against density" in page and "termination limits" in page and "solved" in page
+    html = write_run_page(store, tmp_path / "v.html").read_text()
+    assert "cart velocity" in html and "termination limits" in html

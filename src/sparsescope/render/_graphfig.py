@@ -160,7 +160,8 @@ def graph_figure(
     n_nodes = int(sum(m.sum() for m in nodes.values()))
     n_edges = int(sum(m.sum() for m in edges.values()))
     scene.text(MARGIN, 22, title or _default_title(graph, output, values is not None), size=16, bold=True, cls="title")
-    scene.text(MARGIN, 44, _summary(graph, output, values, n_nodes, n_edges), size=11, fill=C.MUTED, cls="summary")
+    summary = _summary(graph, output, values, n_nodes, n_edges) + _ignored_inputs(inp, nodes[inp.name], output)
+    scene.text(MARGIN, 44, summary, size=11, fill=C.MUTED, cls="summary")
     _legend(scene, MARGIN, 68, values is not None, image_mode, bounds.box)
 
     # -- column titles -------------------------------------------------------------
@@ -235,6 +236,15 @@ def _summary(graph: Flowgraph, output: int | None, values: dict | None, n_nodes:
     return "  \u00b7  ".join(bits)
 
 
+def _ignored_inputs(inp: Layer, used: np.ndarray, output: int | None) -> str:
+    """For named inputs (e.g. CartPole's state variables): which have no path to the output(s), by name."""
+    if inp.labels is None or bool(used.all()):
+        return ""
+    gone = [f"{inp.node_id(i)} \u201c{inp.labels[i]}\u201d" for i in np.flatnonzero(~used)]
+    where = "this output" if output is not None else "any output"
+    return f"  \u00b7  ignored (no path to {where}): " + ", ".join(gone)
+
+
 def _legend(scene: Scene, x: float, y: float, per_input: bool, image_mode: bool, box: str) -> None:
     for colour, label in ((C.POSITIVE, "positive"), (C.NEGATIVE, "negative"), (C.ZERO, "zero")):
         scene.line(x, y, x + 22, y, stroke=colour, width=3)
@@ -243,7 +253,9 @@ def _legend(scene: Scene, x: float, y: float, per_input: bool, image_mode: bool,
     carried = "edge width proportional to |w * value carried|" if per_input else "edge width proportional to |w|"
     scene.text(x + 6, y, carried, size=FS, fill=C.INK)
     x += 30 + text_width(carried, FS)
-    what = f"<lo, hi>: node range over input box \u2018{box}\u2019"
+    long_box = len(box) > 24  # a described box (e.g. an RL run's) gets the second line to itself
+    what = ("<lo, hi>: node range over the input box below" if long_box
+            else f"<lo, hi>: node range over input box \u2018{box}\u2019")
     scene.text(x, y, what, size=FS, fill=C.INK)
     x += 24 + text_width(what, FS)
     if per_input:
@@ -254,7 +266,8 @@ def _legend(scene: Scene, x: float, y: float, per_input: bool, image_mode: bool,
         scene.text(MARGIN, y + 17, tile + ", each tile scaled to its own max |.|; numbers rounded to 2 decimals",
                    size=FS, fill=C.MUTED)
     else:
-        scene.text(MARGIN, y + 17, "numbers rounded to 2 decimals", size=FS, fill=C.MUTED)
+        note = f"input box: {box}; numbers rounded to 2 decimals" if long_box else "numbers rounded to 2 decimals"
+        scene.text(MARGIN, y + 17, note, size=FS, fill=C.MUTED)
 
 
 def _first_layer_slot(card: _Card, layer: Layer, inp: Layer, keep: np.ndarray, values: dict | None) -> None:

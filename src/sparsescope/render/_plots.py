@@ -99,14 +99,19 @@ def _empty(title: str) -> Scene:
 
 def _check(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rounds:
-        for key in ("round", "density", "weights_left", "test_accuracy"):
+        for key in ("round", "density", "weights_left"):
             if key not in r:
                 raise ValueError(f"round record {r.get('round', '?')} has no {key!r}")
+        if "test_accuracy" not in r and "eval_return" not in r:
+            raise ValueError(f"round record {r.get('round', '?')} has no 'test_accuracy' (or RL 'eval_return')")
     return sorted(rounds, key=lambda r: int(r["round"]))
 
 
 def accuracy_figure(rounds: list[dict[str, Any]]) -> Scene:
     """Test accuracy (%) against density (fraction of weights left), log x, densest on the left."""
+    rl = bool(rounds) and "eval_return" in rounds[0]
+    if rl:  # an RL run: the greedy agent's mean return (solved rounds reach the maximum)
+        return _return_figure(_check(rounds))
     title = "Test accuracy against density"
     rounds = _check(rounds)
     if not rounds:
@@ -135,6 +140,38 @@ def accuracy_figure(rounds: list[dict[str, Any]]) -> Scene:
     s.text(W - RIGHT + 10, TOP + 22, f"at {_pct(d[best])} (r{int(rounds[best]['round'])})", size=10, fill=C.MUTED)
     s.text(W - RIGHT + 10, TOP + 42, f"last {acc[-1]:.2f}%", size=10, fill=C.INK)
     s.text(W - RIGHT + 10, TOP + 56, f"at {_pct(d[-1])}", size=10, fill=C.MUTED)
+    return s
+
+
+def _return_figure(rounds: list[dict[str, Any]]) -> Scene:
+    """An RL run's greedy mean return against density; unsolved rounds drawn hollow and named."""
+    title = "Greedy return against density"
+    d = np.array([max(float(r["density"]), 1e-6) for r in rounds])
+    ret = np.array([float(r["eval_return"]) for r in rounds])
+    s = Scene(W, H)
+    s.text(LEFT, 22, title, size=15, bold=True, cls="title")
+    s.text(LEFT, 40, "mean return of the greedy agent over the fixed evaluation episodes, one point per round "
+           "(filled: solved); x log scale", size=10, fill=C.MUTED)
+    dlo, dhi = float(d.min()) / 1.25, min(float(d.max()) * 1.25, 1.25)
+    yhi = max(float(ret.max()), 1.0) * 1.1
+    ax = _Axes(s, (dlo, dhi), (0.0, yhi), xlog=True, xreverse=True)
+    ax.frame(_log_ticks(dlo, dhi), _nice_linear(0.0, yhi), _pct, lambda v: f"{v:g}", "weights remaining (density)",
+             "greedy mean return")
+    pts = [(ax.px(a), ax.py(b)) for a, b in zip(d, ret)]
+    s.polyline(pts, stroke=C.SERIES[0], width=2, cls="series return")
+    for (x, y), r, v in zip(pts, rounds, ret):
+        ok = bool(r.get("solved"))
+        s.circle(x, y, 3.5, fill=C.SERIES[0] if ok else "#ffffff", stroke=C.SERIES[0], cls="point",
+                 data={"round": int(r["round"]), "return": f"{v:.1f}"},
+                 title=f"round {int(r['round'])}: {v:.1f}" + ("" if ok else " (not solved)"))
+        s.text(x, y - 11, f"r{int(r['round'])}", size=9, fill=C.MUTED, anchor="middle")
+    solved = [int(r["round"]) for r in rounds if r.get("solved")]
+    s.text(W - RIGHT + 10, TOP + 8, f"solved {len(solved)} of {len(rounds)}", size=10, fill=C.INK)
+    if solved:
+        last = max(solved)
+        s.text(W - RIGHT + 10, TOP + 22, f"sparsest solved r{last}", size=10, fill=C.MUTED)
+        s.text(W - RIGHT + 10, TOP + 36, f"at {_pct(d[[int(r['round']) for r in rounds].index(last)])}", size=10,
+               fill=C.MUTED)
     return s
 
 

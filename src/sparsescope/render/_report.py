@@ -174,7 +174,8 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     body.append("<h2>Lottery-ticket rounds</h2>")
     figs = rounds_figures(rounds)
     body.append('<div class="grid">')
-    for name, caption in (("accuracy", "Test accuracy against density"), ("weights", "Weights left per layer")):
+    score = "Greedy return" if rounds and "eval_return" in rounds[0] else "Test accuracy"
+    for name, caption in (("accuracy", f"{score} against density"), ("weights", "Weights left per layer")):
         svg, png = _save(figures, name, figs[name])
         body.append(_figure(svg, png, caption))
     body.append("</div>")
@@ -234,7 +235,11 @@ def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:
         (figures / "ignored-inputs.png").write_bytes(png_bytes(C.mask_tile(used.reshape(inp.shape))))
         parts.append('<figure><img class="mask" src="figures/ignored-inputs.png" alt="input mask">'
                      "<figcaption>Inputs used (dark) and ignored (light).</figcaption></figure>")
-    if st.ignored_inputs:
+    if st.ignored_inputs and inp.labels is not None:  # named inputs (an RL state): say which, by name
+        names = ", ".join(f"<code>{_e(nid)}</code> \u201c{_e(inp.labels[graph.locate(nid)[1]])}\u201d"
+                          for nid in st.ignored_inputs)
+        parts.append(f"<p>Ignored: {names}.</p>")
+    elif st.ignored_inputs:
         parts.append(f"<details><summary>ignored inputs</summary><p><code>{_e(' '.join(st.ignored_inputs))}</code>"
                      "</p></details>")
     parts.append(f"<p><b>{len(st.dead_units)}</b> dead hidden units (no path from an input or to an output)"
@@ -264,9 +269,24 @@ def _rounds_html(rounds: list[dict]) -> str:
         layers += [k for k in r.get("weights_left", {}) if k not in layers]
     head = "".join(f"<th>{_e(n)}</th>" for n in layers)
     rows = []
+    if "eval_return" in rounds[0]:
+        return _rl_rounds_html(rounds, layers, head)
     for r in sorted(rounds, key=lambda r: int(r["round"])):
         cells = "".join(f"<td>{int(r['weights_left'].get(n, 0))}</td>" for n in layers)
         rows.append(f"<tr><td>{int(r['round'])}</td><td>{100 * float(r['density']):.3g}%</td>"
                     f"<td>{100 * float(r['test_accuracy']):.2f}%</td>{cells}</tr>")
     return (f"<table><tr><th>round</th><th>density</th><th>test accuracy</th>{head}</tr>"
             + "".join(rows) + "</table>")
+
+
+def _rl_rounds_html(rounds: list[dict], layers: list[str], head: str) -> str:
+    """An RL run's rounds: density, solved or not, environment steps, greedy return (mean, min)."""
+    rows = []
+    for r in sorted(rounds, key=lambda r: int(r["round"])):
+        cells = "".join(f"<td>{int(r['weights_left'].get(n, 0))}</td>" for n in layers)
+        solved = "yes" if r.get("solved") else "<b>NO</b>"
+        rows.append(f"<tr><td>{int(r['round'])}</td><td>{100 * float(r['density']):.3g}%</td><td>{solved}</td>"
+                    f"<td>{int(r.get('steps', 0)):,}</td><td>{float(r['eval_return']):.1f}</td>"
+                    f"<td>{float(r.get('eval_return_min', float('nan'))):.0f}</td>{cells}</tr>")
+    return ("<table><tr><th>round</th><th>density</th><th>solved</th><th>env steps</th><th>greedy return</th>"
+            f"<th>min</th>{head}</tr>" + "".join(rows) + "</table>")

@@ -185,10 +185,16 @@ def _fit(spec, params, masks, envc, config, seed, eval_seed, snapshot_step, on_s
             if steps >= next_eval or out_of_budget:
                 while next_eval <= steps:
                     next_eval += config.eval_every
-                evaluation = evaluate_greedy(info, q_now, config.eval_episodes, eval_seed, record=True)
+                # stops at the first episode that falls short of max_return (the mean cannot
+                # reach it then); a full evaluation is only needed when the budget is spent
+                evaluation = evaluate_greedy(info, q_now, config.eval_episodes, eval_seed, record=True,
+                                             stop_below=config.max_return)
+                if not evaluation.complete and out_of_budget:
+                    evaluation = evaluate_greedy(info, q_now, config.eval_episodes, eval_seed, record=True)
                 result.history.append({
                     "steps": steps, "grad_steps": grad_steps, "epsilon": eps,
-                    "eval_return": evaluation.mean, "eval_return_min": float(evaluation.returns.min()),
+                    "eval_return": evaluation.mean if evaluation.complete else None,
+                    "eval_return_min": float(evaluation.returns.min()),
                     "loss": float(loss_sum) / loss_n if loss_n else None,
                 })
                 loss_sum.zero_()

@@ -43,13 +43,16 @@ class Evaluation:
 
     ``returns``: float64 ``(n,)``; ``state_lo``/``state_hi``: per-input range of
     every state the agent acted on (float32 values as the network saw them);
-    ``episode``: the recorded first episode (see :func:`episode_record`).
+    ``episode``: the recorded first episode (see :func:`episode_record`);
+    ``complete``: false when the run stopped early (``stop_below``), and then
+    ``returns`` holds only the episodes finished by then.
     """
 
     returns: np.ndarray
     state_lo: np.ndarray
     state_hi: np.ndarray
     episode: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True
 
     @property
     def mean(self) -> float:
@@ -57,11 +60,15 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate_greedy(info: EnvInfo, q: QFunction, episodes: int, seed: int, *, record: bool = False) -> Evaluation:
+def evaluate_greedy(info: EnvInfo, q: QFunction, episodes: int, seed: int, *, record: bool = False,
+                    stop_below: float | None = None) -> Evaluation:
     """Run ``episodes`` episodes side by side, acting by ``argmax q(state)`` (ties: lowest action).
 
     Deterministic: the episodes' first states come from ``seed`` alone.  With
     ``record``, the first episode's states, Q-values and actions are kept.
+    ``stop_below``: stop as soon as one episode ends with a return below it
+    (the mean can then no longer reach it if it is the maximal return), marking
+    the result incomplete; its minimum return is still exact.
     """
     env = make_env(info.name, episodes)
     obs, _ = env.reset(seed=int(seed))
@@ -82,7 +89,11 @@ def evaluate_greedy(info: EnvInfo, q: QFunction, episodes: int, seed: int, *, re
                 acts.append(int(act[0]))
             obs, rew, term, trunc, _ = env.step(act)
             returns += np.where(active, rew, 0.0)
+            ended = active & (term | trunc)
             active &= ~(term | trunc)
+            if stop_below is not None and np.any(returns[ended] < stop_below):
+                env.close()
+                return Evaluation(returns[~active], lo, hi, {}, complete=False)
     finally:
         env.close()
     ep = episode_record(info, states, qs, acts, seed, float(returns[0])) if record else {}
