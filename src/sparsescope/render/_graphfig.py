@@ -268,7 +268,7 @@ def _card(graph: Flowgraph, layer: Layer, i: int, offs: set, const: dict, values
     c = const[layer.name][i]
     if layer.kind != "input" and not np.isnan(c) and layer is not graph.output:
         style = "constant"
-        lines.append((f"constant {fmt(c)}", "bounds", False))
+        lines.append((f"constant {fmt(c)}", "const", False))
     else:
         lines.append((f"<{fmt(lo)}, {fmt(hi)}>", "bounds", False))
     if nid in offs:

@@ -102,13 +102,20 @@ def _box(lo: np.ndarray, hi: np.ndarray) -> Any:
     return [b64(lo.astype("<f8")), b64(hi.astype("<f8"))]
 
 
-def pack_samples(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Test images as uint8 (``k / 255``) when exact, else float32/float64."""
+def pack_samples(x: np.ndarray, y: np.ndarray, index: np.ndarray | None = None) -> dict[str, Any]:
+    """Test images as uint8 (``k / 255``) when exact, else float32/float64.
+
+    ``index``: each image's test-set index (default ``0..n-1``); the page numbers
+    samples by it, as ``graph --input N`` does.
+    """
     x = np.asarray(x, dtype=np.float64)
     x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     y = np.asarray(y).astype(np.int64).reshape(-1)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} sample images but {y.shape[0]} labels")
+    idx = np.arange(x.shape[0]) if index is None else np.asarray(index).astype(np.int64).reshape(-1)
+    if idx.shape[0] != x.shape[0] or len(set(idx.tolist())) != idx.shape[0] or (idx.size and idx.min() < 0):
+        raise ValueError(f"sample indices must be {x.shape[0]} distinct non-negative integers")
     k = np.rint(x * 255)
     whole = x.size == 0 or bool(np.all((k >= 0) & (k <= 255)))
     if whole and np.array_equal(k / 255, x):
@@ -119,4 +126,4 @@ def pack_samples(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         data = {"u8f4": b64(k.astype(np.uint8))}
     else:
         data = _floats(x)
-    return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist()}
+    return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist(), "index": idx.tolist()}
