@@ -165,7 +165,8 @@ SS.reachFwd = function (G, seed) {
   return seed;
 };
 
-/* The samples block: {n, x(i) -> Float64Array, y}. */
+/* The samples block: {n, x(k) -> Float64Array, y, index}; k is the position in the
+   page, index[k] the image's test-set index (what `graph --input N` takes). */
 SS.samples = function (d) {
   const n = d.n, size = d.size;
   let raw = null, scale = 1;
@@ -175,7 +176,9 @@ SS.samples = function (d) {
     if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
     else raw = SS.floats(d.x);
   }
-  return { n: n, y: d.y, x: function (i) {
+  const index = d.index || Array.from({ length: n }, function (_, k) { return k; }), pos = new Map();
+  index.forEach(function (t, k) { pos.set(t, k); });
+  return { n: n, y: d.y, index: index, pos: function (t) { return pos.has(t) ? pos.get(t) : -1; }, x: function (i) {
     const v = new Float64Array(size);
     for (let k = 0; k < size; k++) {
       const r = raw[i * size + k];
@@ -186,21 +189,25 @@ SS.samples = function (d) {
 };
 
 SS.fmt = function (v) { return String(v); };           /* shortest round trip, like Python repr */
+/* A number for display: 4 significant digits (full precision stays in the data, the
+   expression and the JSON). */
 SS.short = function (v) {
   if (v === 0) return "0";
   const a = Math.abs(v);
-  return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
 };
 
-/* Nodes on some path from an input to the outputs seeded in `back` (a reachBack
-   result): the live graph of analysis.live_mask; the outputs always count. */
+/* The live graph of the outputs seeded in `back` (a reachBack result), as
+   analysis.live_mask: nodes with a path to those outputs that have a path from an
+   input or a nonzero constant value (bias-only units); the outputs always count. */
 SS.live = function (G, back) {
   const fromIn = SS.masks(G);
   fromIn[G.layers[0].name].fill(1);
   const fwd = SS.reachFwd(G, fromIn), out = G.layers[G.layers.length - 1], live = {};
+  const zero = SS.evaluate(G, new Float64Array(G.layers[0].size)).post;  /* constants' values */
   G.layers.forEach(function (L) {
-    const a = back[L.name], f = fwd[L.name], m = new Uint8Array(L.size);
-    for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || L === out) ? 1 : 0;
+    const a = back[L.name], f = fwd[L.name], c = zero[L.name], m = new Uint8Array(L.size);
+    for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || c[i] !== 0 || L === out) ? 1 : 0;
     live[L.name] = m;
   });
   return live;
