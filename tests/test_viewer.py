@@ -122,9 +122,9 @@ def test_samples_pack_as_bytes_for_float64_and_float32_pixels():
     from sparsescope.viewer._embed import pack_samples
 
     k = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
-    assert "u8" in pack_samples(k / 255.0, np.array([1]))["x"]
+    assert "zu8" in pack_samples(k / 255.0, np.array([1]))["x"]
     f32 = (k.astype(np.float32) / np.float32(255)).astype(np.float64)
-    assert "u8f4" in pack_samples(f32, np.array([1]))["x"]
+    assert "zu8f4" in pack_samples(f32, np.array([1]))["x"]
     # the page rounds k/255 to float32 (Math.fround): equal to float32 division for every byte
     assert np.array_equal((np.arange(256) / 255.0).astype(np.float32), np.arange(256, dtype=np.float32) / np.float32(255))
     assert "f4" in pack_samples(f32 + 1e-3, np.array([1]))["x"] or "f8" in pack_samples(f32 + 1e-3, np.array([1]))["x"]

@@ -19,9 +19,9 @@ from ..graph import Flowgraph
 from ..render import order_nodes
 
 CELL = 8.0  # world units per input pixel
-IMAGE = 40.0  # side of a first-layer weight image (a hover magnifier shows it at 112+ px)
-PITCH = 46.0  # vertical distance between first-layer units
-COLUMN_GAP = 260.0
+IMAGE = 54.0  # side of a first-layer weight image (a hover magnifier shows it at 112+ px)
+PITCH = 58.0  # vertical distance between first-layer units
+COLUMN_GAP = 230.0
 
 
 def _order(graph: Flowgraph) -> dict[str, np.ndarray]:

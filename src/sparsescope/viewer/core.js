@@ -9,9 +9,35 @@ SS.bytes = function (s) {
   for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
   return u;
 };
+/* Deflated blocks ({zf4|zf8|zu8|zu8f4: base64}) are inflated once before the page
+   starts (SS.preload); the bytes land in d.bytes. */
 SS.floats = function (d) {
+  if (d.zf4 !== undefined) return Float64Array.from(new Float32Array(d.bytes.buffer));
+  if (d.zf8 !== undefined) return new Float64Array(d.bytes.buffer);
   if (d.f4 !== undefined) return Float64Array.from(new Float32Array(SS.bytes(d.f4).buffer));
   return new Float64Array(SS.bytes(d.f8).buffer);
+};
+SS.inflate = function (b64) {
+  const stream = new Blob([SS.bytes(b64)]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+};
+/* Undo the byte grouping of _embed.shuffled: item k's byte b sits at b * n + k. */
+SS.unshuffle = function (u8, size) {
+  const n = u8.length / size, out = new Uint8Array(u8.length);
+  for (let b = 0; b < size; b++) for (let k = 0; k < n; k++) out[k * size + b] = u8[b * n + k];
+  return out;
+};
+SS.preload = function (data) {
+  const jobs = [], blocks = [];
+  (data.rounds || []).forEach(function (r) { if (r) r.layers.forEach(function (L) { blocks.push(L.bias, L.weight); }); });
+  if (data.samples && data.samples.x) blocks.push(data.samples.x);
+  blocks.forEach(function (d) {
+    const key = ["zf4", "zf8", "zu8", "zu8f4"].find(function (k) { return d[k] !== undefined; });
+    if (!key) return;
+    const size = { zf4: 4, zf8: 8, zu8: 1, zu8f4: 1 }[key];
+    jobs.push(SS.inflate(d[key]).then(function (u8) { d.bytes = size > 1 ? SS.unshuffle(u8, size) : u8; }));
+  });
+  return Promise.all(jobs);
 };
 SS.f8 = function (s) { return new Float64Array(SS.bytes(s).buffer); };
 
@@ -171,9 +197,10 @@ SS.samples = function (d) {
   const n = d.n, size = d.size;
   let raw = null, scale = 1;
   /* u8: pixel k stands for k/255, in float64 or (u8f4) rounded to float32 */
-  const f4 = d.x && d.x.u8f4 !== undefined;
+  const f4 = d.x && (d.x.u8f4 !== undefined || d.x.zu8f4 !== undefined);
   if (n) {
-    if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
+    if (d.x.zu8 !== undefined || d.x.zu8f4 !== undefined) { raw = d.x.bytes; scale = 255; }
+    else if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
     else raw = SS.floats(d.x);
   }
   const index = d.index || Array.from({ length: n }, function (_, k) { return k; }), pos = new Map();

@@ -86,7 +86,7 @@ SS.valueImage = function (canvas, values, rows, cols, vmax) {
   for (let k = 0; k < rows * cols; k++) {
     const v = values[k];
     let c;
-    if (v === 0 || !(vmax > 0)) c = [205, 205, 205];
+    if (v === 0 || !(vmax > 0)) c = [236, 236, 236];
     else {
       const t = 0.1 + 0.9 * Math.min(1, Math.abs(v) / vmax), tg = v > 0 ? C.pos : C.neg;
       c = [255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t];
@@ -270,7 +270,7 @@ SS.drawLegend = function (P, V, w, h) {
   P.lines([x + 10, y + 14, x + 34, y + 14], SS.rgb(C.pos), 3, 0.9); P.text("positive", x + 40, y + 14, 11, "#333");
   P.lines([x + 100, y + 14, x + 124, y + 14], SS.rgb(C.neg), 3, 0.9); P.text("negative", x + 130, y + 14, 11, "#333");
   P.circle(x + 200, y + 14, 5, "#fff", "#3b6fb6", 1.2, 1); P.text("constant (bias only)", x + 210, y + 14, 11, "#333");
-  P.rect(x + 10, y + 26, 10, 10, "rgb(205,205,205)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
+  P.rect(x + 10, y + 26, 10, 10, "rgb(236,236,236)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
   P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images (hover to enlarge)", x + 150, y + 31, 11, "#333");
   P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer); [v] node value" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
 };

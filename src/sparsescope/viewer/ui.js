@@ -1,6 +1,6 @@
 /* sparsescope viewer -- state, events, side panel, URL hash, export.
    All data-derived text goes through textContent; no HTML parsing of data. */
-(function () {
+SS.start = function (data) {
   const $ = function (id) { return document.getElementById(id); };
   const el = function (tag, cls, text) {
     const e = document.createElement(tag);
@@ -10,7 +10,6 @@
   };
   const t0 = performance.now();
   const doc = JSON.parse($("flowgraph").textContent);
-  const data = JSON.parse($("sparsescope-data").textContent);
   const V = {
     data: data, layout: data.layout, R: 10, cache: {}, samples: SS.samples(data.samples),
     state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false, unused: false },
@@ -34,7 +33,7 @@
   function currentInput() {
     const s = V.state.input;
     if (!s) return null;
-    if (s.sample !== undefined) return V.samples.x(V.samples.pos(s.sample));
+    if (s.sample !== undefined) { const k = V.samples.pos(s.sample); return k >= 0 ? V.samples.x(k) : null; }
     return V.drawn;
   }
 
@@ -62,7 +61,7 @@
       V.shownCount = {};
       G.layers.forEach(function (L) { if (L !== L0) { let n = 0; const y = V.pos[L.name]; for (let i = 0; i < L.size; i++) if (y[i] === y[i]) n++; V.shownCount[L.name] = n; } });
       V.placed = G; V.placedUnused = st.unused;
-      if (api.ready) fit();
+      if (api.firstRenderMs !== undefined) fit();
     }
     // values
     const x = st.mode === "input" ? currentInput() : null;
@@ -189,9 +188,13 @@
     } else {
       draw();
     }
-    if (!api.ready) {
-      api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0; api.ready = true;
-      requestAnimationFrame(function () { api.firstFrameMs = performance.now(); });
+    if (api.firstRenderMs === undefined) {
+      api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0;
+      requestAnimationFrame(function () {
+        api.firstFrameMs = performance.now();
+        buildThumbs();
+        api.ready = true;
+      });
     }
     placeCard();
     $("status").textContent = V.G.edges.toLocaleString() + " edges \u00b7 " + Math.round(V.view.s * 100) + "%";
@@ -333,12 +336,17 @@
   }
 
   // samples
+  /* Thumbnails (and each sample's prediction) are made right after the first frame,
+     so the graph shows first; `ready` is set once they exist. */
   const thumbs = $("thumbs"), thumbEls = [];
-  for (let i = 0; i < V.samples.n; i++) {
-    const c = SS.greyImage(document.createElement("canvas"), V.samples.x(i), inRows, inCols), t = V.samples.index[i];
-    c.dataset.i = String(t);
-    c.onclick = function () { V.state.input = { sample: t }; V.state.mode = "input"; recompute(); };
-    thumbs.appendChild(c); thumbEls.push(c);
+  function buildThumbs() {
+    for (let i = 0; i < V.samples.n; i++) {
+      const c = SS.greyImage(document.createElement("canvas"), V.samples.x(i), inRows, inCols), t = V.samples.index[i];
+      c.dataset.i = String(t);
+      c.onclick = function () { V.state.input = { sample: t }; V.state.mode = "input"; recompute(); };
+      thumbs.appendChild(c); thumbEls.push(c);
+    }
+    inputPanel();
   }
   let predRound = null, preds = [];
   function samplePreds() {
@@ -407,8 +415,8 @@
     const info = $("input-info"), st = V.state, scores = $("scores");
     scores.textContent = "";
     thumbEls.forEach(function (c) { c.classList.remove("on"); });
-    if (V.samples.n) samplePreds();
-    if (!st.input || st.mode !== "input") { info.textContent = V.samples.n ? "Pick a test image or draw a digit to see every node's value." : "Draw a digit to see every node's value."; return; }
+    if (thumbEls.length) samplePreds();
+    if (!st.input || st.mode !== "input" || !V.values) { info.textContent = V.samples.n ? "Pick a test image or draw a digit to see every node's value." : "Draw a digit to see every node's value."; return; }
     const p = V.pred;
     if (st.input.sample !== undefined) {
       const t = st.input.sample, k = V.samples.pos(t), y = V.samples.y[k];
@@ -605,4 +613,14 @@
   readHashSafely();
   recompute();
   fit();
+};
+
+/* Inflate the deflated blocks, then start; a browser without DecompressionStream says so. */
+(function () {
+  const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
+  let ready;
+  try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
+  ready.then(function () { SS.start(data); }, function (err) {
+    document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
+  });
 })();
