@@ -59,6 +59,7 @@ def build_page(
     ``weights_total``, ``test_accuracy``).  Round ``current`` is embedded as
     exact ``to_json`` text; the others compactly (see ``_embed``).
     ``samples_index``: the test-set index of each sample (default ``0..n-1``).
+    ``title`` names the run; the page's header adds the round shown on its slider.
     """
     _check(rounds, metrics, current)
     graph = rounds[current]
@@ -68,7 +69,6 @@ def build_page(
     samples_x = samples_x.reshape(samples_x.shape[0], graph.input.size)
     data = {
         "title": str(title),
-        "run": str(graph.meta.get("run", "")),
         "current": int(current),
         "metrics": [_metric(m) for m in metrics],
         "rounds": [None if i == current else pack_round(g) for i, g in enumerate(rounds)],

@@ -69,5 +69,5 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     return write_page(
         path, graphs, store.round_metrics(), current=rounds.index(current.meta["round"]),
         samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick], samples_index=pick,
-        title=f"{current.meta['run']} round {current.meta['round']}",
+        title=str(current.meta['run']),  # the page adds the round on its slider
     )

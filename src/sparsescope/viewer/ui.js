@@ -59,7 +59,7 @@ SS.start = function (data) {
       G.layers.forEach(function (L) { const m = new Uint8Array(L.size); for (let i = 0; i < L.size; i++) m[i] = V.liveAll[L.name][i] && !fwd[L.name][i] && L !== out ? 1 : 0; V.constant[L.name] = m; });
       SS.place(V);
       V.shownCount = {};
-      G.layers.forEach(function (L) { if (L !== L0) { let n = 0; const y = V.pos[L.name]; for (let i = 0; i < L.size; i++) if (y[i] === y[i]) n++; V.shownCount[L.name] = n; } });
+      G.layers.forEach(function (L) { if (L.kind !== "input") { let n = 0; const y = V.pos[L.name]; for (let i = 0; i < L.size; i++) if (y[i] === y[i]) n++; V.shownCount[L.name] = n; } });
       V.placed = G; V.placedUnused = st.unused;
       if (api.firstRenderMs !== undefined) fit();
     }
@@ -292,7 +292,7 @@ SS.start = function (data) {
   /* the header names the run and the round on the slider */
   function headline() {
     const m = data.metrics[V.state.round] || {};
-    return (data.run ? data.run : data.title) + " \u00b7 round " + (m.round !== undefined ? m.round : V.state.round);
+    return data.title + " \u00b7 round " + (m.round !== undefined ? m.round : V.state.round);
   }
   const nR = data.metrics.length;
   $("round").max = String(nR - 1);
