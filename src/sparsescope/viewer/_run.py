@@ -54,14 +54,14 @@ def parse_samples(spec: str | Sequence[int] | int | None, n_test: int) -> np.nda
 
 
 def write_run_page(store, path: str | Path, *, round_index: int | None = None,
-                   samples: str | Sequence[int] | int | None = None, box: str = "unit") -> Path:
+                   samples: str | Sequence[int] | int | None = None, box: str | None = None) -> Path:
     """Write the page of ``store`` (a :class:`~sparsescope.runs.RunStore`) opened at ``round_index``
     (default: the last finished round), embedding the test images ``samples`` (see
     :func:`parse_samples`; the page numbers them by their test-set index, as ``graph --input``);
     bounds over ``box`` (``"unit"``: every input in [0, 1]; ``"data"``: the training data's range)."""
     from ..runs import round_flowgraph, run_data
 
-    data = run_data(store)
+    data = run_data(store) if not _is_rl(store) else _episode_samples(store, round_index)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
     rounds = store.finished_rounds()
@@ -71,3 +71,21 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
         samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick], samples_index=pick,
         title=str(current.meta['run']),  # the page adds the round on its slider
     )
+
+
+def _is_rl(store) -> bool:
+    from ..runs import is_rl_manifest
+
+    return is_rl_manifest(store.manifest())
+
+
+def _episode_samples(store, round_index: int | None):
+    """An RL run's samples: the states of the round's recorded greedy episode, labelled by the action taken."""
+    from types import SimpleNamespace
+
+    from ..runs import round_episode
+
+    rnd = store.finished_rounds()[-1] if round_index is None else round_index
+    ep = round_episode(store, rnd)
+    return SimpleNamespace(x_test=np.asarray(ep["states"], dtype=np.float32).reshape(-1, len(ep["inputs"])),
+                           y_test=np.asarray(ep["actions"], dtype=np.int64))
