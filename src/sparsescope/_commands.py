@@ -160,3 +160,18 @@ def cmd_view(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
     print(write_run_page(store, out, round_index=args.round, box=args.box))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every missing round and control of a sweep."""
+    from ._checks import need_int
+    from .study import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None:
+        need_int("--workers", args.workers, 1, 1024)
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
+          f"{res.wall_seconds:.1f} s wall")
+    return 0
