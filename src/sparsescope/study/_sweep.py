@@ -16,12 +16,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .._config import CONTROL_KINDS, ExperimentConfig, from_dict
+from .._config import CONTROL_KINDS, ExperimentConfig, from_dict, read_toml
 from .._errors import ConfigError
 from ._executors import open_executor
 
@@ -132,14 +131,7 @@ def sweep_from_dict(doc: dict[str, Any]) -> SweepConfig:
 
 def load_sweep(path: str | Path) -> SweepConfig:
     """Read and check a sweep file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {path} does not exist")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"sweep {path} is not valid TOML: {exc}") from None
-    return sweep_from_dict(doc)
+    return sweep_from_dict(read_toml(path, "sweep"))
 
 
 def experiment_doc(sweep: SweepConfig, schedule: str, dataset: str, seed: int) -> dict[str, Any]:
