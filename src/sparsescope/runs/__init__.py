@@ -2,6 +2,7 @@
 
 from ._lottery import RunResult, control_folder, control_seed, derive_seed, run_control, run_experiment
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
+from ._rl import is_rl_manifest, round_episode
 from ._store import RoundRecord, RunStore
 
 __all__ = [
@@ -12,8 +13,10 @@ __all__ = [
     "control_folder",
     "control_seed",
     "derive_seed",
+    "is_rl_manifest",
     "list_runs",
     "resolve_run",
+    "round_episode",
     "round_flowgraph",
     "round_table",
     "run_control",
