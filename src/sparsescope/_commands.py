@@ -196,3 +196,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
           f"{res.wall_seconds:.1f} s wall")
     return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Write the study report of a sweep and print its finding."""
+    import json
+
+    from .study import load_sweep, write_study
+
+    sweep = load_sweep(args.sweep)
+    out = Path(args.out or Path("reports") / f"study-{sweep.name}")
+    index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
+                        workers=args.workers)
+    for line in json.loads((out / "finding.json").read_text())["finding_text"]:
+        print(line)
+    print(index)
+    return 0

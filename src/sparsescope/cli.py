@@ -102,6 +102,19 @@ def _study_commands(sub) -> None:
     p.add_argument("--batched", action="store_true", help="train each run's controls of one kind in one batched pass")
     _runs_dir(p)
 
+    p = sub.add_parser("study", help="write the study report of a sweep (HTML, CSV, JSON)",
+                       description="Measure every round and control of SWEEP's finished runs and write one HTML report: "
+                                   "accuracy vs density with controls, accuracy vs readability with the frontier, "
+                                   "per-class readability, every run; all numbers also as CSV and JSON.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/study-NAME)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC",
+                   help="accuracy floor of the finding (default: [study] accuracy_floor, else 0.9)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure of the finding (default out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted)."""
