@@ -86,7 +86,8 @@ def constant_values(graph: Flowgraph) -> dict[str, np.ndarray]:
     return {layer.name: np.where(fwd[layer.name], np.nan, ev.post[layer.name][0]) for layer in graph.layers}
 
 
-def live_mask(graph: Flowgraph, outputs: list[int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def live_mask(graph: Flowgraph, outputs: list[int] | None = None, *,
+              constants: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The live graph of ``outputs`` (default all; see the module docstring).
 
     Returns ``(nodes, edges)``: per layer bools ``(size,)`` and ``(E,)``.  Live
@@ -94,11 +95,18 @@ def live_mask(graph: Flowgraph, outputs: list[int] | None = None) -> tuple[dict[
     nonzero constant value; live edges join two live nodes.  The chosen outputs
     count as live even when constant, so a subgraph always shows its output.
     Every live node equals ``activation(bias + sum of its live incoming edges)``.
+
+    ``constants=False`` leaves constant units out (only nodes on an input-to-output
+    path): then a node adds up only once the constants feeding it are folded into
+    its bias, as the readability measures do.
     """
     fwd = reach_from_inputs(graph)
     bwd = reach_to_outputs(graph, outputs)
-    const = constant_values(graph)
-    nodes = {name: bwd[name] & (fwd[name] | (~np.isnan(const[name]) & (const[name] != 0))) for name in fwd}
+    if constants:
+        const = constant_values(graph)
+        nodes = {name: bwd[name] & (fwd[name] | (~np.isnan(const[name]) & (const[name] != 0))) for name in fwd}
+    else:
+        nodes = {name: bwd[name] & fwd[name] for name in fwd}
     out = graph.output.name
     nodes[out] = bwd[out].copy()
     edges = {}
