@@ -16,7 +16,7 @@ from typing import Any
 
 from ._checks import MAX_SEED, need_int
 from ._errors import ConfigError
-from .models import MLPSpec
+from .models import MLPSpec, SequentialSpec, sequential_from_table
 from .prune import PruneConfig
 from .train import TrainConfig
 
@@ -52,7 +52,7 @@ class ExperimentConfig:
     name: str = "experiment"
     seed: int = 0
     dataset: str = "mnist5k"
-    model: MLPSpec = field(default_factory=MLPSpec)
+    model: MLPSpec | SequentialSpec = field(default_factory=MLPSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=lambda: PruneConfig(rates={"h1": 0.2, "h2": 0.2, "out": 0.1}, target_density=0.02))
     controls: ControlsConfig = field(default_factory=ControlsConfig)
@@ -67,10 +67,17 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["model"]["sizes"] = list(self.model.sizes)
+        if isinstance(self.model, SequentialSpec):
+            d["model"] = self.model.to_dict()
+        else:
+            d["model"]["sizes"] = list(self.model.sizes)
         d["train"]["betas"] = list(self.train.betas)
         d["prune"]["rates"] = dict(self.prune.rates)
         d["prune"]["layers"] = None if self.prune.layers is None else list(self.prune.layers)
+        if self.prune.targets:  # only when set, so configs without targets keep their run ids
+            d["prune"]["targets"] = dict(self.prune.targets)
+        else:
+            d["prune"].pop("targets", None)
         d["controls"] = {"kinds": list(self.controls.kinds), "rounds": list(self.controls.rounds)}
         return d
 
@@ -124,7 +131,11 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
     if not isinstance(dataset, str):
         raise ConfigError(f"data.dataset must be a string, got {dataset!r}")
     try:
-        model = MLPSpec(**{k: (tuple(v) if k == "sizes" and isinstance(v, list) else v) for k, v in _section(doc, "model", MLPSpec).items()})
+        raw_model = doc.get("model", {})
+        if isinstance(raw_model, dict) and raw_model.get("kind") == "sequential":
+            model = sequential_from_table(raw_model)
+        else:
+            model = MLPSpec(**{k: (tuple(v) if k == "sizes" and isinstance(v, list) else v) for k, v in _section(doc, "model", MLPSpec).items()})
         tr = _section(doc, "train", TrainConfig)
         if "betas" in tr:
             tr["betas"] = tuple(tr["betas"])
@@ -140,7 +151,9 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
             pr["layers"] = tuple(pr["layers"])
         if "rates" not in pr and pr.get("strategy", "layerwise") == "layerwise":
             pr["rates"] = {"h1": 0.2, "h2": 0.2, "out": 0.1} if model.layer_names == ("h1", "h2", "out") else {}
-        if "rounds" not in pr and "target_density" not in pr:
+        if "targets" in pr and not isinstance(pr["targets"], dict):
+            raise ConfigError("prune.targets must be a table of layer = kept count (integer) or density (float)")
+        if "rounds" not in pr and "target_density" not in pr and not pr.get("targets"):
             pr["target_density"] = 0.02
         prune = PruneConfig(**pr)
         controls = ControlsConfig(**_section(doc, "controls", ControlsConfig))

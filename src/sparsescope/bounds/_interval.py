@@ -21,7 +21,7 @@ import numpy as np
 
 from .._errors import GraphError
 from ..graph import Bounds, Flowgraph
-from ..graph._eval import apply_activation, flatten_inputs
+from ..graph._eval import affine, apply_activation, flatten_inputs, layer_matrix
 
 
 def unit_box(graph: Flowgraph) -> tuple[np.ndarray, np.ndarray]:
@@ -66,17 +66,17 @@ def interval_bounds(
     sizes = {name0: n}
     for layer in graph.layers[1:]:
         slo, shi = out_lo[layer.source], out_hi[layer.source]
-        w = layer.dense_weight(sizes[layer.source])
-        aw = np.abs(w)
+        w = layer_matrix(layer, sizes[layer.source])
+        aw = abs(w)
         point = slo == shi
         c = np.where(point, slo, (slo + shi) / 2)
         r = np.where(point, 0.0, (shi - slo) / 2)
-        zc = (c[None, :] @ w.T)[0] + layer.bias  # evaluate()'s arithmetic on a batch of one
-        zr = r @ aw.T
-        fan_in = np.count_nonzero(w, axis=1)
+        zc = affine(w, c[None, :])[0] + layer.bias  # evaluate()'s arithmetic on a batch of one
+        zr = affine(aw, r[None, :])[0]
+        fan_in = np.bincount(layer.dst, minlength=layer.size)
         # Rounding: of the float sum (model side, eval_dtype) and of this
         # centre/radius computation (float64); both bounded by gamma * sum|terms|.
-        mag = (np.abs(c) + r) @ aw.T + np.abs(layer.bias)
+        mag = affine(aw, (np.abs(c) + r)[None, :])[0] + np.abs(layer.bias)
         gamma = (fan_in + 2) * eps + 4 * (fan_in + 2) * np.finfo(np.float64).eps
         slack = 0.0 if exact else gamma * mag + zr * 4 * np.finfo(np.float64).eps
         # a node with no incoming edge is its bias, exactly, in any arithmetic

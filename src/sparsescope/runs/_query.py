@@ -85,7 +85,8 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "un
     (``data`` is loaded from the run's dataset when not given).
     """
     from ..bounds import annotate
-    from ..graph import from_arrays
+    from ..graph import from_arrays, from_steps, spec_steps
+    from ..models import SequentialSpec
 
     m = store.manifest()
     done = store.finished_rounds()
@@ -93,14 +94,11 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "un
         raise RunStoreError(f"run {store.path.name} has no finished round yet")
     index = done[-1] if index is None else index
     rec = store.read_round(index)
-    cfg = m["config"]
-    names = list(rec.mask.names())
-    ws, bs, acts = [], [], []
-    for i, n in enumerate(names):
-        w = rec.params[f"{n}.weight"].double().numpy() * rec.mask[n]
-        ws.append(w)
-        bs.append(rec.params[f"{n}.bias"].double().numpy())
-        acts.append("identity" if i == len(names) - 1 else cfg["model"]["activation"])
+    spec = store.spec()
+    masked = {}
+    for n in rec.mask.names():
+        masked[f"{n}.weight"] = rec.params[f"{n}.weight"].double().numpy() * rec.mask[n]
+        masked[f"{n}.bias"] = rec.params[f"{n}.bias"].double().numpy()
     met = rec.metrics
     meta = {
         "run": m["run_id"],
@@ -110,7 +108,14 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "un
         "weights_left": met.get("kept_total"),
         "test_accuracy": met.get("test_accuracy"),
     }
-    g = from_arrays(ws, bs, acts, tuple(m["data"]["input_shape"]), output_labels=m["data"]["classes"], meta=meta)
+    labels = m["data"]["classes"]
+    if isinstance(spec, SequentialSpec):
+        g = from_steps(spec_steps(spec, masked), tuple(m["data"]["input_shape"]), output_labels=labels, meta=meta)
+    else:
+        names = list(rec.mask.names())
+        acts = ["identity" if i == len(names) - 1 else spec.activation for i in range(len(names))]
+        g = from_arrays([masked[f"{n}.weight"] for n in names], [masked[f"{n}.bias"] for n in names], acts,
+                        tuple(m["data"]["input_shape"]), output_labels=labels, meta=meta)
     if box == "data":
         data = run_data(store) if data is None else data
         return annotate(g, "data", data=data.x_train)
