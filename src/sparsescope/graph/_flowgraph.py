@@ -152,6 +152,11 @@ class Layer:
         coords = np.unravel_index(index, self.shape)
         return f"{self.name}[{','.join(str(int(c)) for c in coords)}]"
 
+    def keep_edges(self, keep: np.ndarray) -> "Layer":
+        """The same layer with only the edges where ``keep`` (bool ``(E,)``) is True (ties kept along)."""
+        return replace(self, dst=self.dst[keep], src=self.src[keep], weight=self.weight[keep],
+                       weight_id=None if self.weight_id is None else self.weight_id[keep])
+
     def dense_weight(self, sources: int, dtype: Any = np.float64) -> np.ndarray:
         """The weight matrix, ``(size, sources)``, zero where there is no edge."""
         w = np.zeros((self.size, sources), dtype=dtype)
