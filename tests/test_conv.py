@@ -185,7 +185,7 @@ def test_zero_width_box_gives_the_evaluated_values():
                           nn.Flatten(), nn.Linear(2 * 3 * 3, 4)).double()
     g = from_torch(model, (2, 6, 6))
     x = np.random.default_rng(0).random(72)
-    b = interval_bounds(g, x, x)
+    b = interval_bounds(g, x, x, eval_dtype=np.float64)
     ev = evaluate(g, x[None])
     for layer in g.layers:
         np.testing.assert_array_equal(b.lo[layer.name], ev.post[layer.name][0])

@@ -109,8 +109,12 @@ def from_torch(
             if not steps or steps[-1]["activation"] != "identity":
                 raise GraphError("ReLU must follow a Linear, Conv2d or AvgPool2d layer")
             steps[-1]["activation"] = "relu"
-        elif isinstance(m, (nn.Flatten, nn.Identity)):
-            pass  # a Linear reads its source's nodes in row-major order, as Flatten leaves them
+        elif isinstance(m, nn.Flatten):
+            if steps and steps[-1]["kind"] == "linear":
+                raise GraphError("Flatten is only supported before the first Linear layer or after Conv2d/AvgPool2d")
+            # a Linear reads its source's nodes in row-major order, as Flatten leaves them
+        elif isinstance(m, nn.Identity):
+            pass
         else:
             raise GraphError(f"unknown layer type {type(m).__name__}: the flowgraph supports "
                              "Linear, Conv2d, AvgPool2d, ReLU, Flatten")

@@ -31,7 +31,8 @@ def map_shape(layer: Layer) -> tuple[int, int, int]:
         return layer.shape  # type: ignore[return-value]
     if len(layer.shape) == 2:
         return (1, *layer.shape)
-    raise GraphError(f"layer {layer.name} of shape {layer.shape} is not a feature map (C, H, W) or image (H, W)")
+    raise GraphError(f"layer {layer.name} of shape {layer.shape} is not a feature map (C, H, W) or image (H, W), "
+                     "as a conv or pool layer (Conv2d, AvgPool2d) needs")
 
 
 def conv_edges(weight: np.ndarray, in_shape: tuple[int, int, int], stride: int, padding: int

@@ -59,10 +59,6 @@ def affine(mat, a: np.ndarray) -> np.ndarray:
     return np.asarray((mat @ a.T).T)
 
 
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(d for d in shape if d != 1)
-
-
 def flatten_inputs(graph: Flowgraph, x: np.ndarray) -> np.ndarray:
     """``x`` as ``(batch, n_in)``; accepts ``(batch, *input_shape)``, ``(batch, n_in)`` or one sample."""
     x = np.asarray(x)
@@ -74,7 +70,7 @@ def flatten_inputs(graph: Flowgraph, x: np.ndarray) -> np.ndarray:
     n = layer.size
     if x.shape == layer.shape or x.shape == (n,):
         x = x.reshape(1, n)
-    elif x.ndim >= 2 and (x.shape[1:] in (layer.shape, (n,)) or _squeezed(x.shape[1:]) == _squeezed(layer.shape)):
+    elif x.ndim >= 2 and x.shape[1:] in (layer.shape, (n,), (1, *layer.shape)):
         x = x.reshape(x.shape[0], n)  # e.g. (batch, 1, 28, 28) for a (28, 28) input, as a conv net takes it
     else:
         raise GraphError(f"inputs of shape {x.shape} do not fit input layer of shape {layer.shape}")
