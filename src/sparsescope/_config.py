@@ -248,13 +248,17 @@ def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"the run's manifest holds a malformed config ({type(exc).__name__}: {exc})") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read a TOML config; a missing or malformed file raises ConfigError."""
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file raises ConfigError naming ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{what} file {path} does not exist")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
-    return from_dict(doc)
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read a TOML config; a missing or malformed file raises ConfigError."""
+    return from_dict(read_toml(path, "config"))

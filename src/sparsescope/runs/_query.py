@@ -78,12 +78,14 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[RunInfo]:
     return sorted(out, key=lambda r: (r.created, r.run_id))
 
 
-def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | None = None, data=None):
+def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | None = None, data=None,
+                    control: str | None = None):
     """The flowgraph (with bounds) of round ``index`` (default: the last finished).
 
     ``box="unit"`` (default for datasets): every input in [0, 1]; ``"data"``
     bounds inputs by the training data's per-pixel min/max (``data`` is
-    loaded from the run's dataset when not given).  An RL run's default box
+    loaded from the run's dataset when not given).  ``control``: the name of
+    a control folder (``KIND-rNNN-sSEED``) to read instead of a round.  An RL run's default box
     is ``"env"`` (see :func:`sparsescope.runs._rl.env_box`); its ``"data"``
     box is the range of states its greedy agent visited.
     """
@@ -95,8 +97,12 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | Non
     done = store.finished_rounds()
     if not done:
         raise RunStoreError(f"run {store.path.name} has no finished round yet")
-    index = done[-1] if index is None else index
-    rec = store.read_round(index)
+    if control is not None:  # a control folder (controls/KIND-rNNN-sSEED) instead of a round
+        rec = store.read_round_at(store.path / "controls" / control, f"control {control}")
+        index = int(rec.metrics["round"])
+    else:
+        index = done[-1] if index is None else index
+        rec = store.read_round(index)
     spec = store.spec()
     masked = {}
     for n in rec.mask.names():

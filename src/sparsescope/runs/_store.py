@@ -206,9 +206,11 @@ class RunStore:
         return RunStore(path)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``RUN/.lock`` exclusively; a second writer gets a clear error, not a race."""
-        fh = open(self.path / ".lock", "a+b")
+    def lock(self, name: str = ".lock") -> Iterator[None]:
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race."""
+        target = self.path / name
+        target.parent.mkdir(exist_ok=True)
+        fh = open(target, "a+b")
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
