@@ -146,8 +146,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input, args.round)[1] if args.input is not None else None
-        scene = graph_figure(graph, output=args.output, x=x)
+        x, where = None, {}
+        if args.input is not None:
+            data, x = _test_image(store, args.input, args.round)
+            classes = graph.output.labels
+            y = int(data.y_test[args.input])
+            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
+        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                             off="hide" if args.hide_off else "mark", **where)
         if args.format == "svg":
             write_text(out, scene.to_svg())
         else:
@@ -179,5 +185,36 @@ def cmd_view(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round, box=args.box))
+    print(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every missing round and control of a sweep."""
+    from ._checks import need_int
+    from .study import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None:
+        need_int("--workers", args.workers, 1, 1024)
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
+          f"{res.wall_seconds:.1f} s wall")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Write the study report of a sweep and print its finding."""
+    import json
+
+    from .study import load_sweep, write_study
+
+    sweep = load_sweep(args.sweep)
+    out = Path(args.out or Path("reports") / f"study-{sweep.name}")
+    index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
+                        workers=args.workers)
+    for line in json.loads((out / "finding.json").read_text())["finding_text"]:
+        print(line)
+    print(index)
     return 0
