@@ -53,8 +53,11 @@ def default_title(graph: Flowgraph, output: int | None, input_index: int | None,
     else:
         what = "Flowgraph"
     if per_input:
-        img = f"test image #{input_index}" if input_index is not None else "one input"
-        lab = f" (true label \u201c{short(str(input_label))}\u201d)" if input_label is not None else ""
+        rl = "eval_return" in graph.meta  # an RL round: the input is a step of its recorded greedy episode
+        img = (f"{'greedy-episode step' if rl else 'test image'} #{input_index}" if input_index is not None
+               else "one input")
+        lab = (f" ({'action taken' if rl else 'true label'} \u201c{short(str(input_label))}\u201d)"
+               if input_label is not None else "")
         what += f" on {img}{lab}"
     meta = graph.meta
     where = []
