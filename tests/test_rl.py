@@ -280,3 +280,39 @@ def test_rl_figures_report_and_page_name_inputs_actions_and_box(tmp_path):
     assert "Greedy return against density" in page and "termination limits" in page and "solved" in page
     html = write_run_page(store, tmp_path / "v.html").read_text()
     assert "cart velocity" in html and "termination limits" in html
+
+
+@pytest.mark.browser
+def test_viewer_episode_mode_shows_each_step_state_and_q(tmp_path):
+    """The page's episode timeline feeds step t's state to the graph; its output equals the recorded Q."""
+    import os
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_viewer_browser import ARGS, Session, wait_for
+
+    from sparsescope.viewer import write_run_page
+
+    cfg = tiny(tmp_path, seed=4, rounds=2)
+    store = RunStore(run_experiment(cfg, tmp_path / "runs").path)
+    path = write_run_page(store, tmp_path / "ep.html")
+    ep = round_episode(store, 1)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        s = Session(b)
+        s.page.goto(path.as_uri())
+        wait_for(s.page, "window.sparsescope && window.sparsescope.ready && window.sparsescope.episodeStep", 60)
+        api = "window.sparsescope"
+        assert s.page.evaluate(f"{api}.episodeLength") == ep["length"]
+        for t in sorted({0, ep["length"] // 2, ep["length"] - 1}):
+            s.page.evaluate(f"{api}.episodeStep({t})")
+            assert s.page.evaluate(f"{api}.input()") == ep["states"][t]
+            q = s.page.evaluate(f"{api}.values().out")
+            assert np.allclose(q, ep["q"][t], atol=1e-5)
+            assert s.page.evaluate("document.getElementById('ep-label').textContent") == f"{t} / {ep['length'] - 1}"
+            text = s.page.evaluate("document.getElementById('episode').textContent")
+            assert "action taken: " + ep["actions_names"][ep["actions"][t]] in text
+        assert "cart velocity" in s.page.evaluate("document.getElementById('ep-state').textContent")
+        assert not s.errors and not s.requests
+        b.close()

@@ -229,7 +229,7 @@ def round_episode(store: RunStore, index: int) -> dict[str, Any]:
     return ep
 
 
-__all__ = ["env_data_manifest", "is_rl_manifest", "rl_round_table", "round_episode", "run_rl_control",
+__all__ = ["env_data_manifest", "final_ticket", "ignored_inputs_table", "is_rl_manifest", "rl_round_table", "round_episode", "run_rl_control",
            "run_rl_experiment", "now_iso"]
 
 
@@ -276,3 +276,51 @@ def env_box(manifest: dict[str, Any], metrics: dict[str, Any], box: str) -> tupl
     if seen:
         desc += "; " + ", ".join(seen) + " over the range visited by the greedy agent"
     return lo, hi, desc
+
+
+def final_ticket(store: RunStore) -> tuple[int, bool]:
+    """The round a run's finding is read from: its sparsest solved round, ``(index, True)``;
+    or, when no round solved, its last round, ``(index, False)``."""
+    metrics = store.round_metrics()
+    if not metrics:
+        raise RunStoreError(f"run {store.path.name} has no finished round yet")
+    solved = [m["round"] for m in metrics if m.get("solved")]
+    return (max(solved), True) if solved else (metrics[-1]["round"], False)
+
+
+def ignored_inputs_table(stores: list[RunStore]) -> str:
+    """Per run (one per seed): its final ticket's density, greedy return and ignored inputs (no path
+    to any action); then, per input, in how many final tickets it is ignored.
+
+    Read from the flowgraphs (``analysis.analyse``), the same structure every figure shows.
+    """
+    from ..analysis import analyse
+    from ._query import round_flowgraph
+
+    rows, names, counts, n = [], None, None, 0
+    for store in stores:
+        m = store.manifest()
+        if not is_rl_manifest(m):
+            raise RunStoreError(f"run {store.path.name} is not a run on an environment")
+        rnd, solved = final_ticket(store)
+        g = round_flowgraph(store, rnd)
+        names = names or list(g.input.labels or [g.input.node_id(i) for i in range(g.input.size)])
+        counts = counts or [0] * len(names)
+        ignored = [g.locate(nid)[1] for nid in analyse(g).ignored_inputs]
+        for i in ignored:
+            counts[i] += 1
+        n += 1
+        mt = store.read_round(rnd).metrics
+        done = store.finished_rounds()
+        rows.append([str(m["config"]["seed"]), f"{rnd}/{done[-1]}", "yes" if solved else "NO (none solved)",
+                     f"{100 * mt['density']:.2f}%", str(mt["kept_total"]), f"{mt['eval_return']:.1f}",
+                     ", ".join(f"in.{i} {names[i]}" for i in ignored) or "none"])
+    head = ["seed", "round/last", "solved", "density", "weights", "return", "ignored inputs"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [fmt(head)] + [fmt(r) for r in rows]
+    if names:
+        out.append("")
+        out.append(f"ignored in how many of the {n} final tickets (sparsest solved round of each seed):")
+        out += [f"  in.{i} {name}: {c}/{n}" for i, (name, c) in enumerate(zip(names, counts))]
+    return "\n".join(out)

@@ -21,6 +21,7 @@ from ..render import order_nodes
 CELL = 8.0  # world units per input pixel
 IMAGE = 54.0  # side of a first-layer weight image (a hover magnifier shows it at 112+ px)
 PITCH = 58.0  # vertical distance between first-layer units
+NAMED_CELL = 3 * PITCH  # world units per named input (e.g. CartPole's cart position): its name fits beside it
 COLUMN_GAP = 230.0
 
 
@@ -53,15 +54,17 @@ def layout(graph: Flowgraph) -> dict[str, Any]:
     inp = graph.input
     cols = inp.shape[1] if len(inp.shape) == 2 else 1
     rows = inp.size // cols
-    grid_h = rows * CELL
+    # named inputs (an RL state) are few: larger cells, so each carries its name beside it
+    cell = NAMED_CELL if (inp.labels is not None and len(inp.shape) == 1) else CELL
+    grid_h = rows * cell
     out: dict[str, Any] = {
         "height": height,
-        "input": {"x": 0.0, "y": (height - grid_h) / 2, "cell": CELL, "rows": rows, "cols": cols},
+        "input": {"x": 0.0, "y": (height - grid_h) / 2, "cell": cell, "rows": rows, "cols": cols},
         "image": IMAGE,
         "pitch": PITCH,
         "layers": {},
     }
-    x = cols * CELL + COLUMN_GAP
+    x = cols * cell + COLUMN_GAP
     for k, layer in enumerate(hidden):
         pitch = height / layer.size
         y = (ranks[layer.name] + 0.5) * pitch

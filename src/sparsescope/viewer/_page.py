@@ -16,7 +16,7 @@ from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 
-SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js")
+SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "episode.js")  # episode.js: only acts on data["episode"]
 _SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 
 
@@ -51,6 +51,7 @@ def build_page(
     samples_y: np.ndarray,
     title: str,
     samples_index: np.ndarray | None = None,
+    episode: dict | None = None,
 ) -> str:
     """The complete HTML page (one string, no external resources).
 
@@ -60,6 +61,8 @@ def build_page(
     exact ``to_json`` text; the others compactly (see ``_embed``).
     ``samples_index``: the test-set index of each sample (default ``0..n-1``).
     ``title`` names the run; the page's header adds the round shown on its slider.
+    ``episode``: an RL round's recorded greedy episode (``runs.round_episode``, plus its
+    ``round``); its states must be the samples, step ``t`` numbered ``t`` (episode mode).
     """
     _check(rounds, metrics, current)
     graph = rounds[current]
@@ -75,6 +78,10 @@ def build_page(
         "layout": layout(graph),
         "samples": pack_samples(samples_x, samples_y, samples_index),
     }
+    if episode is not None:
+        if len(episode["states"]) != samples_x.shape[0]:
+            raise ValueError("the episode's states must be the page's samples")
+        data["episode"] = plain_json(dict(episode))
     page = _asset("page.html")
     parts = {
         "TITLE": html.escape(str(title), quote=True),
@@ -97,10 +104,11 @@ def write_page(
     samples_y: np.ndarray,
     title: str,
     samples_index: np.ndarray | None = None,
+    episode: dict | None = None,
 ) -> Path:
     """Write :func:`build_page` to ``path`` atomically (temp file + ``os.replace``)."""
     text = build_page(rounds, metrics, current=current, samples_x=samples_x, samples_y=samples_y, title=title,
-                      samples_index=samples_index)
+                      samples_index=samples_index, episode=episode)
     path = Path(path)
     write_text(path, text)
     return path

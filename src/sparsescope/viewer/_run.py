@@ -61,7 +61,9 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     bounds over ``box`` (``"unit"``: every input in [0, 1]; ``"data"``: the training data's range)."""
     from ..runs import round_flowgraph, run_data
 
-    data = run_data(store) if not _is_rl(store) else _episode_samples(store, round_index)
+    if _is_rl(store):
+        return _write_rl_page(store, path, round_index=round_index, box=box)
+    data = run_data(store)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
     rounds = store.finished_rounds()
@@ -79,13 +81,20 @@ def _is_rl(store) -> bool:
     return is_rl_manifest(store.manifest())
 
 
-def _episode_samples(store, round_index: int | None):
-    """An RL run's samples: the states of the round's recorded greedy episode, labelled by the action taken."""
-    from types import SimpleNamespace
+def _write_rl_page(store, path: str | Path, *, round_index: int | None, box: str | None) -> Path:
+    """An RL run's page: every round, and the opened round's recorded greedy episode -- its states
+    are the samples (step ``t`` is sample ``t``, labelled by the action taken) -- for episode mode."""
+    from ..runs import round_episode, round_flowgraph
 
-    from ..runs import round_episode
-
-    rnd = store.finished_rounds()[-1] if round_index is None else round_index
+    current = round_flowgraph(store, round_index, box=box)
+    rnd = current.meta["round"]
     ep = round_episode(store, rnd)
-    return SimpleNamespace(x_test=np.asarray(ep["states"], dtype=np.float32).reshape(-1, len(ep["inputs"])),
-                           y_test=np.asarray(ep["actions"], dtype=np.int64))
+    states = np.asarray(ep["states"], dtype=np.float32).astype(np.float64).reshape(-1, len(ep["inputs"]))
+    rounds = store.finished_rounds()
+    graphs = [current if r == rnd else round_flowgraph(store, r, box=box) for r in rounds]
+    limits = store.manifest()["data"].get("limits")
+    return write_page(
+        path, graphs, store.round_metrics(), current=rounds.index(rnd),
+        samples_x=states, samples_y=np.asarray(ep["actions"], dtype=np.int64), samples_index=np.arange(len(states)),
+        title=str(current.meta["run"]), episode={**ep, "round": rnd, "limits": limits},
+    )

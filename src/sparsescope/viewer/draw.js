@@ -203,6 +203,13 @@ SS.drawScene = function (P, V, w, h, noLegend) {
   P.rect(gx, gy, gw, gh, null, "#888", 1);
   const inTitle = mode === "input" ? (V.inputName || "input") : "input (pixels read by the shown units)";
   P.text(inTitle, gx, gy - 10, 11, "#555", "left", true);
+  if (L0.labels && L0.shape.length === 1) {  /* named inputs (an RL state): name and value left of each cell */
+    const vin = mode === "input" && vals ? vals.post[L0.name] : null;
+    for (let i = 0; i < L0.size; i++) {
+      const p = geo.pixel(i);
+      P.text(SS.nodeId(L0, i) + " " + L0.labels[i] + (vin ? "  [" + SS.short(vin[i]) + "]" : ""), gx - 6, Y(p[1]), 11, "#333", "right", false);
+    }
+  }
   if (hl && hl.sel.layer === L0) {
     const p = geo.pixel(hl.sel.i), c = inp.cell * s;
     P.rect(X(p[0]) - c / 2, Y(p[1]) - c / 2, c, c, null, C.sel, 2);

@@ -394,7 +394,8 @@ SS.start = function (data) {
     const add = function (k, v) { f.appendChild(el("span", "k", k)); f.appendChild(el("span", null, v)); };
     const pct = function (v, d) { return typeof v === "number" ? (100 * v).toFixed(d) + " %" : "\u2014"; };
     add("density", pct(m.density, 2));
-    add("test accuracy", pct(m.test_accuracy, 2));
+    if (m.eval_return !== undefined) add("greedy return", m.eval_return.toFixed(1) + (m.solved ? " (solved)" : " (NOT solved)"));
+    else add("test accuracy", pct(m.test_accuracy, 2));
     const wl = m.weights_left || {}, wt = m.weights_total || {};
     Object.keys(wl).forEach(function (k) { add("weights " + k, Number(wl[k]).toLocaleString() + " / " + (wt[k] !== undefined ? Number(wt[k]).toLocaleString() : "?")); });
     add("edges (graph)", V.G.edges.toLocaleString());
@@ -406,7 +407,7 @@ SS.start = function (data) {
     $("round-label").textContent = (m.round !== undefined ? m.round : V.state.round) + " / " + (nR - 1);
     const head = headline();
     $("title").textContent = head; document.title = head;
-    $("subtitle").textContent = "round " + V.state.round + " \u00b7 density " + pct(m.density, 2) + " \u00b7 accuracy " + pct(m.test_accuracy, 2) + (V.G.box ? " \u00b7 bounds over box \u201c" + V.G.box + "\u201d" : "");
+    $("subtitle").textContent = "round " + V.state.round + " \u00b7 density " + pct(m.density, 2) + (m.eval_return !== undefined ? " \u00b7 greedy return " + m.eval_return.toFixed(1) : " \u00b7 accuracy " + pct(m.test_accuracy, 2)) + (V.G.box ? " \u00b7 bounds over box \u201c" + V.G.box + "\u201d" : "");
     spark();
   }
   function spark() { SS.drawSpark($("spark"), data.metrics, V.state.round); }
@@ -421,8 +422,13 @@ SS.start = function (data) {
     if (st.input.sample !== undefined) {
       const t = st.input.sample, k = V.samples.pos(t), y = V.samples.y[k];
       thumbEls[k] && thumbEls[k].classList.add("on");
-      V.inputName = "test image #" + t + " (true " + labelOf(y) + ")";
-      info.textContent = "test image #" + t + " \u00b7 true " + labelOf(y) + " \u00b7 predicted " + labelOf(p) + (p === y ? "  \u2713" : "  \u2717");
+      if (data.episode) {  /* an RL run: the samples are the steps of its recorded greedy episode */
+        V.inputName = "episode step " + t + " (action taken " + labelOf(y) + ")";
+        info.textContent = "episode step " + t + " \u00b7 action taken " + labelOf(y) + " \u00b7 argmax Q " + labelOf(p);
+      } else {
+        V.inputName = "test image #" + t + " (true " + labelOf(y) + ")";
+        info.textContent = "test image #" + t + " \u00b7 true " + labelOf(y) + " \u00b7 predicted " + labelOf(p) + (p === y ? "  \u2713" : "  \u2717");
+      }
     } else { V.inputName = "drawn input"; info.textContent = "drawn input \u00b7 predicted " + labelOf(p); }
     const out = V.G.layers[V.G.layers.length - 1], v = V.values.post[out.name];
     let lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
