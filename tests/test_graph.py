@@ -393,7 +393,7 @@ def _mutations(doc):
 
     yield "format", m(lambda d: d.__setitem__("format", "other"))
     yield "no format", m(lambda d: d.pop("format"))
-    for v in (2, 0, "1", None, 1.5, True, [1]):
+    for v in (3, 0, "1", None, 1.5, True, [1]):
         yield f"version {v!r}", m(lambda d, v=v: d.__setitem__("version", v))
     yield "no version", m(lambda d: d.pop("version"))
     yield "no layers", m(lambda d: d.pop("layers"))
@@ -457,8 +457,18 @@ def test_malformed_documents_are_refused(what, doc):
 
 def test_wrong_version_message():
     doc = good_doc()
-    doc["version"] = 2
+    doc["version"] = 3
     assert_graph_error(from_dict, doc, match="unsupported flowgraph version")
+
+
+def test_version_1_documents_are_still_read():
+    """Version 2 only added the optional exact ranges: a version-1 document reads the same."""
+    g = annotate(small_graph())
+    doc = to_dict(g)
+    assert doc["version"] == 2
+    doc["version"] = 1
+    back = from_dict(doc)
+    assert to_json(back) == to_json(g)
 
 
 def test_truncated_and_garbage_json_is_refused():

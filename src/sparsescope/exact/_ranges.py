@@ -302,7 +302,18 @@ def _post_range(layer, known: Known) -> tuple[np.ndarray, np.ndarray]:
 
 def _greedy_points(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, layer, nodes: np.ndarray) -> np.ndarray:
     """For each node, the input that pushes every ancestor the way the node wants:
-    rows ``0..k-1`` maximise ``nodes``, rows ``k..2k-1`` minimise them.
+    rows ``0..k-1`` maximise ``nodes``, rows ``k..2k-1`` minimise them."""
+    k = nodes.size
+    demand = np.zeros((2 * k, layer.size))
+    demand[np.arange(k), nodes] = 1.0
+    demand[k + np.arange(k), nodes] = -1.0
+    return greedy_points(graph, known, lo, hi, layer.name, demand)
+
+
+def greedy_points(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, name: str,
+                  demand: np.ndarray) -> np.ndarray:
+    """One input per row of ``demand`` ``(T, size of layer name)``: the point of the box
+    that pushes every ancestor the way ``demand @ pre[name]`` wants to go up.
 
     Walking back, a source is pushed up when the weighted demands on it (weight
     times its range width) sum positive, down when negative; ReLU and identity
@@ -310,12 +321,9 @@ def _greedy_points(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarra
     a tree there is no conflict and the point attains the interval bound
     exactly; otherwise it is a candidate that the caller checks.
     """
-    k = nodes.size
     names = [L.name for L in graph.layers]
-    upto = names.index(layer.name)
-    dem = {layer.name: np.zeros((2 * k, layer.size))}
-    dem[layer.name][np.arange(k), nodes] = 1.0
-    dem[layer.name][k + np.arange(k), nodes] = -1.0
+    upto = names.index(name)
+    dem = {name: np.asarray(demand, dtype=np.float64)}
     for L in reversed(graph.layers[1 : upto + 1]):
         d = dem.pop(L.name, None)
         if d is None:
@@ -326,7 +334,7 @@ def _greedy_points(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarra
         width = np.where(s_hi > s_lo, s_hi - s_lo, 0.0)
         w = L.dense_weight(src.size) * width[None, :]
         dem[src.name] = dem.get(src.name, 0.0) + d @ w
-    d = dem.get(graph.input.name, np.zeros((2 * k, lo.size)))
+    d = dem.get(graph.input.name, np.zeros((len(demand), lo.size)))
     return np.where(d > 0, hi, lo)
 
 
