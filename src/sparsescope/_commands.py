@@ -160,3 +160,29 @@ def cmd_view(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
     print(write_run_page(store, out, round_index=args.round, box=args.box))
     return 0
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    """Analyse a round over a box; text or JSON on standard output or -o FILE."""
+    import json
+
+    from .exact import analyse_run
+
+    if not (args.time_limit > 0):
+        raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                    time_limit=args.time_limit)
+    if args.format == "json":
+        from .exact import analysis_dict
+
+        text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    else:
+        from .exact import analysis_text
+
+        text = analysis_text(a)
+    if args.out:
+        write_text(Path(args.out), text + "\n")
+        print(args.out)
+    else:
+        print(text)
+    return 0

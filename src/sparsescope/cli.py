@@ -83,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
+
+    p = sub.add_parser("analyse", help="what holds over an input box: structure, bounds, exact ranges, simplification",
+                       description="Analyse RUN at --round over an input box: structure and interval box states; with "
+                                   "--exact the exact range of every unit (MILP, HiGHS) with witnesses, the exactly "
+                                   "simplified graph and its certificate; for a ball, the robustness verdict.")
+    _run_round(p)
+    p.add_argument("--exact", action="store_true", help="exact ranges, simplified graph and certificate")
+    p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
+                   help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
+                        "around test image IMAGE (clipped to [0, 1])")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="write to FILE (default: standard output)")
+    _runs_dir(p)
     return parser
 
 

@@ -45,7 +45,7 @@ def analyse_box(graph: Flowgraph, box: Box, *, exact: bool = False, time_limit: 
         g = graph.with_bounds(exact_bounds(ranges))
         simplified = simplify(graph, ranges)
     if box.name == "ball" and box.label is not None:
-        robust = certify(graph, box.centre, box.label, box.eps, time_limit=time_limit)
+        robust = certify(graph, box.centre, box.label, box.eps, time_limit=time_limit, image=box.image)
     return BoxAnalysis(g, box, analyse(graph), box_states(g), ranges, simplified, robust)
 
 
@@ -172,3 +172,18 @@ def analysis_text(a: BoxAnalysis) -> str:
     if a.robustness is not None:
         lines.append(a.robustness.summary())
     return "\n".join(lines)
+
+
+def analyse_run(run: str, runs_dir: str = "runs", *, round_index: int | None = None, box: str = "unit",
+                exact: bool = False, time_limit: float = 10.0) -> BoxAnalysis:
+    """:func:`analyse_box` for a round of a stored run; ``box`` is ``unit``, ``data`` or ``ball:IMAGE:EPS``."""
+    from ..runs import resolve_run, round_flowgraph, run_data
+    from ._box import make_box, parse_box
+
+    kind = parse_box(box)[0]  # a bad spec fails before anything is loaded
+    store = resolve_run(run, runs_dir)
+    graph = round_flowgraph(store, round_index).with_bounds(None)
+    data = run_data(store) if kind != "unit" else None
+    b = make_box(graph, box, x_train=None if data is None else data.x_train,
+                 x_test=None if data is None else data.x_test, y_test=None if data is None else data.y_test)
+    return analyse_box(graph, b, exact=exact, time_limit=time_limit)
