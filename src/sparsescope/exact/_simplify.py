@@ -97,7 +97,7 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
                               "how": _how(ranges, name, j, "lo", 0.0)})
         const[name] = value
         off[name] = is_off
-        layers.append(replace(layer, bias=bias, dst=layer.dst[keep], src=layer.src[keep], weight=layer.weight[keep]))
+        layers.append(replace(layer.keep_edges(keep), bias=bias))
     g = Flowgraph(tuple(layers), meta={**graph.meta, "simplified_over": ranges.box})
     # constants were folded forward: their out-edges are gone.  Now drop what
     # cannot reach an output (dead ends).
@@ -105,7 +105,7 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
     trimmed = [g.input]
     for layer in g.layers[1:]:
         e = edges[layer.name]
-        trimmed.append(replace(layer, dst=layer.dst[e], src=layer.src[e], weight=layer.weight[e]))
+        trimmed.append(layer.keep_edges(e))
     g = Flowgraph(tuple(trimmed), meta=g.meta)
     g, composed = _compose_linear_layers(g, ranges)
     s0, s1 = analyse(graph), analyse(g)
@@ -155,7 +155,8 @@ def _compose_linear_layers(g: Flowgraph, ranges: ExactRanges) -> tuple[Flowgraph
             dst, s = np.nonzero(w)
             if dst.size >= L.num_edges + C.num_edges:
                 continue
-            new_c = replace(C, source=L.source, bias=b, dst=dst, src=s, weight=w[dst, s])
+            new_c = replace(C, source=L.source, bias=b, dst=dst, src=s, weight=w[dst, s], weight_id=None,
+                            weight_shape=None)  # composed weights are no longer shared kernel entries
             layers = [x for x in layers if x.name != L.name]
             layers[layers.index(C) if C in layers else 0] = new_c
             g = Flowgraph(tuple(layers), meta={**g.meta, "composed": [*g.meta.get("composed", []), L.name]})

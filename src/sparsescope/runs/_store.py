@@ -47,7 +47,8 @@ MANIFEST = "manifest.json"
 RUN_FORMAT = "sparsescope.run"
 RUN_VERSION = 1
 TIMING_KEYS = ("train_seconds", "wall_seconds")
-METRIC_KEYS = ("round", "density", "weights_left", "weights_total", "kept_total", "test_accuracy", "history")
+METRIC_KEYS = ("round", "density", "weights_left", "weights_total", "kept_total", "history")
+SCORE_KEYS = ("test_accuracy", "eval_return")  # a dataset round has the first, an RL round the second
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -153,7 +154,8 @@ def _metrics(files: dict[str, bytes], what: str) -> dict[str, Any]:
         raise RunStoreError(f"{what}: metrics.json is corrupt") from None
     if not isinstance(m, dict) or not isinstance(timing, dict) or any(k not in m for k in METRIC_KEYS):
         raise RunStoreError(f"{what}: metrics.json lacks the round's metrics")
-    if not isinstance(m["test_accuracy"], (int, float)) or not isinstance(m["weights_left"], dict):
+    score = [k for k in SCORE_KEYS if k in m]
+    if len(score) != 1 or not isinstance(m[score[0]], (int, float)) or not isinstance(m["weights_left"], dict):
         raise RunStoreError(f"{what}: metrics.json is malformed")
     return {**m, **{k: float(timing.get(k, 0.0)) for k in TIMING_KEYS}}
 
@@ -184,7 +186,9 @@ class RunStore:
         if m.get("version") != RUN_VERSION:
             raise RunStoreError(f"run {self.path}: unsupported run version {m.get('version')!r}")
         try:
-            ok = (isinstance(m["run_id"], str) and isinstance(m["config"]["model"]["sizes"], list)
+            model = m["config"]["model"]
+            ok = (isinstance(m["run_id"], str) and isinstance(model, dict)
+                  and isinstance(model.get("sizes", model.get("layers")), list)
                   and isinstance(m["data"]["fingerprint"], str) and isinstance(m["data"]["input_shape"], list)
                   and isinstance(m["data"]["classes"], list) and isinstance(m["rounds_planned"], int))
         except (KeyError, TypeError):
@@ -202,9 +206,11 @@ class RunStore:
         return RunStore(path)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``RUN/.lock`` exclusively; a second writer gets a clear error, not a race."""
-        fh = open(self.path / ".lock", "a+b")
+    def lock(self, name: str = ".lock") -> Iterator[None]:
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race."""
+        target = self.path / name
+        target.parent.mkdir(exist_ok=True)
+        fh = open(target, "a+b")
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -214,19 +220,20 @@ class RunStore:
         finally:
             fh.close()
 
-    def layer_names(self) -> list[str]:
-        """Weight layer names in model order (``h1``, ``h2``, ``out``), from the manifest."""
-        from ..models import MLPSpec
+    def spec(self):
+        """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
+        from .._config import from_manifest
 
-        return list(MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"])).layer_names)
+        return from_manifest(self.manifest()).model
+
+    def layer_names(self) -> list[str]:
+        """Weight layer names in model order (``h1``, ``h2``, ``out``; ``c1`` ... for convolutions)."""
+        return list(self.spec().layer_names)
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        from ..models import MLPSpec
-
-        spec = MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"]))
         out: dict[str, tuple[int, ...]] = {}
-        for n, (o, i) in spec.kernel_shapes.items():
-            out[f"{n}.weight"], out[f"{n}.bias"] = (o, i), (o,)
+        for n, shape in self.spec().kernel_shapes.items():
+            out[f"{n}.weight"], out[f"{n}.bias"] = tuple(shape), (shape[0],)
         return out
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
@@ -281,8 +288,11 @@ class RunStore:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     def write_round(self, folder: Path, mask: Mask, params: dict[str, torch.Tensor], metrics: dict[str, Any],
-                    rewind: dict[str, torch.Tensor] | None = None) -> None:
-        """Write one round (or control) folder atomically; timings go to timing.json."""
+                    rewind: dict[str, torch.Tensor] | None = None, extra: dict[str, bytes] | None = None) -> None:
+        """Write one round (or control) folder atomically; timings go to timing.json.
+
+        ``extra``: further files of the round (e.g. an RL round's ``episode.json``), checked by DONE too.
+        """
         files = {
             "mask.safetensors": tensors_bytes(mask_tensors(mask)),
             "weights.safetensors": tensors_bytes(params),
@@ -291,7 +301,23 @@ class RunStore:
         }
         if rewind is not None:
             files["rewind.safetensors"] = tensors_bytes(rewind)
+        for name, data in (extra or {}).items():
+            if name in files or "/" in name or name.startswith("."):
+                raise ValueError(f"bad extra round file name {name!r}")
+            files[name] = data
         write_dir(folder, files)
+
+    def read_round_json(self, index: int, name: str) -> Any:
+        """A JSON file of round ``index`` other than metrics (e.g. ``episode.json``), checked against DONE."""
+        what = f"run {self.path.name} round {index}"
+        self.read_round(index)  # checks the round exists, with a clear error when it does not
+        files = read_checked(self.round_dir(index), what)
+        if name not in files:
+            raise RunStoreError(f"{what} has no {name}")
+        try:
+            return json.loads(files[name])
+        except (ValueError, UnicodeDecodeError):
+            raise RunStoreError(f"{what}: {name} is corrupt") from None
 
     def read_round_at(self, folder: Path, what: str) -> RoundRecord:
         """Read and check one round (or control) folder."""
