@@ -51,7 +51,9 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
         if layer.labels is not None:
             d["labels"] = list(layer.labels)
         layers.append(d)
-    version = 2 if any(layer.weight_id is not None for layer in graph.layers) else 1
+    # version 1 unless a version-2 feature is used (weight ties, exact ranges), so version-1 readers keep working
+    exact = graph.bounds is not None and graph.bounds.exact is not None
+    version = 2 if exact or any(layer.weight_id is not None for layer in graph.layers) else 1
     doc: dict[str, Any] = {"format": FORMAT, "version": version, "meta": plain_json(graph.meta), "layers": layers}
     b = graph.bounds
     if b is not None:
