@@ -67,7 +67,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_metrics_at(c, f"control {c.name}")
-            print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
+            print(f"  {c.name}: density {100 * mt['density']:.2f}%  {_score(mt)}")
     return 0
 
 
@@ -83,8 +83,15 @@ def cmd_control(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"control {args.kind} of round {args.round}: density {100 * mt['density']:.2f}%  "
-          f"test acc {100 * mt['test_accuracy']:.1f}%  (seed {mt['seed']})")
+          f"{_score(mt)}  (seed {mt['seed']})")
     return 0
+
+
+def _score(mt: dict) -> str:
+    """A round's score: test accuracy, or an RL round's greedy return and whether it solved."""
+    if "eval_return" in mt:
+        return f"greedy return {mt['eval_return']:.1f} ({'solved' if mt.get('solved') else 'NOT solved'})"
+    return f"test acc {100 * mt['test_accuracy']:.1f}%"
 
 
 def _round_graph(args: argparse.Namespace, box: str = "unit"):
@@ -95,9 +102,25 @@ def _round_graph(args: argparse.Namespace, box: str = "unit"):
     return store, graph
 
 
-def _test_image(store, index: int):
-    from .runs import run_data
+def _test_image(store, index: int, round_index: int | None = None):
+    """``(samples, x)``: the test set and test image ``index``; for an RL run, the states of the
+    round's recorded greedy episode (labels: the actions taken) and its step ``index``."""
+    from .runs import is_rl_manifest, run_data
 
+    if is_rl_manifest(store.manifest()):
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        from .runs import round_episode
+
+        rnd = store.finished_rounds()[-1] if round_index is None else round_index
+        ep = round_episode(store, rnd)
+        if not 0 <= index < ep["length"]:
+            raise SparsescopeError(f"--input {index} is out of range: round {rnd}'s greedy episode has {ep['length']} steps")
+        states = np.asarray(ep["states"], dtype=np.float32)
+        data = SimpleNamespace(x_test=states, y_test=np.asarray(ep["actions"], dtype=np.int64))
+        return data, states[index].astype(np.float64)
     data = run_data(store)
     if not 0 <= index < len(data.x_test):
         raise SparsescopeError(f"--input {index} is out of range: the test set has {len(data.x_test)} images")
@@ -158,7 +181,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input)[1] if args.input is not None else None
+        x = _test_image(store, args.input, args.round)[1] if args.input is not None else None
         scene = graph_figure(graph, output=args.output, x=x)
         _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
     if out != "-":
@@ -173,7 +196,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out == "-":
         raise SparsescopeError("report writes a folder (index.html and figures); -o - is only for graph and view")
     store, graph = _round_graph(args, args.box)
-    data, _ = _test_image(store, args.input)
+    data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
     box = "" if args.box == "unit" else f"-{args.box}"  # the unit-box report is never overwritten by another box
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")

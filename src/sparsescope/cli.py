@@ -33,8 +33,9 @@ def _run_round(p: argparse.ArgumentParser) -> None:
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", choices=["unit", "data"], default="unit",
-                   help="input box for the bounds: every pixel in [0, 1] (unit, default) or the training data's range")
+    p.add_argument("--box", choices=["unit", "data", "env"], default=None,
+                   help="input box for the bounds: every pixel in [0, 1] (unit, default for datasets), the training "
+                        "data's range (data), or for an RL run the termination limits and visited velocities (env, its default)")
 
 
 def build_parser() -> argparse.ArgumentParser:

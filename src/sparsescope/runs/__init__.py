@@ -1,20 +1,23 @@
 """The run store and the lottery-ticket driver.
 
-Finding, listing and reading runs needs no torch; the driver (``run_experiment``,
-``run_control``, ``derive_seed``, ``RunResult``) loads it on first use.
+Finding, listing and reading runs needs no torch; the drivers (``run_experiment``,
+``run_control``, ``derive_seed``, ``RunResult``, and the RL helpers) load it on first use.
 """
+
+import importlib
 
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
 from ._store import RoundRecord, RunStore
 
-_LAZY = ("RunResult", "derive_seed", "run_control", "run_experiment")
+_LAZY = {  # name -> the private module that holds it (these import torch)
+    "RunResult": "_lottery", "derive_seed": "_lottery", "run_control": "_lottery", "run_experiment": "_lottery",
+    "is_rl_manifest": "_rl", "round_episode": "_rl",
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from . import _lottery
-
-        return getattr(_lottery, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -24,8 +27,10 @@ __all__ = [
     "RunResult",
     "RunStore",
     "derive_seed",
+    "is_rl_manifest",
     "list_runs",
     "resolve_run",
+    "round_episode",
     "round_flowgraph",
     "round_table",
     "run_control",
