@@ -198,7 +198,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     store, graph = _round_graph(args, args.box)
     data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
-    box = "" if args.box == "unit" else f"-{args.box}"  # the unit-box report is never overwritten by another box
+    default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
+    box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
