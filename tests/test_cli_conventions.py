@@ -113,6 +113,8 @@ def test_status_finished_interrupted_running(runs, small_config, tmp_path, mnist
     with RunStore(res.path).lock():  # as a training process holds it
         assert "\trunning\t" in cli("runs", "--runs-dir", tmp_path).stdout.decode()
         assert re.search(r"1/3 rounds\s+running", cli("show", "half", "--runs-dir", tmp_path).stdout.decode())
+    with RunStore(res.path).lock("controls/.reinit-r000-s1.lock"):  # as a process training one control
+        assert "\trunning\t" in cli("runs", "--runs-dir", tmp_path).stdout.decode()
     assert "3/3 rounds\tfinished" in cli("runs", "--runs-dir", runs).stdout.decode()
     assert re.search(r"3/3 rounds\s+finished", cli("show", "conv", "--runs-dir", runs).stdout.decode())
     run_experiment(load_config(small_config(name="half", rounds=3)), tmp_path, data=mnist5k)  # resume

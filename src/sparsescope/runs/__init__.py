@@ -10,7 +10,8 @@ from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_tabl
 from ._store import RoundRecord, RunStore
 
 _LAZY = {  # name -> the private module that holds it (these import torch)
-    "RunResult": "_lottery", "derive_seed": "_lottery", "run_control": "_lottery", "run_experiment": "_lottery",
+    "RunResult": "_lottery", "control_folder": "_lottery", "control_seed": "_lottery", "derive_seed": "_lottery",
+    "run_control": "_lottery", "run_experiment": "_lottery",
     "is_rl_manifest": "_rl", "round_episode": "_rl",
 }
 
@@ -26,6 +27,8 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "RunStore",
+    "control_folder",
+    "control_seed",
     "derive_seed",
     "is_rl_manifest",
     "list_runs",

@@ -197,7 +197,9 @@ class RunStore:
         if m.get("version") != RUN_VERSION:
             raise RunStoreError(f"run {self.path}: unsupported run version {m.get('version')!r}")
         try:
-            ok = (isinstance(m["run_id"], str) and isinstance(m["config"]["model"]["sizes"], list)
+            model = m["config"]["model"]
+            ok = (isinstance(m["run_id"], str) and isinstance(model, dict)
+                  and isinstance(model.get("sizes", model.get("layers")), list)
                   and isinstance(m["data"]["fingerprint"], str) and isinstance(m["data"]["input_shape"], list)
                   and isinstance(m["data"]["classes"], list) and isinstance(m["rounds_planned"], int))
         except (KeyError, TypeError):
@@ -215,13 +217,15 @@ class RunStore:
         return RunStore(path)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``RUN/.lock`` exclusively; a second writer gets a clear error, not a race.
+    def lock(self, name: str = ".lock") -> Iterator[None]:
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race.
 
-        Retries for about a second first: :meth:`is_running` probes the lock
+        Retries for about a second first: :meth:`is_running` probes the locks
         for an instant, and a writer starting at that instant must not fail.
         """
-        fh = open(self.path / ".lock", "a+b")
+        target = self.path / name
+        target.parent.mkdir(exist_ok=True)
+        fh = open(target, "a+b")
         try:
             for attempt in range(LOCK_TRIES):
                 try:
@@ -236,18 +240,11 @@ class RunStore:
             fh.close()
 
     def is_running(self) -> bool:
-        """Whether another process holds the run's lock now (training rounds or controls)."""
-        try:
-            fh = open(self.path / ".lock", "rb")
-        except OSError:  # never locked (or unreadable): nobody is writing through it
-            return False
-        with fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-            return False
+        """Whether another process holds one of the run's locks now (``RUN/.lock`` for the
+        rounds, ``RUN/controls/.NAME.lock`` for one control)."""
+        controls = self.path / "controls"
+        locks = [self.path / ".lock", *(sorted(controls.glob(".*.lock")) if controls.is_dir() else [])]
+        return any(_is_locked(p) for p in locks)
 
     def status(self) -> str:
         """``running`` (a process holds the lock), ``finished`` (every planned round and
@@ -270,19 +267,20 @@ class RunStore:
         """The metrics of one round or control folder, checked against DONE (no tensors read)."""
         return _metrics(read_checked(folder, what), what)
 
-    def layer_names(self) -> list[str]:
-        """Weight layer names in model order (``h1``, ``h2``, ``out``), from the manifest."""
-        from ..models import MLPSpec
+    def spec(self):
+        """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
+        from .._config import from_manifest
 
-        return list(MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"])).layer_names)
+        return from_manifest(self.manifest()).model
+
+    def layer_names(self) -> list[str]:
+        """Weight layer names in model order (``h1``, ``h2``, ``out``; ``c1`` ... for convolutions)."""
+        return list(self.spec().layer_names)
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        from ..models import MLPSpec
-
-        spec = MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"]))
         out: dict[str, tuple[int, ...]] = {}
-        for n, (o, i) in spec.kernel_shapes.items():
-            out[f"{n}.weight"], out[f"{n}.bias"] = (o, i), (o,)
+        for n, shape in self.spec().kernel_shapes.items():
+            out[f"{n}.weight"], out[f"{n}.bias"] = tuple(shape), (shape[0],)
         return out
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
@@ -407,6 +405,21 @@ class RunStore:
     def control_dirs(self) -> list[Path]:
         d = self.path / "controls"
         return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a process holds an flock on ``path`` (probed with a shared lock, released at once)."""
+    try:
+        fh = open(path, "rb")
+    except OSError:  # never locked (or unreadable): nobody is writing through it
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _ranges(xs: list[int]) -> str:
