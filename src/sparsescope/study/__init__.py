@@ -3,11 +3,13 @@
 * :func:`load_sweep` / :func:`run_sweep` -- a grid of seeds x schedules x datasets x
   controls as ordinary runs in the run store, on any ``concurrent.futures``-style executor;
 * :func:`open_executor` -- ``local`` processes, ``serial``, ``dask[:ADDRESS]``, ``slurm``;
+* :func:`fit_batched` -- K tickets of one MLP trained in one pass (``torch.baddbmm``);
 * :func:`collect` / :func:`write_study` -- readability of every round and control, the
   HTML/CSV/JSON study report; the figures as matplotlib ``Figure`` objects.
 """
 
 from ._executors import EXECUTORS, open_executor
+from ._batched import fit_batched, train_controls_batched
 from ._collect import StudyData, collect
 from ._figures import accuracy_density_figure, measure_figure, per_class_figure, svg_text
 from ._report import study_tables, write_study
@@ -16,6 +18,8 @@ from ._sweep import SweepConfig, SweepResult, SweepRun, expand, load_sweep, run_
 __all__ = [
     "StudyData",
     "accuracy_density_figure",
+    "fit_batched",
+    "train_controls_batched",
     "collect",
     "measure_figure",
     "per_class_figure",
