@@ -26,7 +26,7 @@ from .._config import CONTROL_KINDS, ExperimentConfig
 from .._config import from_manifest as config_from_manifest
 from .._errors import ConfigError, RunStoreError, SparsescopeError
 from ..data import Dataset, load
-from ..models import init_params
+from ..models import SequentialSpec, init_params
 from ..prune import Mask, planned_counts, prune, random_mask
 from ..train import TrainResult, fit
 from ._store import RunStore, check_data, mask_tensors, now_iso
@@ -111,7 +111,7 @@ class RunResult:
 def planned_rounds(config: ExperimentConfig) -> int:
     """How many rounds the config's pruning plan makes; checks that the controls name existing ones."""
     shapes = config.model.kernel_shapes
-    n_rounds = len(planned_counts({n: o * i for n, (o, i) in shapes.items()}, config.prune))
+    n_rounds = len(planned_counts({n: math.prod(s) for n, s in shapes.items()}, config.prune))
     late = [r for r in config.controls.rounds if r >= n_rounds]
     if late:
         raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
@@ -120,12 +120,20 @@ def planned_rounds(config: ExperimentConfig) -> int:
 
 def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
     n_in = int(np.prod(data.input_shape))
-    if config.model.sizes[0] != n_in:
-        raise ConfigError(f"model.sizes starts with {config.model.sizes[0]} inputs but dataset {data.name} has {n_in}")
-    if config.model.sizes[-1] != data.num_classes:
-        raise ConfigError(
-            f"model.sizes ends with {config.model.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
-        )
+    spec = config.model
+    if isinstance(spec, SequentialSpec):
+        if spec.num_inputs != n_in:
+            raise ConfigError(f"model.input_shape {list(spec.input_shape)} does not fit dataset {data.name}'s "
+                              f"inputs of shape {list(data.input_shape)}")
+        if spec.num_outputs != data.num_classes:
+            raise ConfigError(f"the model has {spec.num_outputs} outputs but dataset {data.name} has {data.num_classes} classes")
+    else:
+        if spec.sizes[0] != n_in:
+            raise ConfigError(f"model.sizes starts with {spec.sizes[0]} inputs but dataset {data.name} has {n_in}")
+        if spec.sizes[-1] != data.num_classes:
+            raise ConfigError(
+                f"model.sizes ends with {spec.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
+            )
     steps = math.ceil(len(data.x_train) / config.train.batch_size) * config.train.epochs
     if config.prune.rewind_step > steps:
         raise ConfigError(f"prune.rewind_step {config.prune.rewind_step} is past the end of round 0 ({steps} steps)")
