@@ -29,15 +29,7 @@ from pathlib import Path
 
 import torch
 
-
-def matmul_flops(n: int = 512, repeats: int = 20) -> float:
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+from bench_train import matmul_flops  # the same FLOP/s probe as the training benchmark
 
 
 def bench_batched(args: argparse.Namespace) -> None:

@@ -65,6 +65,8 @@ def fit_batched(
     are never modified.
     """
     K = len(params)
+    if not isinstance(spec, MLPSpec):
+        raise ConfigError("batched training supports the MLP (model.sizes); train other models one by one")
     if not (K == len(masks) == len(seeds)) or K == 0:
         raise ConfigError("fit_batched needs one start, mask and seed per ticket (and at least one ticket)")
     prev_threads = torch.get_num_threads()

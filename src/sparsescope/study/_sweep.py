@@ -192,6 +192,8 @@ def task_controls(run_path: str, kind: str, rounds: list[int], batched: bool = F
     t0 = time.perf_counter()
     dataset = RunStore(run_path).manifest()["config"]["dataset"]
     data = _dataset(dataset)
+    if batched and "sizes" not in RunStore(run_path).manifest()["config"]["model"]:
+        batched = False  # only the MLP has the batched trainer
     if batched:
         from ._batched import train_controls_batched
 
