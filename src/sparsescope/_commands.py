@@ -146,8 +146,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input, args.round)[1] if args.input is not None else None
-        scene = graph_figure(graph, output=args.output, x=x)
+        x, where = None, {}
+        if args.input is not None:
+            data, x = _test_image(store, args.input, args.round)
+            classes = graph.output.labels
+            y = int(data.y_test[args.input])
+            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
+        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                             off="hide" if args.hide_off else "mark", **where)
         if args.format == "svg":
             write_text(out, scene.to_svg())
         else:
@@ -179,7 +185,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round, box=args.box))
+    print(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples))
     return 0
 
 

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
     p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
+    p.add_argument("--shared-scale", action="store_true", help="one colour scale (with a colour bar) for all weight tiles")
+    p.add_argument("--hide-off", action="store_true", help="leave out units proven always off over the box (default: grey)")
     _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
     _runs_dir(p)
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("view", help="write the single-file interactive viewer",
                        description="Write one self-contained HTML file to explore RUN's flowgraphs offline.")
     _run_round(p)
+    p.add_argument("--samples", default=None, metavar="LIST",
+                   help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
