@@ -263,3 +263,32 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(line)
     print(index)
     return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
+    import dataclasses
+    import json
+
+    from .study import load_sweep
+    from .study._search import search_from_dict, search_schedule
+
+    sweep = load_sweep(args.sweep)
+    if not sweep.search:
+        raise SparsescopeError(f"sweep {args.sweep} has no [search] table (rates = {{ layer = [rates to try] }})")
+    floor = float(sweep.study.get("accuracy_floor", 0.9) if args.floor is None else args.floor)
+    measure = args.measure or sweep.study.get("measure", "out_edges")
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = search_schedule(sweep, search_from_dict(sweep.search), args.runs_dir, floor=floor, measure=measure,
+                          executor=args.executor, workers=args.workers, note=note)
+    out = Path(args.out or Path("reports") / f"search-{sweep.name}.json")
+    doc = {"floor": floor, "measure": measure, **dataclasses.asdict(res)}
+    write_text(out, json.dumps(doc, indent=1, sort_keys=True, default=str).replace("Infinity", "null") + "\n")
+    if res.best is None:
+        print(f"no candidate reaches test accuracy {floor} with every seed")
+    else:
+        b = res.best
+        print(f"best rates {b['rates']}: {measure} {b['per_seed_best']:.1f} +- {b['per_seed_sd']:.1f} over "
+              f"{b['seeds']} seeds at test accuracy >= {floor}")
+    print(out)
+    return 0

@@ -129,6 +129,17 @@ def _study_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
     _runs_dir(p)
 
+    p = sub.add_parser("search", help="search per-layer pruning rates minimising a readability measure at an accuracy floor",
+                       description="Successive halving over the [search] grid of SWEEP.toml (layerwise rates): every "
+                                   "candidate is an ordinary run; finalists are trained with every seed.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="result JSON (default: reports/search-NAME.json)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC", help="accuracy floor (default: [study] accuracy_floor)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure (default: [study] measure, else out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted)."""
