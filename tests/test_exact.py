@@ -284,9 +284,12 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     assert doc["robustness"]["verdict"] in ("robust", "not robust", "misclassified")
     assert doc["simplified"]["sizes"]["simplified"]["edges"] <= doc["simplified"]["sizes"]["original"]["edges"]
     out = tmp_path / "a.json"
-    assert main(["analyse", "small", "--runs-dir", str(runs), "--box", "data", "--format", "json", "-o", str(out)]) == 0
+    assert main(["analyse", "small", "--runs-dir", str(runs), "--box", "data", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["box"]["name"] == "data"
-    for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"]):
+    assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
+    for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],
+                ["-o", str(tmp_path / "x.json"), "--format", "text"]):
         capsys.readouterr()
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
         err = capsys.readouterr().err

@@ -265,7 +265,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-<<<<<<< HEAD
 def cmd_analyse(args: argparse.Namespace) -> int:
     """Analyse a round over a box; text or JSON on standard output or -o FILE."""
     import json
@@ -274,9 +273,13 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
     if not (args.time_limit > 0):
         raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    ext = {".json": "json", ".txt": "text"}.get(Path(args.out).suffix.lower()) if args.out and args.out != "-" else None
+    if ext and args.format and args.format != ext:
+        raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
+    fmt = ext or args.format or "text"
     a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
                     time_limit=args.time_limit)
-    if args.format == "json":
+    if fmt == "json":
         from .exact import analysis_dict
 
         text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
@@ -284,12 +287,13 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         from .exact import analysis_text
 
         text = analysis_text(a)
-    if args.out:
-        write_text(Path(args.out), text + "\n")
-        print(args.out)
-    else:
-        print(text)
-=======
+    out = args.out or "-"
+    _write_out(out, text + "\n")
+    if out != "-":
+        print(out)
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
     import dataclasses
@@ -316,5 +320,4 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"best rates {b['rates']}: {measure} {b['per_seed_best']:.1f} +- {b['per_seed_sd']:.1f} over "
               f"{b['seeds']} seeds at test accuracy >= {floor}")
     print(out)
->>>>>>> main
     return 0

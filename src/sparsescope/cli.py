@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
                         "around test image IMAGE (clipped to [0, 1])")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="write to FILE (default: standard output)")
+    p.add_argument("--format", choices=["text", "json"], default=None,
+                   help="text (default) or json; follows -o's extension (.json, .txt)")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="write to FILE ('-' or none: standard output)")
     _runs_dir(p)
     return parser
 
