@@ -286,6 +286,7 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     out = tmp_path / "a.json"
     assert main(["analyse", "small", "--runs-dir", str(runs), "--box", "data", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["box"]["name"] == "data"
+    assert capsys.readouterr().out.strip() == str(out)
     assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
     for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],
