@@ -287,6 +287,11 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     assert main(["analyse", "small", "--runs-dir", str(runs), "--box", "data", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["box"]["name"] == "data"
     assert capsys.readouterr().out.strip() == str(out)
+    rep = tmp_path / "rep"
+    assert main(["report", "small", "--runs-dir", str(runs), "--exact", "-o", str(rep)]) == 0
+    page = (rep / "index.html").read_text()
+    assert "Exact analysis" in page and (rep / "figures" / "simplified.svg").is_file()
+    capsys.readouterr()
     assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
     for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],

@@ -207,9 +207,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
     box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")
+    exact = None
+    if getattr(args, "exact", False):  # the exact analysis over the same box; its bounds are tighter
+        from .exact import Box, analyse_box
+
+        name0 = graph.input.name
+        b = Box(graph.bounds.box, graph.bounds.lo[name0], graph.bounds.hi[name0])  # the box the bounds are over
+        exact = analyse_box(graph.with_bounds(None), b, exact=True)
+        graph = exact.graph
+        out = out.with_name(out.name + "-exact") if not args.out else out
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
-                         title=f"{graph.meta['run']} round {rnd}")
+                         title=f"{graph.meta['run']} round {rnd}", exact=exact)
     print(index)
     return 0
 

@@ -159,8 +159,42 @@ def solve(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, object
     Requires ``highspy``.
     """
     highspy = _import_highspy()
+    results = []
+    for sense in senses:
+        results.append(_solve_one(highspy, graph, known, lo, hi, objective, sense, time_limit, const))
+    return results
+
+
+def _one_way(graph: Flowgraph, need: dict[str, np.ndarray], objective: dict[str, np.ndarray],
+             targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per layer, the objective's coefficient on each node's output where that output
+    feeds the objective's sums only (NaN elsewhere).  Such a ReLU pushed one way by
+    the objective needs no binary (see :func:`_solve_one`)."""
+    feeds_var = {layer.name: np.zeros(layer.size, dtype=bool) for layer in graph.layers}
+    coef_out = {layer.name: np.zeros(layer.size) for layer in graph.layers}
+    for layer in graph.layers[1:]:
+        var_nodes = need[layer.name].copy()
+        if layer.name in objective and not any(lay.source == layer.name and need[lay.name].any()
+                                               for lay in graph.layers[1:]):
+            var_nodes[targets[layer.name]] = False
+        hit = var_nodes[layer.dst]
+        feeds_var[layer.source][layer.src[hit]] = True
+        if layer.name in objective:
+            c = objective[layer.name][layer.dst] * layer.weight
+            np.add.at(coef_out[layer.source], layer.src, c)
+    return {n: np.where(feeds_var[n], np.nan, coef_out[n]) for n in feeds_var}
+
+
+def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray,
+               objective: dict[str, np.ndarray], sense: str, time_limit: float, const: float) -> Solve:
+    """Build and solve one program.  A ReLU whose output feeds only the objective,
+    with a coefficient that pushes it down (``< 0`` when maximising, ``> 0`` when
+    minimising), keeps only ``a >= z, a >= 0`` and no binary: the optimum lowers
+    ``a`` to ``max(z, 0)`` anyway, so the relaxation has the same optimum."""
+    maximise = sense == "max"
     targets = {name: np.flatnonzero(c) for name, c in objective.items()}
     need = cone(graph, known, targets)
+    one_way = _one_way(graph, need, objective, targets)
     # variable numbering: inputs, then one output variable per needed non-input node
     var: dict[str, np.ndarray] = {}
     col_lo: list[np.ndarray] = []
@@ -246,7 +280,9 @@ def solve(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, object
         row_lo.append(cst.copy())
         row_hi.append(np.where(linear, cst, np.inf))
         n_row += nodes.size
-        unstable = np.flatnonzero(~linear)
+        push = one_way[layer.name][nodes]
+        down = ~np.isnan(push) & ((push <= 0) if maximise else (push >= 0))
+        unstable = np.flatnonzero(~linear & ~(down if relu else False))
         if unstable.size:
             k = unstable.size
             d_cols = n_col + np.arange(k)
@@ -305,42 +341,36 @@ def solve(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, object
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-9)
     h.setOptionValue("threads", 1)
+    h.setOptionValue("time_limit", float(time_limit))
     # HiGHS' primal heuristics, restarts and symmetry detection cost more than
     # they save on these programs (measured: 2-5x faster without, 2-32 binaries)
     for opt in _HEURISTICS_OFF:
         h.setOptionValue(opt, False)
+    lp.sense_ = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
     h.passModel(lp)
     pad = tolerance_pad(graph, known, need, lo, hi, objective)
     n_x = int(x_need.sum())
-    results = []
-    for sense in senses:
-        maximise = sense == "max"
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize)
-        h.setOptionValue("time_limit", h.getRunTime() + float(time_limit))  # HiGHS' clock runs on across runs
-        h.run()
-        ms = h.getModelStatus()
-        info = h.getInfo()
-        status = {highspy.HighsModelStatus.kOptimal: "optimal", highspy.HighsModelStatus.kTimeLimit: "time"}.get(ms, "failed")
-        has_sol = info.primal_solution_status >= 2  # 2: a feasible point
-        x, value = None, None
-        if has_sol:
-            x = lo.copy()  # inputs outside the cone do not matter: take the box's low end
-            if n_col:
-                x[x_need] = np.asarray(h.getSolution().col_value)[:n_x]
-                value = float(info.objective_function_value)
-            else:
-                value = obj_const
-            x = np.clip(x, lo, hi)
-        none = np.inf if maximise else -np.inf
-        if status == "failed":
-            dual = none
-        elif binaries:
-            dual = float(info.mip_dual_bound)
+    h.run()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    status = {highspy.HighsModelStatus.kOptimal: "optimal", highspy.HighsModelStatus.kTimeLimit: "time"}.get(ms, "failed")
+    has_sol = info.primal_solution_status >= 2  # 2: a feasible point
+    x, value = None, None
+    if has_sol:
+        x = lo.copy()  # inputs outside the cone do not matter: take the box's low end
+        if n_col:
+            x[x_need] = np.asarray(h.getSolution().col_value)[:n_x]
+            value = float(info.objective_function_value)
         else:
-            dual = value if (status == "optimal" and value is not None) else none
-        if not np.isfinite(dual):
-            dual = none
-        results.append(Solve(status, value, dual, x, binaries, n_col + n_row, pad))
-        if binaries:
-            h.clearSolver()  # the next sense starts afresh (no stale MIP state)
-    return results
+            value = obj_const
+        x = np.clip(x, lo, hi)
+    none = np.inf if maximise else -np.inf
+    if status == "failed":
+        dual = none
+    elif binaries:
+        dual = float(info.mip_dual_bound)
+    else:
+        dual = value if (status == "optimal" and value is not None) else none
+    if not np.isfinite(dual):
+        dual = none
+    return Solve(status, value, dual, x, binaries, n_col + n_row, pad)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import analyse, live_mask
+from ..bounds import interval_bounds
 from ..graph import Flowgraph, Layer
 from ._ranges import ExactRanges
 
@@ -108,6 +109,8 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
         trimmed.append(layer.keep_edges(e))
     g = Flowgraph(tuple(trimmed), meta=g.meta)
     g, composed = _compose_linear_layers(g, ranges)
+    # its own interval bounds (sound for it, float32 included), for figures and the viewer
+    g = g.with_bounds(interval_bounds(g, ranges.box_lo, ranges.box_hi, box=ranges.box))
     s0, s1 = analyse(graph), analyse(g)
     out_name = graph.output.name
     for layer in g.layers[1:-1]:
