@@ -85,6 +85,19 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_file(args: argparse.Namespace) -> bool:
+    """RUN names a model file (graph/report/view then go to _model_commands); else check run-only options."""
+    from .interop import is_model_file
+
+    if is_model_file(args.run):
+        return True
+    if args.box not in ("unit", "data"):
+        raise SparsescopeError(f"--box {args.box}: a run takes unit or data (LO,HI and data:FILE.npy are for model files)")
+    if args.labels is not None:
+        raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
+    return False
+
+
 def _round_graph(args: argparse.Namespace, box: str = "unit"):
     from .runs import resolve_run, round_flowgraph
 
@@ -104,15 +117,25 @@ def _test_image(store, index: int):
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
+    if _model_file(args):
+        from ._model_commands import model_graph
+
+        return model_graph(args)
+    store, graph = _round_graph(args, args.box)
+    return write_graph(args, graph, f"{graph.meta['run']}-r{graph.meta['round']:03d}",
+                       lambda i: _test_image(store, i)[1])
+
+
+def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
+    """``graph``'s body for a run or a model file: write ``graph`` (or ``--output``'s subgraph) as
+    svg/png/json to ``-o`` or ``STEM[-outK][-inI].FORMAT``; ``sample(i)`` is the ``--input i`` sample."""
     from .graph import to_json
 
     if args.input is not None and args.format == "json":
         raise SparsescopeError("--input applies to svg and png figures; the JSON holds the graph itself")
-    store, graph = _round_graph(args, args.box)
     if args.output is not None and not 0 <= args.output < graph.output.size:
         raise SparsescopeError(f"--output {args.output} is out of range: the model has {graph.output.size} outputs")
-    rnd = graph.meta["round"]
-    stem = f"{graph.meta['run']}-r{rnd:03d}" + (f"-out{args.output}" if args.output is not None else "") + (
+    stem += (f"-out{args.output}" if args.output is not None else "") + (
         f"-in{args.input}" if args.input is not None else "")
     out = Path(args.out or f"{stem}.{args.format}")
     if args.format == "json":
@@ -125,7 +148,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input)[1] if args.input is not None else None
+        x = sample(args.input) if args.input is not None else None
         scene = graph_figure(graph, output=args.output, x=x)
         if args.format == "svg":
             write_text(out, scene.to_svg())
@@ -137,6 +160,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    if _model_file(args):
+        from ._model_commands import model_report
+
+        return model_report(args)
     from .render import write_report
 
     store, graph = _round_graph(args, args.box)
@@ -152,6 +179,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
+    if _model_file(args):
+        from ._model_commands import model_view
+
+        return model_view(args)
     from .runs import resolve_run
     from .viewer import write_run_page
 

@@ -24,13 +24,17 @@ def _runs_dir(p: argparse.ArgumentParser) -> None:
 
 
 def _run_round(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder")
+    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder; or a model file MODEL.onnx")
     p.add_argument("--round", type=int, default=None, metavar="N", help="round (default: the last finished)")
+    p.add_argument("--labels", default=None, metavar="FILE.json",
+                   help='model files: input/output names, {"inputs": [...], "outputs": [...]}')
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", choices=["unit", "data"], default="unit",
-                   help="input box for the bounds: every pixel in [0, 1] (unit, default) or the training data's range")
+    p.add_argument("--box", default="unit", metavar="BOX",
+                   help="input box for the bounds: unit (every input in [0, 1], default), data (a run's training data "
+                        "range), LO,HI (every input in [LO, HI]; write --box=-1,1 for a negative LO) or data:FILE.npy "
+                        "(per-input range of your samples)")
 
 
 def build_parser() -> argparse.ArgumentParser:

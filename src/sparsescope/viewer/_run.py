@@ -28,3 +28,16 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None, s
         samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick],
         title=f"{current.meta['run']} round {current.meta['round']}",
     )
+
+
+def write_graph_page(path: str | Path, graph, *, samples_x: np.ndarray | None = None,
+                     samples_y: np.ndarray | None = None, title: str | None = None) -> Path:
+    """Write the page of one flowgraph (an imported model, say): no rounds slider, the given
+    samples (``(N, n_in)`` and their ``(N,)`` class labels) or none -- then only drawing."""
+    from ._page import _graph_metrics
+
+    n = graph.input.size
+    if samples_x is None:
+        samples_x, samples_y = np.zeros((0, n)), np.zeros(0, dtype=np.int64)
+    return write_page(path, [graph], [_graph_metrics(graph)], current=0, samples_x=samples_x,
+                      samples_y=samples_y, title=str(title or graph.meta.get("model", "flowgraph")))
