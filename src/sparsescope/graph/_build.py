@@ -1,4 +1,4 @@
-"""Build a flowgraph from a torch model (the MLP now; new module kinds add a rule here)."""
+"""Build a flowgraph from arrays: a chain of affine layers (``from_torch`` forwards to ``sparsescope.interop``)."""
 
 from __future__ import annotations
 
@@ -59,37 +59,13 @@ def from_arrays(
 
 def from_torch(
     model: Any,
-    input_shape: Sequence[int],
+    input_shape: Sequence[int] | None = None,
     *,
     output_labels: Sequence[str] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Flowgraph:
-    """Read an ``nn.Sequential`` of ``Flatten``/``Linear``/``ReLU``/``Identity`` modules.
+    """The flowgraph of a torch ``nn.Sequential``: :func:`sparsescope.interop.from_torch`
+    (this name is kept for callers of ``sparsescope.graph``; the reader lives with the other importers)."""
+    from ..interop import from_torch as read_torch
 
-    The model is only read (its weights are copied out as float64).  Any
-    other module raises :class:`GraphError` naming it.
-    """
-    import torch.nn as nn
-
-    weights: list[np.ndarray] = []
-    biases: list[np.ndarray] = []
-    acts: list[str] = []
-    modules = list(model.children()) if isinstance(model, nn.Sequential) else [model]
-    for m in modules:
-        if isinstance(m, nn.Linear):
-            weights.append(m.weight.detach().cpu().double().numpy().copy())
-            b = m.bias
-            biases.append(np.zeros(m.out_features) if b is None else b.detach().cpu().double().numpy().copy())
-            acts.append("identity")
-        elif isinstance(m, nn.ReLU):
-            if not acts or acts[-1] != "identity":
-                raise GraphError("ReLU must follow a Linear layer")
-            acts[-1] = "relu"
-        elif isinstance(m, (nn.Flatten, nn.Identity)):
-            if weights and isinstance(m, nn.Flatten):
-                raise GraphError("Flatten is only supported before the first Linear layer")
-        else:
-            raise GraphError(f"unknown layer type {type(m).__name__}: the flowgraph supports Linear, ReLU, Flatten")
-    if not weights:
-        raise GraphError("the model has no Linear layer")
-    return from_arrays(weights, biases, acts, input_shape, output_labels=output_labels, meta=meta)
+    return read_torch(model, input_shape, output_labels=output_labels, meta=meta)

@@ -67,17 +67,21 @@ class _Pending:
 class Chain:
     """The layers made so far and the current tensor (a flat vector of ``size`` values).
 
+    ``strip``: layer shapes drop leading size-1 axes (:func:`layer_shape`; for
+    ONNX shapes, which carry the batch axis); else they are kept as given.
+
     ``shape``: the current tensor's shape (the importer's own, batch axis
     included or not -- only its product and row-major order matter).
     ``fresh``: the current tensor is the affine output of the last layer, so
     a bias can be added to it or a ReLU applied in place.
     """
 
-    def __init__(self, input_shape: Sequence[int], *, origin: str = "input") -> None:
+    def __init__(self, input_shape: Sequence[int], *, origin: str = "input", strip: bool = True) -> None:
         shape = tuple(int(d) for d in input_shape)
         if not shape or any(d <= 0 for d in shape):
             raise GraphError(f"input shape {shape} has an empty or unknown axis")
-        self.input_shape = layer_shape(shape)
+        self._shape_of = layer_shape if strip else tuple
+        self.input_shape = self._shape_of(shape)
         self.input_origin = origin
         self.layers: list[_Pending] = []
         self.shape: tuple[int, ...] = shape
@@ -115,7 +119,7 @@ class Chain:
         if not np.all(np.isfinite(weight)) or not np.all(np.isfinite(bias)):
             raise GraphError(f"{origin}: weights or biases are NaN or infinite")
         keep = weight != 0
-        self.layers.append(_Pending(kind, layer_shape(out_shape), len(self.layers), bias,
+        self.layers.append(_Pending(kind, self._shape_of(out_shape), len(self.layers), bias,
                                     np.asarray(dst, dtype=np.int64)[keep], np.asarray(src, dtype=np.int64)[keep],
                                     weight[keep], origin=[origin] if origin else []))
         self.shape = out_shape
@@ -164,8 +168,8 @@ class Chain:
 
     # -- result ---------------------------------------------------------------
     def finish(self, *, input_labels: Sequence[str] | None = None, output_labels: Sequence[str] | None = None,
-               meta: dict[str, Any] | None = None) -> Flowgraph:
-        """The flowgraph; ``meta["layers"]`` maps each layer to the model operations it came from."""
+               meta: dict[str, Any] | None = None, origins: bool = True) -> Flowgraph:
+        """The flowgraph; with ``origins``, ``meta["layers"]`` maps each layer to the model operations it came from."""
         if not self.layers:
             raise GraphError("the model computes nothing (no Linear/Gemm/MatMul/Conv layer)")
         names = ["in"]
@@ -183,9 +187,11 @@ class Chain:
             layers.append(Layer(names[k + 1], "affine", p.shape, activation=p.activation, source=names[p.source],
                                 bias=p.bias, dst=p.dst, src=p.src, weight=p.weight,
                                 labels=_labels(output_labels, "output") if last else None))
-        origins = {"in": [self.input_origin]}
-        origins.update({names[k + 1]: [o for o in p.origin if o] for k, p in enumerate(self.layers)})
-        return Flowgraph(tuple(layers), meta={**(meta or {}), "layers": origins})
+        meta = dict(meta or {})
+        if origins:
+            meta["layers"] = {"in": [self.input_origin]}
+            meta["layers"].update({names[k + 1]: [o for o in p.origin if o] for k, p in enumerate(self.layers)})
+        return Flowgraph(tuple(layers), meta=meta)
 
     def _check_size(self, n: int, origin: str) -> None:
         if n > MAX_NODES:

@@ -57,12 +57,11 @@ def from_torch(
         if first is None or not isinstance(modules[0][1], (torch.nn.Linear, torch.nn.Identity)):
             raise GraphError("give input_shape: the model does not start with a Linear layer")
         input_shape = (first.in_features,)
-    chain = Chain(tuple(input_shape), origin="input")
+    chain = Chain(tuple(input_shape), origin="input", strip=False)
     with torch.no_grad():
         for name, m in modules:
             _lower(chain, name, m)
-    return chain.finish(input_labels=input_labels, output_labels=output_labels,
-                        meta={"format": "torch", **(meta or {})})
+    return chain.finish(input_labels=input_labels, output_labels=output_labels, meta=meta, origins=False)
 
 
 def _walk(model: Any, prefix: str):
