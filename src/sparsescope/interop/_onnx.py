@@ -205,6 +205,9 @@ def graph_input(model: Any) -> tuple[str, tuple[int, ...], str]:
     dims = list(tt.shape.dim)
     if len(dims) < 2:
         raise OnnxError(f"input {inp.name!r} has rank {len(dims)}; export with a batch axis first")
+    if dims[0].HasField("dim_value") and dims[0].dim_value > 1:
+        raise OnnxError(f"input {inp.name!r} has a fixed batch of {dims[0].dim_value}; export it with batch size 1 "
+                        "or a dynamic batch axis (the flowgraph is the model on one sample)")
     shape = [1]
     for k, d in enumerate(dims[1:], start=1):
         if not d.HasField("dim_value") or d.dim_value <= 0:
