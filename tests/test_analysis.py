@@ -257,6 +257,7 @@ def test_box_states_hold_on_samples_and_need_bounds():
     ws = [rng.normal(size=(12, 6)) * (rng.random((12, 6)) < 0.5), rng.normal(size=(3, 12))]
     bs = [rng.normal(size=12) * 2, rng.normal(size=3)]
     ws[0][0] = 0.0  # h1.0: bias only, a constant
+    bs[0] = bs[0].astype(np.float32).astype(np.float64)  # (in float32 evaluation too: a float32 bias)
     g = from_arrays(ws, bs, ["relu", "identity"], (6,))
     with _pytest.raises(_GraphError):
         box_states(g)

@@ -65,7 +65,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_round_at(c, f"control {c.name}").metrics
-            print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
+            print(f"  {c.name}: density {100 * mt['density']:.2f}%  {_score(mt)}")
     return 0
 
 
@@ -81,7 +81,7 @@ def cmd_control(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"control {args.kind} of round {args.round}: density {100 * mt['density']:.2f}%  "
-          f"test acc {100 * mt['test_accuracy']:.1f}%  (seed {mt['seed']})")
+          f"{_score(mt)}  (seed {mt['seed']})")
     return 0
 
 
@@ -91,11 +91,18 @@ def _model_file(args: argparse.Namespace) -> bool:
 
     if is_model_file(args.run):
         return True
-    if args.box not in ("unit", "data"):
-        raise SparsescopeError(f"--box {args.box}: a run takes unit or data (LO,HI and data:FILE.npy are for model files)")
+    if args.box not in (None, "unit", "data", "env"):
+        raise SparsescopeError(f"--box {args.box}: a run takes unit, data or env (LO,HI and data:FILE.npy are for model files)")
     if args.labels is not None:
         raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
     return False
+
+
+def _score(mt: dict) -> str:
+    """A round's score: test accuracy, or an RL round's greedy return and whether it solved."""
+    if "eval_return" in mt:
+        return f"greedy return {mt['eval_return']:.1f} ({'solved' if mt.get('solved') else 'NOT solved'})"
+    return f"test acc {100 * mt['test_accuracy']:.1f}%"
 
 
 def _round_graph(args: argparse.Namespace, box: str = "unit"):
@@ -106,9 +113,23 @@ def _round_graph(args: argparse.Namespace, box: str = "unit"):
     return store, graph
 
 
-def _test_image(store, index: int):
-    from .runs import run_data
+def _test_image(store, index: int, round_index: int | None = None):
+    """``(samples, x)``: the test set and test image ``index``; for an RL run, the states of the
+    round's recorded greedy episode (labels: the actions taken) and its step ``index``."""
+    from .runs import is_rl_manifest, run_data
 
+    if is_rl_manifest(store.manifest()):
+        from types import SimpleNamespace
+
+        from .runs import round_episode
+
+        rnd = store.finished_rounds()[-1] if round_index is None else round_index
+        ep = round_episode(store, rnd)
+        if not 0 <= index < ep["length"]:
+            raise SparsescopeError(f"--input {index} is out of range: round {rnd}'s greedy episode has {ep['length']} steps")
+        states = np.asarray(ep["states"], dtype=np.float32)
+        data = SimpleNamespace(x_test=states, y_test=np.asarray(ep["actions"], dtype=np.int64))
+        return data, states[index].astype(np.float64)
     data = run_data(store)
     if not 0 <= index < len(data.x_test):
         raise SparsescopeError(f"--input {index} is out of range: the test set has {len(data.x_test)} images")
@@ -123,7 +144,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return model_graph(args)
     store, graph = _round_graph(args, args.box)
     return write_graph(args, graph, f"{graph.meta['run']}-r{graph.meta['round']:03d}",
-                       lambda i: _test_image(store, i)[1])
+                       lambda i: _test_image(store, i, args.round)[1])
 
 
 def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
@@ -167,7 +188,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .render import write_report
 
     store, graph = _round_graph(args, args.box)
-    data, _ = _test_image(store, args.input)
+    data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}")
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype(np.float64),

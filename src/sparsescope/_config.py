@@ -18,6 +18,7 @@ from ._checks import MAX_SEED, need_int
 from ._errors import ConfigError
 from .models import MLPSpec
 from .prune import PruneConfig
+from .rl import DQNConfig, EnvConfig
 from .train import TrainConfig
 
 CONTROL_KINDS = ("reinit", "random-mask")
@@ -56,8 +57,14 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=lambda: PruneConfig(rates={"h1": 0.2, "h2": 0.2, "out": 0.1}, target_density=0.02))
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    env: EnvConfig | None = None  # set: a reinforcement-learning run ([env] + [rl]) instead of a dataset
+    rl: DQNConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.env is not None and self.rl is None:
+            object.__setattr__(self, "rl", DQNConfig())
+        if self.rl is not None and self.env is None:
+            raise ConfigError("[rl] needs an [env] section naming the environment")
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
             raise ConfigError(f"name must be 1-64 letters, digits, '-', '_' or '.', got {self.name!r}")
         need_int("seed", self.seed, 0, MAX_SEED)
@@ -72,7 +79,14 @@ class ExperimentConfig:
         d["prune"]["rates"] = dict(self.prune.rates)
         d["prune"]["layers"] = None if self.prune.layers is None else list(self.prune.layers)
         d["controls"] = {"kinds": list(self.controls.kinds), "rounds": list(self.controls.rounds)}
+        if self.env is None:  # dataset runs keep the dict (and so the run id) they always had
+            d.pop("env")
+            d.pop("rl")
         return d
+
+    @property
+    def is_rl(self) -> bool:
+        return self.env is not None
 
     def identity(self) -> dict[str, Any]:
         """The part of the config that decides the rounds' masks and weights.
@@ -82,6 +96,8 @@ class ExperimentConfig:
         """
         d = self.to_dict()
         d["train"] = {k: v for k, v in d["train"].items() if k != "threads"}
+        if self.is_rl:
+            d.pop("train")  # an RL run trains by [rl]; only train.threads applies, and it is speed only
         d.pop("controls")
         return d
 
@@ -113,10 +129,12 @@ def _section(doc: dict, key: str, cls: type, rename: dict[str, str] | None = Non
 
 def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
     """Build and check a config from parsed TOML (see configs/*.toml)."""
-    top = {"name", "seed", "data", "model", "train", "prune", "controls"}
+    top = {"name", "seed", "data", "model", "train", "prune", "controls", "env", "rl"}
     for k in doc:
         if k not in top:
             raise ConfigError(f"unknown top-level key {k!r} (allowed: {', '.join(sorted(top))})")
+    if "env" in doc or "rl" in doc:
+        return _rl_from_dict(doc)
     data = doc.get("data", {})
     if not isinstance(data, dict) or set(data) - {"dataset"}:
         raise ConfigError("[data] takes one key: dataset")
@@ -124,37 +142,77 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
     if not isinstance(dataset, str):
         raise ConfigError(f"data.dataset must be a string, got {dataset!r}")
     try:
-        model = MLPSpec(**{k: (tuple(v) if k == "sizes" and isinstance(v, list) else v) for k, v in _section(doc, "model", MLPSpec).items()})
+        model = _model(doc)
         tr = _section(doc, "train", TrainConfig)
         if "betas" in tr:
             tr["betas"] = tuple(tr["betas"])
         train = TrainConfig(**tr)
-        pr = _section(doc, "prune", PruneConfig)
-        strategy = pr.get("strategy", "layerwise")
-        unused = [k for k in (("rate", "layers") if strategy == "layerwise" else ("rates",)) if k in pr]
-        if unused:
-            raise ConfigError(f"prune.{unused[0]} does not apply to strategy {strategy!r}")
-        if "rates" in pr and not isinstance(pr["rates"], dict):
-            raise ConfigError("prune.rates must be a table of layer = rate")
-        if "layers" in pr and pr["layers"] is not None:
-            pr["layers"] = tuple(pr["layers"])
-        if "rates" not in pr and pr.get("strategy", "layerwise") == "layerwise":
-            pr["rates"] = {"h1": 0.2, "h2": 0.2, "out": 0.1} if model.layer_names == ("h1", "h2", "out") else {}
-        if "rounds" not in pr and "target_density" not in pr:
-            pr["target_density"] = 0.02
-        prune = PruneConfig(**pr)
-        controls = ControlsConfig(**_section(doc, "controls", ControlsConfig))
         return ExperimentConfig(
             name=doc.get("name", "experiment"),
             seed=doc.get("seed", 0),
             dataset=dataset,
             model=model,
             train=train,
-            prune=prune,
-            controls=controls,
+            prune=_prune(doc, model),
+            controls=ControlsConfig(**_section(doc, "controls", ControlsConfig)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad config value: {exc}") from None
+
+
+def _model(doc: dict[str, Any], default: MLPSpec | None = None) -> MLPSpec:
+    raw = _section(doc, "model", MLPSpec)
+    if default is not None and "sizes" not in raw:
+        raw["sizes"] = default.sizes
+    return MLPSpec(**{k: (tuple(v) if k == "sizes" and isinstance(v, list) else v) for k, v in raw.items()})
+
+
+def _rl_from_dict(doc: dict[str, Any]) -> ExperimentConfig:
+    """An RL config: ``[env]`` and ``[rl]`` instead of ``[data]``; ``[train]`` takes only ``threads``."""
+    if "env" not in doc:
+        raise ConfigError("[rl] needs an [env] section naming the environment")
+    if "data" in doc:
+        raise ConfigError("a config with [env] trains on the environment; remove its [data] section")
+    try:
+        env = EnvConfig(**_section(doc, "env", EnvConfig))
+        rl = DQNConfig(**_section(doc, "rl", DQNConfig))
+        tr = _section(doc, "train", TrainConfig)
+        other = sorted(set(tr) - {"threads"})
+        if other:
+            raise ConfigError(f"train.{other[0]} does not apply to an RL run (set it in [rl]); [train] takes only threads")
+        info = env.info
+        model = _model(doc, MLPSpec((len(info.inputs), 64, 64, len(info.actions))))
+        return ExperimentConfig(
+            name=doc.get("name", "experiment"),
+            seed=doc.get("seed", 0),
+            dataset=env.name,
+            model=model,
+            train=TrainConfig(**tr),
+            prune=_prune(doc, model),
+            controls=ControlsConfig(**_section(doc, "controls", ControlsConfig)),
+            env=env,
+            rl=rl,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad config value: {exc}") from None
+
+
+def _prune(doc: dict[str, Any], model: MLPSpec) -> PruneConfig:
+    """The [prune] section, with the defaults of the model's layers."""
+    pr = _section(doc, "prune", PruneConfig)
+    strategy = pr.get("strategy", "layerwise")
+    unused = [k for k in (("rate", "layers") if strategy == "layerwise" else ("rates",)) if k in pr]
+    if unused:
+        raise ConfigError(f"prune.{unused[0]} does not apply to strategy {strategy!r}")
+    if "rates" in pr and not isinstance(pr["rates"], dict):
+        raise ConfigError("prune.rates must be a table of layer = rate")
+    if "layers" in pr and pr["layers"] is not None:
+        pr["layers"] = tuple(pr["layers"])
+    if "rates" not in pr and pr.get("strategy", "layerwise") == "layerwise":
+        pr["rates"] = {"h1": 0.2, "h2": 0.2, "out": 0.1} if model.layer_names == ("h1", "h2", "out") else {}
+    if "rounds" not in pr and "target_density" not in pr:
+        pr["target_density"] = 0.02
+    return PruneConfig(**pr)
 
 
 def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
@@ -163,6 +221,9 @@ def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
         d = manifest["config"]
         doc = {"name": d["name"], "seed": d["seed"], "data": {"dataset": d["dataset"]},
                "model": d["model"], "train": d["train"], "controls": d.get("controls", {})}
+        if d.get("env") is not None:
+            doc.pop("data")
+            doc.update(env=d["env"], rl=d["rl"], train={"threads": d["train"]["threads"]})
         doc["prune"] = {k: v for k, v in d["prune"].items() if v is not None}
         if doc["prune"].get("strategy") == "global":
             doc["prune"].pop("rates", None)

@@ -24,7 +24,7 @@ def _open(args: argparse.Namespace):
 
     if args.round is not None:
         raise SparsescopeError("--round applies to runs; a model file has one round")
-    return open_model(args.run, box=args.box, labels=args.labels)
+    return open_model(args.run, box=args.box or "unit", labels=args.labels)
 
 
 def _predictions(graph, x: np.ndarray) -> np.ndarray:

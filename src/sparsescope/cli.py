@@ -31,10 +31,11 @@ def _run_round(p: argparse.ArgumentParser) -> None:
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", default="unit", metavar="BOX",
-                   help="input box for the bounds: unit (every input in [0, 1], default), data (a run's training data "
-                        "range), LO,HI (every input in [LO, HI]; write --box=-1,1 for a negative LO) or data:FILE.npy "
-                        "(per-input range of your samples)")
+    p.add_argument("--box", default=None, metavar="BOX",
+                   help="input box for the bounds: unit (every input in [0, 1], default for datasets), data (a run's "
+                        "training data range), env (an RL run's termination limits and visited velocities, its default); "
+                        "for model files also LO,HI (every input in [LO, HI]; write --box=-1,1 for a negative LO) or "
+                        "data:FILE.npy (per-input range of your samples)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,15 +18,18 @@ def from_arrays(
     *,
     output_labels: Sequence[str] | None = None,
     meta: dict[str, Any] | None = None,
+    input_labels: Sequence[str] | None = None,
 ) -> Flowgraph:
     """A chain of affine layers: ``weights[i]`` is ``(out_i, in_i)`` like ``nn.Linear``.
 
     Zero weights (pruned or not) make no edge.  Layers are named ``h1``..``hK``
     and the last one ``out``; the input layer ``in`` has ``input_shape``.
+    ``input_labels``/``output_labels`` name the input and output nodes (e.g.
+    CartPole's state variables and actions).
     """
     if not (len(weights) == len(biases) == len(activations)) or not weights:
         raise GraphError("need one weight, bias and activation per layer")
-    layers = [Layer("in", "input", tuple(input_shape))]
+    layers = [Layer("in", "input", tuple(input_shape), labels=None if input_labels is None else tuple(input_labels))]
     prev = layers[0]
     for i, (w, b, act) in enumerate(zip(weights, biases, activations)):
         w = np.asarray(w, dtype=np.float64)

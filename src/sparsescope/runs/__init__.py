@@ -2,6 +2,7 @@
 
 from ._lottery import RunResult, derive_seed, run_control, run_experiment
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
+from ._rl import is_rl_manifest, round_episode
 from ._store import RoundRecord, RunStore
 
 __all__ = [
@@ -10,8 +11,10 @@ __all__ = [
     "RunResult",
     "RunStore",
     "derive_seed",
+    "is_rl_manifest",
     "list_runs",
     "resolve_run",
+    "round_episode",
     "round_flowgraph",
     "round_table",
     "run_control",

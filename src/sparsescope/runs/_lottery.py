@@ -16,7 +16,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,8 +44,11 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
-def manifest_for(config: ExperimentConfig, data: Dataset, rounds: int) -> dict[str, Any]:
-    """The run's manifest: config, seeds, planned rounds, data fingerprint, library versions."""
+def manifest_for(config: ExperimentConfig, data: Dataset | None, rounds: int) -> dict[str, Any]:
+    """The run's manifest: config, seeds, planned rounds, data fingerprint, library versions.
+
+    (``data=None``: an RL run, whose caller writes the environment's ``data`` section.)
+    """
     import safetensors
 
     return {
@@ -56,7 +59,7 @@ def manifest_for(config: ExperimentConfig, data: Dataset, rounds: int) -> dict[s
         "config": config.to_dict(),
         "seeds": {"init": config.seed, "shuffle": "derive_seed(seed, 'shuffle', round)"},
         "rounds_planned": rounds,
-        "data": {
+        "data": None if data is None else {
             "name": data.name,
             "fingerprint": data.fingerprint,
             "n_train": int(len(data.x_train)),
@@ -105,6 +108,16 @@ class RunResult:
     train_seconds: float
 
 
+def planned_rounds(config: ExperimentConfig) -> int:
+    """How many rounds the config's pruning plan makes; checks that the controls name existing ones."""
+    shapes = config.model.kernel_shapes
+    n_rounds = len(planned_counts({n: o * i for n, (o, i) in shapes.items()}, config.prune))
+    late = [r for r in config.controls.rounds if r >= n_rounds]
+    if late:
+        raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
+    return n_rounds
+
+
 def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
     n_in = int(np.prod(data.input_shape))
     if config.model.sizes[0] != n_in:
@@ -139,15 +152,16 @@ def run_experiment(
     Everything that can be checked before training is checked before the run
     folder is created.  ``stop_after``: train at most this many new rounds,
     then return (used to test resuming).  ``progress(label, step, total)``
-    reports training steps.
+    reports training steps.  An RL config (``[env]``) runs DQN rounds (see :mod:`._rl`).
     """
+    if config.is_rl:
+        from ._rl import run_rl_experiment
+
+        return run_rl_experiment(config, runs_dir, progress=progress, stop_after=stop_after)
     data = load(config.dataset) if data is None else data
     _check_fit(config, data)
     spec = config.model
-    n_rounds = len(planned_counts({n: o * i for n, (o, i) in spec.kernel_shapes.items()}, config.prune))
-    late = [r for r in config.controls.rounds if r >= n_rounds]
-    if late:
-        raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
+    n_rounds = planned_rounds(config)
     path = Path(runs_dir) / config.run_id
     store = RunStore(path)
     if store.exists:
@@ -169,23 +183,38 @@ def run_experiment(
     return RunResult(path, config.run_id, store.round_metrics(), trained, seconds)
 
 
-def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after) -> tuple[list[int], float]:
+def rounds_to_train(config: ExperimentConfig, store: RunStore, n_rounds: int,
+                    stop_after: int | None) -> Iterator[tuple[int, Mask, dict[str, torch.Tensor]]]:
+    """``(round, mask, start weights)`` of each unfinished round, in order (at most ``stop_after``).
+
+    Round 0 is dense from the initial weights; round ``r`` prunes round ``r - 1``'s
+    saved trained weights and starts from the rewound survivors.  Each is read
+    from disk when the caller asks for it, so it sees the round written just before.
+    """
     spec, rewind_step = config.model, config.prune.rewind_step
     init = store.init_params()
     done = set(store.finished_rounds())
-    trained: list[int] = []
-    seconds = 0.0
+    given = 0
     for r in range(n_rounds):
         if r in done:
             continue
-        if stop_after is not None and len(trained) >= stop_after:
-            break
+        if stop_after is not None and given >= stop_after:
+            return
         if r == 0:
             mask, start = Mask.ones(spec.kernel_shapes), init
         else:
             prev = store.read_round(r - 1)
             mask = prune({n: prev.params[f"{n}.weight"].numpy() for n in spec.layer_names}, prev.mask, config.prune)
             start = init if rewind_step == 0 else store.rewind_params()
+        given += 1
+        yield r, mask, start
+
+
+def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after) -> tuple[list[int], float]:
+    spec, rewind_step = config.model, config.prune.rewind_step
+    trained: list[int] = []
+    seconds = 0.0
+    for r, mask, start in rounds_to_train(config, store, n_rounds, stop_after):
         t0 = time.perf_counter()
         result = _fit_checked(
             f"round {r}", spec, start, mask_tensors(mask), data, config.train,
@@ -224,6 +253,11 @@ def run_control(
     store = RunStore(run)
     manifest = store.manifest()
     config = config_from_manifest(manifest)
+    if config.is_rl:
+        from ._rl import run_rl_control
+
+        with (_nolock() if _locked else store.lock()):
+            return run_rl_control(store, round_index, kind, seed=seed, progress=progress)
     rec = store.read_round(round_index)
     if seed is None:
         seed = derive_seed(config.seed, "control", kind, round_index)

@@ -78,13 +78,16 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[RunInfo]:
     return sorted(out, key=lambda r: (r.created, r.run_id))
 
 
-def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "unit", data=None):
+def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | None = None, data=None):
     """The flowgraph (with bounds) of round ``index`` (default: the last finished).
 
-    ``box="data"`` bounds inputs by the training data's per-pixel min/max
-    (``data`` is loaded from the run's dataset when not given).
+    ``box="unit"`` (default for datasets): every input in [0, 1]; ``"data"``
+    bounds inputs by the training data's per-pixel min/max (``data`` is
+    loaded from the run's dataset when not given).  An RL run's default box
+    is ``"env"`` (see :func:`sparsescope.runs._rl.env_box`); its ``"data"``
+    box is the range of states its greedy agent visited.
     """
-    from ..bounds import annotate
+    from ..bounds import annotate, interval_bounds
     from ..graph import from_arrays
 
     m = store.manifest()
@@ -110,7 +113,18 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "un
         "weights_left": met.get("kept_total"),
         "test_accuracy": met.get("test_accuracy"),
     }
-    g = from_arrays(ws, bs, acts, tuple(m["data"]["input_shape"]), output_labels=m["data"]["classes"], meta=meta)
+    inputs = m["data"].get("inputs")
+    g = from_arrays(ws, bs, acts, tuple(m["data"]["input_shape"]), output_labels=m["data"]["classes"], meta=meta,
+                    input_labels=inputs if isinstance(inputs, list) else None)
+    if m["data"].get("kind") == "env":
+        from ._rl import env_box
+
+        g = g.with_meta(eval_return=met.get("eval_return"), solved=met.get("solved"))
+        lo, hi, name = env_box(m, met, "env" if box is None else box)
+        return g.with_bounds(interval_bounds(g, lo, hi, box=name))
+    box = "unit" if box is None else box
+    if box == "env":
+        raise RunStoreError(f"--box env applies to runs on an environment; run {store.path.name} is on a dataset")
     if box == "data":
         data = run_data(store) if data is None else data
         return annotate(g, "data", data=data.x_train)
@@ -131,6 +145,10 @@ def round_table(metrics: list[dict[str, Any]]) -> str:
     """The round table: round, density, weights left per layer, test accuracy."""
     if not metrics:
         return "(no finished rounds)"
+    if "eval_return" in metrics[0]:
+        from ._rl import rl_round_table
+
+        return rl_round_table(metrics)
     layers = list(metrics[0]["weights_left"])
     head = ["round", "density"] + [f"{n} left" for n in layers] + ["total", "test acc", "train s"]
     rows = []

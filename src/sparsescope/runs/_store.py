@@ -47,7 +47,8 @@ MANIFEST = "manifest.json"
 RUN_FORMAT = "sparsescope.run"
 RUN_VERSION = 1
 TIMING_KEYS = ("train_seconds", "wall_seconds")
-METRIC_KEYS = ("round", "density", "weights_left", "weights_total", "kept_total", "test_accuracy", "history")
+METRIC_KEYS = ("round", "density", "weights_left", "weights_total", "kept_total", "history")
+SCORE_KEYS = ("test_accuracy", "eval_return")  # a dataset round has the first, an RL round the second
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -153,7 +154,8 @@ def _metrics(files: dict[str, bytes], what: str) -> dict[str, Any]:
         raise RunStoreError(f"{what}: metrics.json is corrupt") from None
     if not isinstance(m, dict) or not isinstance(timing, dict) or any(k not in m for k in METRIC_KEYS):
         raise RunStoreError(f"{what}: metrics.json lacks the round's metrics")
-    if not isinstance(m["test_accuracy"], (int, float)) or not isinstance(m["weights_left"], dict):
+    score = [k for k in SCORE_KEYS if k in m]
+    if len(score) != 1 or not isinstance(m[score[0]], (int, float)) or not isinstance(m["weights_left"], dict):
         raise RunStoreError(f"{what}: metrics.json is malformed")
     return {**m, **{k: float(timing.get(k, 0.0)) for k in TIMING_KEYS}}
 
@@ -281,8 +283,11 @@ class RunStore:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     def write_round(self, folder: Path, mask: Mask, params: dict[str, torch.Tensor], metrics: dict[str, Any],
-                    rewind: dict[str, torch.Tensor] | None = None) -> None:
-        """Write one round (or control) folder atomically; timings go to timing.json."""
+                    rewind: dict[str, torch.Tensor] | None = None, extra: dict[str, bytes] | None = None) -> None:
+        """Write one round (or control) folder atomically; timings go to timing.json.
+
+        ``extra``: further files of the round (e.g. an RL round's ``episode.json``), checked by DONE too.
+        """
         files = {
             "mask.safetensors": tensors_bytes(mask_tensors(mask)),
             "weights.safetensors": tensors_bytes(params),
@@ -291,7 +296,23 @@ class RunStore:
         }
         if rewind is not None:
             files["rewind.safetensors"] = tensors_bytes(rewind)
+        for name, data in (extra or {}).items():
+            if name in files or "/" in name or name.startswith("."):
+                raise ValueError(f"bad extra round file name {name!r}")
+            files[name] = data
         write_dir(folder, files)
+
+    def read_round_json(self, index: int, name: str) -> Any:
+        """A JSON file of round ``index`` other than metrics (e.g. ``episode.json``), checked against DONE."""
+        what = f"run {self.path.name} round {index}"
+        self.read_round(index)  # checks the round exists, with a clear error when it does not
+        files = read_checked(self.round_dir(index), what)
+        if name not in files:
+            raise RunStoreError(f"{what} has no {name}")
+        try:
+            return json.loads(files[name])
+        except (ValueError, UnicodeDecodeError):
+            raise RunStoreError(f"{what}: {name} is corrupt") from None
 
     def read_round_at(self, folder: Path, what: str) -> RoundRecord:
         """Read and check one round (or control) folder."""

@@ -96,12 +96,7 @@ def fit(
 
 def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> TrainResult:
     names = spec.layer_names
-    ws = [params[f"{n}.weight"].detach().clone().float().contiguous() for n in names]
-    bs = [params[f"{n}.bias"].detach().clone().float().contiguous() for n in names]
-    ms = [None if masks is None else masks[n].to(torch.float32) for n in names]
-    for w, m in zip(ws, ms):
-        if m is not None:
-            w.mul_(m)
+    ws, bs, ms = masked_copies(spec, params, masks)
     x = torch.from_numpy(np.ascontiguousarray(data.x_train)).reshape(len(data.x_train), -1)
     y = torch.from_numpy(np.ascontiguousarray(data.y_train))
     if x.shape[1] != spec.sizes[0]:
@@ -186,6 +181,19 @@ class _FusedAdam:
     def step(self) -> None:
         torch._foreach_add_(self.steps, 1)
         torch._fused_adam_(self.params, self.grads, self.m, self.v, [], self.steps, **self.kw)
+
+
+def masked_copies(spec: MLPSpec, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None):
+    """Float32 copies ``(weights, biases, masks)`` per layer, the weights already multiplied by
+    their float 0/1 mask (``masks[l]`` is ``None`` for a dense run)."""
+    names = spec.layer_names
+    ws = [params[f"{n}.weight"].detach().clone().float().contiguous() for n in names]
+    bs = [params[f"{n}.bias"].detach().clone().float().contiguous() for n in names]
+    ms = [None if masks is None else masks[n].to(torch.float32) for n in names]
+    for w, m in zip(ws, ms):
+        if m is not None:
+            w.mul_(m)
+    return ws, bs, ms
 
 
 def _collect(names, ws, bs) -> dict[str, torch.Tensor]:
