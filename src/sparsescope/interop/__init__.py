@@ -4,8 +4,8 @@
   or any chain of the supported ops) -> ``Flowgraph``;
 * ``from_torch(module, input_shape)``: an ``nn.Sequential`` of Linear, ReLU,
   Flatten ... including ``torch.nn.utils.prune`` / ``parametrize`` pruning;
-* ``load_state_dict(path)`` (safetensors, or ``torch.load(weights_only=True)``)
-  and ``with_state_dict(model, state)``;
+* ``load_state_dict(path)``: safetensors, or ``torch.load(weights_only=True)``;
+  ``from_torch(model, state_dict=path)`` reads such weights for ``model``;
 * ``parse_box`` / ``annotate_box`` / ``load_samples`` / ``load_labels``: the
   input box and labels a user gives; ``open_model``: all of it for one file.
 
@@ -16,7 +16,7 @@ its library when called.
 from ._inputs import BoxSpec, annotate_box, load_labels, load_samples, parse_box
 from ._model import ImportedModel, is_model_file, open_model
 from ._onnx import OnnxError, from_onnx
-from ._torch import from_torch, load_state_dict, with_state_dict
+from ._torch import from_torch, load_state_dict
 
 __all__ = [
     "BoxSpec",
@@ -31,5 +31,4 @@ __all__ = [
     "load_state_dict",
     "open_model",
     "parse_box",
-    "with_state_dict",
 ]

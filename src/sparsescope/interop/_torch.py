@@ -12,13 +12,14 @@ Pruned models are read as they compute:
 
 The model is only read, never changed.  :func:`load_state_dict` reads
 weights from safetensors, or from ``.pt``/``.pth`` with
-``torch.load(weights_only=True)`` -- nothing is ever unpickled.
+``torch.load(weights_only=True)`` -- nothing is ever unpickled -- and ``from_torch(model,
+state_dict=...)`` reads them for the model's architecture without loading them into it.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -44,23 +45,30 @@ def from_torch(
 
     ``input_shape`` excludes the batch axis (``(28, 28)``, ``(784,)``); it
     defaults to ``(in_features,)`` of a first ``Linear``.  ``state_dict`` (a
-    mapping or a file for :func:`load_state_dict`) is loaded into a copy of
-    the model first.  Unsupported modules raise :class:`GraphError` naming them.
+    mapping or a file for :func:`load_state_dict`) supplies the weights
+    instead of the model's own; every entry must be used and fit (a pruned
+    model's ``weight_orig``/``weight_mask`` fit a plain model's ``weight``).  Unsupported modules raise :class:`GraphError` naming them.
     """
     import torch
 
+    state = None
     if state_dict is not None:
-        model = with_state_dict(model, state_dict)
+        state = dict(load_state_dict(state_dict) if isinstance(state_dict, (str, os.PathLike)) else state_dict)
+        _check_state(state)
     modules = list(_walk(model, ""))
     if input_shape is None:
-        first = next((m for _, m in modules if isinstance(m, torch.nn.Linear)), None)
-        if first is None or not isinstance(modules[0][1], (torch.nn.Linear, torch.nn.Identity)):
-            raise GraphError("give input_shape: the model does not start with a Linear layer")
-        input_shape = (first.in_features,)
+        nn = torch.nn
+        k = next((i for i, (_, m) in enumerate(modules) if isinstance(m, nn.Linear)), None)
+        if k is None or not all(isinstance(m, (nn.ReLU, nn.Identity, nn.Dropout)) for _, m in modules[:k]):
+            raise GraphError("give input_shape: it is known only for a model that starts with a Linear layer")
+        input_shape = (modules[k][1].in_features,)
     chain = Chain(tuple(input_shape), origin="input", strip=False)
+    used: set[str] = set()
     with torch.no_grad():
         for name, m in modules:
-            _lower(chain, name, m)
+            _lower(chain, name, m, state, used)
+    if state is not None and set(state) - used:
+        raise GraphError(f"the weights do not fit the model: unused entries {sorted(set(state) - used)[:4]}")
     return chain.finish(input_labels=input_labels, output_labels=output_labels, meta=meta, origins=False)
 
 
@@ -75,43 +83,76 @@ def _walk(model: Any, prefix: str):
         if own and not isinstance(model, (nn.Linear, nn.Conv2d)):
             raise GraphError(f"module {prefix or 'model'} ({type(model).__name__}) has its own forward; from_torch "
                              "reads nn.Sequential models: export it with torch.onnx.export and use from_onnx")
-        yield prefix or type(model).__name__, model
+        yield prefix, model
     else:
         raise GraphError(f"from_torch needs a torch nn.Module, got {type(model).__name__}")
 
 
-def effective(module: Any, name: str) -> Any:
+def effective(module: Any, name: str, prefix: str = "", state: Mapping[str, Any] | None = None,
+              used: set[str] | None = None) -> np.ndarray | None:
     """The tensor ``module`` computes with for parameter ``name``, as a float64 numpy array or ``None``.
 
     ``prune``: ``<name>_orig * <name>_mask`` (what the forward pre-hook sets);
-    ``parametrize`` and plain parameters: ``getattr(module, name)``.
+    ``parametrize`` and plain parameters: ``getattr(module, name)``.  With a
+    ``state`` dict (keys under ``prefix``) the values come from it instead:
+    ``<name>``, ``<name>_orig * <name>_mask``, or the module's own
+    parametrization applied to ``parametrizations.<name>.original``.
     """
-    orig = getattr(module, name + "_orig", None)
-    mask = dict(module.named_buffers(recurse=False)).get(name + "_mask")
-    t = orig * mask if (orig is not None and mask is not None) else getattr(module, name, None)
+    if state is None:
+        orig = getattr(module, name + "_orig", None)
+        mask = dict(module.named_buffers(recurse=False)).get(name + "_mask")
+        t = orig * mask if (orig is not None and mask is not None) else getattr(module, name, None)
+    else:
+        t = _from_state(module, name, prefix, state, used if used is not None else set())
     if t is None:
         return None
     return t.detach().cpu().double().numpy().copy()
 
 
-def _lower(chain: Chain, name: str, m: Any) -> None:
+def _from_state(module: Any, name: str, prefix: str, state: Mapping[str, Any], used: set[str]) -> Any:
+    import torch
+    from torch.nn.utils import parametrize
+
+    key = f"{prefix}.{name}" if prefix else name
+    pkey = f"{prefix}.parametrizations.{name}" if prefix else f"parametrizations.{name}"
+    if key + "_orig" in state and key + "_mask" in state:
+        used.update((key + "_orig", key + "_mask"))
+        t = state[key + "_orig"] * state[key + "_mask"]
+    elif key in state:
+        used.add(key)
+        t = state[key]
+    elif pkey + ".original" in state and parametrize.is_parametrized(module, name):
+        sub = {k[len(pkey) + 1:]: v for k, v in state.items() if k.startswith(pkey + ".")}
+        used.update(pkey + "." + k for k in sub)
+        t = torch.func.functional_call(module.parametrizations[name], sub, ())
+    elif getattr(module, name, None) is None:
+        return None  # e.g. Linear(bias=False)
+    else:
+        raise GraphError(f"the weights do not fit the model: no entry {key!r}")
+    want = tuple(getattr(module, name).shape)
+    if tuple(t.shape) != want:
+        raise GraphError(f"the weights do not fit the model: {key!r} has shape {tuple(t.shape)}, the model {want}")
+    return t
+
+
+def _lower(chain: Chain, name: str, m: Any, state: Mapping[str, Any] | None, used: set[str]) -> None:
     import torch.nn as nn
 
-    where = f"{name} ({type(m).__name__})"
+    where = f"{name or 'model'} ({type(m).__name__})"
     if isinstance(m, nn.Linear):
-        w, b = effective(m, "weight"), effective(m, "bias")
+        w, b = effective(m, "weight", name, state, used), effective(m, "bias", name, state, used)
         k = chain.shape[-1]
         if w.shape[1] != k:
             raise GraphError(f"{where}: takes {w.shape[1]} features but the tensor before it has shape {chain.shape}")
         rows = chain.size // k
         out = chain.shape[:-1] + (w.shape[0],)
         if rows == 1:
-            chain.dense(w, b, out, origin=name)
+            chain.dense(w, b, out, origin=where)
         else:  # a Linear on each row of a (rows, k) tensor
             dst, src, wt = left_data_edges(rows, k, w.T, lambda r, kk: r * k + kk)
-            chain.edges(dst, src, wt, None if b is None else np.tile(b, rows), out, kind="dense", origin=name)
+            chain.edges(dst, src, wt, None if b is None else np.tile(b, rows), out, kind="dense", origin=where)
     elif isinstance(m, nn.ReLU):
-        chain.relu(origin=name)
+        chain.relu(origin=where)
     elif isinstance(m, nn.Flatten):
         s = chain.shape
         start, end = m.start_dim, m.end_dim
@@ -121,7 +162,7 @@ def _lower(chain: Chain, name: str, m: Any) -> None:
         end = end - 1 if end > 0 else end + len(s)
         if not 0 <= start <= end < len(s):
             raise GraphError(f"{where}: dims {m.start_dim}..{m.end_dim} do not fit a tensor of shape {s}")
-        chain.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:], origin=name)
+        chain.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:], origin=where)
     elif isinstance(m, nn.Identity):
         pass
     elif isinstance(m, nn.Dropout):
@@ -153,9 +194,15 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
         import pickle
 
         try:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # e.g. "pickle protocol 4": the refusal below says it in one line
+                warnings.simplefilter("ignore")
+                sd = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise GraphError(f"{path.name} holds more than tensors (refusing to unpickle it): {_short(exc)}") from None
+            text = str(exc)
+            tail = text.split("WeightsUnpickler error:", 1)[-1].strip()
+            detail = " ".join(tail.split("\n\n", 1)[0].split())
+            raise GraphError(f"{path.name} is not a readable weights-only torch file ({detail[:160]}); "
+                             "it holds pickled objects or is corrupt, and is never unpickled") from None
         except (RuntimeError, EOFError, ValueError, OSError) as exc:
             raise GraphError(f"{path.name} is not a readable torch weights file: {_short(exc)}") from None
         if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
@@ -167,32 +214,14 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     return sd
 
 
-def with_state_dict(model: Any, state: Mapping[str, Any] | str | os.PathLike) -> Any:
-    """A copy of ``model`` with ``state`` loaded (strictly: every name must match).
-
-    A state dict saved from a model pruned with ``torch.nn.utils.prune``
-    (``x.weight_orig`` and ``x.weight_mask``) loads into an unpruned model as
-    ``x.weight = weight_orig * weight_mask``.
-    """
+def _check_state(state: Mapping[str, Any]) -> None:
     import torch
 
-    sd = dict(load_state_dict(state) if isinstance(state, (str, os.PathLike)) else state)
-    target = copy.deepcopy(model)
-    own = set(target.state_dict())
-    for key in [k for k in sd if k.endswith("_orig")]:
-        base = key[: -len("_orig")]
-        if base + "_mask" in sd and base not in own and key not in own:
-            sd[base] = sd.pop(key) * sd.pop(base + "_mask")
-    for key, value in sd.items():
-        if not torch.is_floating_point(value) and not key.endswith("_mask"):
-            raise GraphError(f"state dict entry {key!r} is not a float tensor")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise GraphError(f"state dict entry {key!r} is not a tensor")
         if torch.is_floating_point(value) and not bool(torch.isfinite(value).all()):
             raise GraphError(f"state dict entry {key!r} has NaN or infinite values")
-    try:
-        target.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise GraphError(f"the weights do not fit the model: {_short(exc)}") from None
-    return target
 
 
 def _short(exc: BaseException) -> str:
