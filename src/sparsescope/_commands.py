@@ -212,3 +212,34 @@ def cmd_view(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
     print(write_run_page(store, out, round_index=args.round, box=args.box))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every missing round and control of a sweep."""
+    from ._checks import need_int
+    from .study import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None:
+        need_int("--workers", args.workers, 1, 1024)
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
+          f"{res.wall_seconds:.1f} s wall")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Write the study report of a sweep and print its finding."""
+    import json
+
+    from .study import load_sweep, write_study
+
+    sweep = load_sweep(args.sweep)
+    out = Path(args.out or Path("reports") / f"study-{sweep.name}")
+    index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
+                        workers=args.workers)
+    for line in json.loads((out / "finding.json").read_text())["finding_text"]:
+        print(line)
+    print(index)
+    return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._checks import MAX_SEED, need_int
 from ._errors import ConfigError
-from .models import MLPSpec
+from .models import MLPSpec, SequentialSpec, sequential_from_table
 from .prune import PruneConfig
 from .rl import DQNConfig, EnvConfig
 from .train import TrainConfig
@@ -53,7 +53,7 @@ class ExperimentConfig:
     name: str = "experiment"
     seed: int = 0
     dataset: str = "mnist5k"
-    model: MLPSpec = field(default_factory=MLPSpec)
+    model: MLPSpec | SequentialSpec = field(default_factory=MLPSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=lambda: PruneConfig(rates={"h1": 0.2, "h2": 0.2, "out": 0.1}, target_density=0.02))
     controls: ControlsConfig = field(default_factory=ControlsConfig)
@@ -74,10 +74,17 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["model"]["sizes"] = list(self.model.sizes)
+        if isinstance(self.model, SequentialSpec):
+            d["model"] = self.model.to_dict()
+        else:
+            d["model"]["sizes"] = list(self.model.sizes)
         d["train"]["betas"] = list(self.train.betas)
         d["prune"]["rates"] = dict(self.prune.rates)
         d["prune"]["layers"] = None if self.prune.layers is None else list(self.prune.layers)
+        if self.prune.targets:  # only when set, so configs without targets keep their run ids
+            d["prune"]["targets"] = dict(self.prune.targets)
+        else:
+            d["prune"].pop("targets", None)
         d["controls"] = {"kinds": list(self.controls.kinds), "rounds": list(self.controls.rounds)}
         if self.env is None:  # dataset runs keep the dict (and so the run id) they always had
             d.pop("env")
@@ -160,7 +167,12 @@ def from_dict(doc: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"bad config value: {exc}") from None
 
 
-def _model(doc: dict[str, Any], default: MLPSpec | None = None) -> MLPSpec:
+def _model(doc: dict[str, Any], default: MLPSpec | None = None) -> MLPSpec | SequentialSpec:
+    table = doc.get("model", {})
+    if isinstance(table, dict) and table.get("kind") == "sequential":
+        if default is not None:
+            raise ConfigError("an RL run takes an MLP model (model.sizes); model.kind 'sequential' is for datasets")
+        return sequential_from_table(table)
     raw = _section(doc, "model", MLPSpec)
     if default is not None and "sizes" not in raw:
         raw["sizes"] = default.sizes
@@ -197,7 +209,7 @@ def _rl_from_dict(doc: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"bad config value: {exc}") from None
 
 
-def _prune(doc: dict[str, Any], model: MLPSpec) -> PruneConfig:
+def _prune(doc: dict[str, Any], model: MLPSpec | SequentialSpec) -> PruneConfig:
     """The [prune] section, with the defaults of the model's layers."""
     pr = _section(doc, "prune", PruneConfig)
     strategy = pr.get("strategy", "layerwise")
@@ -210,7 +222,9 @@ def _prune(doc: dict[str, Any], model: MLPSpec) -> PruneConfig:
         pr["layers"] = tuple(pr["layers"])
     if "rates" not in pr and pr.get("strategy", "layerwise") == "layerwise":
         pr["rates"] = {"h1": 0.2, "h2": 0.2, "out": 0.1} if model.layer_names == ("h1", "h2", "out") else {}
-    if "rounds" not in pr and "target_density" not in pr:
+    if "targets" in pr and not isinstance(pr["targets"], dict):
+        raise ConfigError("prune.targets must be a table of layer = kept count (integer) or density (float)")
+    if "rounds" not in pr and "target_density" not in pr and not pr.get("targets"):
         pr["target_density"] = 0.02
     return PruneConfig(**pr)
 
@@ -234,13 +248,17 @@ def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"the run's manifest holds a malformed config ({type(exc).__name__}: {exc})") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read a TOML config; a missing or malformed file raises ConfigError."""
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file raises ConfigError naming ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{what} file {path} does not exist")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
-    return from_dict(doc)
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read a TOML config; a missing or malformed file raises ConfigError."""
+    return from_dict(read_toml(path, "config"))

@@ -88,7 +88,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
+    _study_commands(sub)
     return parser
+
+
+def _study_commands(sub) -> None:
+    """``sweep``, ``study`` and ``search``: many runs at once (sparsescope.study)."""
+    executor = dict(default="local", metavar="KIND",
+                    help="local (default: one process per core), serial, dask (a local Dask cluster), "
+                         "dask:ADDRESS, slurm[:PARTITION] (submitit; local without Slurm)")
+    p = sub.add_parser("sweep", help="run a grid of experiments: seeds x schedules x datasets x controls",
+                       description="Expand SWEEP.toml into ordinary runs in the run store and train every missing "
+                                   "round and control on an executor; finished work is skipped, so a killed sweep resumes.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    p.add_argument("--batched", action="store_true", help="train each run's controls of one kind in one batched pass")
+    _runs_dir(p)
+
+    p = sub.add_parser("study", help="write the study report of a sweep (HTML, CSV, JSON)",
+                       description="Measure every round and control of SWEEP's finished runs and write one HTML report: "
+                                   "accuracy vs density with controls, accuracy vs readability with the frontier, "
+                                   "per-class readability, every run; all numbers also as CSV and JSON.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/study-NAME)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC",
+                   help="accuracy floor of the finding (default: [study] accuracy_floor, else 0.9)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure of the finding (default out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,13 +89,11 @@ def subgraph(graph: Flowgraph, output: int) -> Flowgraph:
     Nodes stay in place (same layers, sizes and ids) so a subgraph evaluates
     its output to exactly the full graph's value.
     """
-    from dataclasses import replace
-
     bwd = reach_to_outputs(graph, [output])
     layers = [graph.input]
     for layer in graph.layers[1:]:
         keep = bwd[layer.name][layer.dst]
-        layers.append(replace(layer, dst=layer.dst[keep], src=layer.src[keep], weight=layer.weight[keep]))
+        layers.append(layer.keep_edges(keep))
     meta = {**graph.meta, "subgraph_of": graph.output.node_id(output)}
     sub = Flowgraph(tuple(layers), meta=meta)
     return sub

@@ -37,7 +37,7 @@ import numpy as np
 
 from .._errors import GraphError
 from ..graph import Bounds, Flowgraph
-from ..graph._eval import apply_activation, flatten_inputs
+from ..graph._eval import affine, apply_activation, flatten_inputs, layer_matrix
 
 
 def unit_box(graph: Flowgraph) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +75,15 @@ def rounding_slack(fan_in: np.ndarray, mag: np.ndarray, src_mag: np.ndarray, eva
     return gamma * mag + tiny * (2 * n + src_mag)
 
 
+def _pattern(w):
+    """1.0 where ``w`` (dense or CSR, from ``layer_matrix``) has an edge, else 0."""
+    if isinstance(w, np.ndarray):
+        return (w != 0).astype(np.float64)
+    ones = w.copy()
+    ones.data = np.ones_like(ones.data)
+    return ones
+
+
 def interval_bounds(
     graph: Flowgraph,
     lo: np.ndarray,
@@ -109,21 +118,21 @@ def interval_bounds(
     sizes = {name0: n}
     for layer in graph.layers[1:]:
         slo, shi = out_lo[layer.source], out_hi[layer.source]
-        w = layer.dense_weight(sizes[layer.source])
-        aw = np.abs(w)
+        w = layer_matrix(layer, sizes[layer.source])
+        aw = abs(w)
         point = slo == shi
         c = np.where(point, slo, (slo + shi) / 2)
         r = np.where(point, 0.0, (shi - slo) / 2)
-        zc = (c[None, :] @ w.T)[0] + layer.bias  # evaluate()'s arithmetic on a batch of one
-        zr = r @ aw.T
-        fan_in = np.count_nonzero(w, axis=1)
+        zc = affine(w, c[None, :])[0] + layer.bias  # evaluate()'s arithmetic on a batch of one
+        zr = affine(aw, r[None, :])[0]
+        fan_in = np.bincount(layer.dst, minlength=layer.size)
         if exact:
             slack = np.zeros(layer.size)
         else:
             amax = np.abs(c) + r
             # float64 rounding of mag itself (gamma_{k+2}) is absorbed by the factor
-            mag = (amax @ aw.T + np.abs(layer.bias)) * (1 + 4 * (fan_in + 3) * u64)
-            src_mag = (amax @ (w != 0).T) * (1 + 4 * (fan_in + 3) * u64)
+            mag = (affine(aw, amax[None, :])[0] + np.abs(layer.bias)) * (1 + 4 * (fan_in + 3) * u64)
+            src_mag = affine(_pattern(w), amax[None, :])[0] * (1 + 4 * (fan_in + 3) * u64)
             slack = rounding_slack(fan_in, mag, src_mag, eval_dtype)
             # our own float64 arithmetic: zc and zr (gamma_k each), and the two
             # subtractions/additions that form the ends

@@ -1,4 +1,4 @@
-"""Build a flowgraph from arrays: a chain of affine layers (``from_torch`` forwards to ``sparsescope.interop``)."""
+"""Build a flowgraph from arrays (``from_torch`` forwards to ``sparsescope.interop``; convolutions unroll in ``_conv``)."""
 
 from __future__ import annotations
 

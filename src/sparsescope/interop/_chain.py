@@ -7,6 +7,8 @@ method per operation on a :class:`Chain`:
   ``(out, in)``, like ``nn.Linear``) -- a new affine layer;
 * ``edges(...)``: the same with the weights given as edges (a layer that is
   sparse by construction: a matmul applied per row, a pooling);
+* ``conv(...)`` / ``avgpool(...)``: a convolution or average pool of the
+  current ``(C, H, W)`` map, unrolled with shared-weight ids;
 * ``relu()``: the activation of the layer just made (a ReLU on the input, or
   after a reshape of a ReLU output, is handled too);
 * ``add(c)``: a constant added to the current tensor (folded into the bias
@@ -31,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._errors import GraphError
-from ..graph import Flowgraph, Layer
+from ..graph import Flowgraph, Layer, conv_edges, pool_edges
 
 #: Largest layer (nodes) and edge count an import accepts: far above any model
 #: the viewer can show, far below what would exhaust memory.
@@ -41,7 +43,7 @@ PREFIX = {"dense": "h", "conv": "c", "pool": "p", "relu": "h", "shift": "h"}
 
 
 def layer_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    """A tensor's shape without its leading size-1 axes (the batch axis, a single channel).
+    """An input's shape without its leading size-1 axes (the batch axis, a single channel).
 
     ``(1, 1, 28, 28) -> (28, 28)``, ``(1, 300) -> (300,)``, ``(1, 6, 12, 12) -> (6, 12, 12)``.
     """
@@ -49,6 +51,11 @@ def layer_shape(shape: Sequence[int]) -> tuple[int, ...]:
     while len(s) > 1 and s[0] == 1:
         s = s[1:]
     return s or (1,)
+
+
+def _drop_batch(shape: Sequence[int]) -> tuple[int, ...]:
+    s = tuple(int(d) for d in shape)
+    return s[1:] if len(s) > 1 and s[0] == 1 else s
 
 
 @dataclass
@@ -62,13 +69,16 @@ class _Pending:
     weight: np.ndarray
     activation: str = "identity"
     origin: list[str] = field(default_factory=list)
+    weight_id: np.ndarray | None = None
+    weight_shape: tuple[int, ...] | None = None
 
 
 class Chain:
     """The layers made so far and the current tensor (a flat vector of ``size`` values).
 
-    ``strip``: layer shapes drop leading size-1 axes (:func:`layer_shape`; for
-    ONNX shapes, which carry the batch axis); else they are kept as given.
+    ``strip`` (ONNX shapes, which carry a batch axis of 1): layer shapes drop
+    it and the input drops a single channel too (:func:`layer_shape`); else
+    (torch shapes, per sample) shapes are kept as given.
 
     ``shape``: the current tensor's shape (the importer's own, batch axis
     included or not -- only its product and row-major order matter).
@@ -80,8 +90,10 @@ class Chain:
         shape = tuple(int(d) for d in input_shape)
         if not shape or any(d <= 0 for d in shape):
             raise GraphError(f"input shape {shape} has an empty or unknown axis")
-        self._shape_of = layer_shape if strip else tuple
-        self.input_shape = self._shape_of(shape)
+        # ONNX shapes carry the batch axis (taken as 1): layers drop it, the input an image's single channel too
+        self._lead = (1,) if strip else ()
+        self._shape_of = _drop_batch if strip else tuple
+        self.input_shape = layer_shape(shape) if strip else shape
         self.input_origin = origin
         self.layers: list[_Pending] = []
         self.shape: tuple[int, ...] = shape
@@ -102,9 +114,41 @@ class Chain:
         dst, src = np.nonzero(w)
         self.edges(dst, src, w[dst, src], b, out_shape, kind=kind, origin=origin)
 
+    def conv(self, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int, *, origin: str = "") -> None:
+        """A 2-D convolution (kernel ``(O, I, k, k)``, zero padding) of the current ``(C, H, W)`` map,
+        unrolled by :func:`sparsescope.graph.conv_edges` (each edge keeps its kernel weight's id)."""
+        weight = np.asarray(weight, dtype=np.float64)
+        if not np.all(np.isfinite(weight)):
+            raise GraphError(f"{origin}: weights or biases are NaN or infinite")
+        (o, oh, ow), dst, src, w, tie = conv_edges(weight, self.feature_map(origin), stride, padding)
+        b = np.zeros(o) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+        if b.shape != (o,):
+            raise GraphError(f"{origin}: a bias of {b.size} values for {o} channels")
+        self.edges(dst, src, w, np.repeat(b, oh * ow), self._lead + (o, oh, ow), kind="conv", origin=origin,
+                   weight_id=tie, weight_shape=tuple(weight.shape))
+
+    def avgpool(self, kernel: int, stride: int, *, origin: str = "") -> None:
+        """An average pool (no padding) of the current ``(C, H, W)`` map."""
+        (c, oh, ow), dst, src, w, window = pool_edges(self.feature_map(origin), kernel, stride)
+        self.edges(dst, src, w, None, self._lead + (c, oh, ow), kind="pool", origin=origin,
+                   weight_id=window, weight_shape=(kernel, kernel))
+
+    def feature_map(self, origin: str = "") -> tuple[int, int, int]:
+        """The current tensor as ``(C, H, W)`` (a batch axis of 1 dropped, an ``(H, W)`` image is one channel)."""
+        if self.shape[:len(self._lead)] != self._lead:
+            raise GraphError(f"{origin}: needs a (1, channels, height, width) tensor, got shape {self.shape}")
+        s = self.shape[len(self._lead):]
+        if len(s) == 2:
+            s = (1, *s)
+        if len(s) != 3:
+            raise GraphError(f"{origin}: needs a (channels, height, width) map, the tensor has shape {self.shape}")
+        return s  # type: ignore[return-value]
+
     def edges(self, dst: np.ndarray, src: np.ndarray, weight: np.ndarray, b: np.ndarray | None,
-              out_shape: Sequence[int], *, kind: str, origin: str = "") -> None:
-        """An affine layer given as edges (``dst``/``src`` flat indices); zero weights are dropped."""
+              out_shape: Sequence[int], *, kind: str, origin: str = "", weight_id: np.ndarray | None = None,
+              weight_shape: tuple[int, ...] | None = None) -> None:
+        """An affine layer given as edges (``dst``/``src`` flat indices); zero weights are dropped.
+        ``weight_id``/``weight_shape``: the shared kernel weight of each edge (see :class:`Layer`)."""
         out_shape = tuple(int(d) for d in out_shape)
         n = int(np.prod(out_shape, dtype=np.int64))
         self._check_size(n, origin)
@@ -121,7 +165,9 @@ class Chain:
         keep = weight != 0
         self.layers.append(_Pending(kind, self._shape_of(out_shape), len(self.layers), bias,
                                     np.asarray(dst, dtype=np.int64)[keep], np.asarray(src, dtype=np.int64)[keep],
-                                    weight[keep], origin=[origin] if origin else []))
+                                    weight[keep], origin=[origin] if origin else [],
+                                    weight_id=None if weight_id is None else np.asarray(weight_id)[keep],
+                                    weight_shape=weight_shape))
         self.shape = out_shape
         self.fresh = True
 
@@ -185,7 +231,8 @@ class Chain:
         for k, p in enumerate(self.layers):
             last = k == len(self.layers) - 1
             layers.append(Layer(names[k + 1], "affine", p.shape, activation=p.activation, source=names[p.source],
-                                bias=p.bias, dst=p.dst, src=p.src, weight=p.weight,
+                                bias=p.bias, dst=p.dst, src=p.src, weight=p.weight, weight_id=p.weight_id,
+                                weight_shape=p.weight_shape,
                                 labels=_labels(output_labels, "output") if last else None))
         meta = dict(meta or {})
         if origins:

@@ -9,6 +9,8 @@ operation (``Shape`` only reads its shape), so branches and skip connections
 are refused with the node named.
 
 Rules on data: ``Gemm`` (``transA``/``transB``/``alpha``/``beta``),
+``Conv`` and ``AveragePool`` (2-D, square, one stride and padding: unrolled
+by :func:`sparsescope.graph.conv_edges`),
 ``MatMul`` (with a following ``Add`` folded into the bias), ``Add``/``Sub``
 of a constant, ``Relu``, ``Flatten``, ``Reshape`` (``allowzero`` 0 and 1),
 ``Squeeze``/``Unsqueeze``, ``Identity``, ``Dropout`` (inference).
@@ -446,7 +448,67 @@ def op_matmul(ctx: Context, node: Any) -> None:
     _put(ctx, node, out or (1,))
 
 
+def _same(values: list[int], what: str) -> int:
+    if not values or len(set(values)) != 1:
+        raise OnnxError(f"{what} {values} differ; the flowgraph reads square kernels with one stride and padding")
+    return int(values[0])
+
+
+def _window(node: Any, at: dict[str, Any], k_default: list[int] | None) -> tuple[int, int, int]:
+    """``(kernel, stride, padding)`` of a 2-D Conv/AveragePool, refusing what the flowgraph cannot unroll."""
+    pad_mode = at.get("auto_pad", b"NOTSET")
+    pad_mode = pad_mode.decode() if isinstance(pad_mode, bytes) else str(pad_mode)
+    if pad_mode not in ("NOTSET", "VALID"):
+        raise OnnxError(f"auto_pad={pad_mode} is not supported; export with explicit pads")
+    kernel = [int(v) for v in at.get("kernel_shape", k_default or [])]
+    if len(kernel) != 2:
+        raise OnnxError(f"kernel_shape {kernel} is not 2-D")
+    if any(int(d) != 1 for d in at.get("dilations", [1, 1])):
+        raise OnnxError(f"dilations {list(at['dilations'])} are not supported")
+    k = _same(kernel, "kernel sizes")
+    s = _same([int(v) for v in at.get("strides", [1, 1])], "strides")
+    p = _same([int(v) for v in at.get("pads", [0, 0, 0, 0])], "pads")
+    return k, s, p
+
+
+def op_conv(ctx: Context, node: Any) -> None:
+    vals = _inputs(ctx, node) + [None]
+    x, w, b = vals[0], vals[1], vals[2]
+    if not isinstance(x, Data):
+        raise OnnxError("a Conv of constants is not supported")
+    at = _attrs(node)
+    if int(at.get("group", 1)) != 1:
+        raise OnnxError(f"group={at['group']} (grouped or depthwise convolution) is not supported")
+    w = _floats(_const(w, "W (the kernel)"), f"kernel {node.input[1]!r}")
+    if w.ndim != 4:
+        raise OnnxError(f"kernel {node.input[1]!r} of shape {list(w.shape)} is not a 2-D convolution kernel")
+    k, s, p = _window(node, at, list(w.shape[2:]))
+    if list(w.shape[2:]) != [k, k]:
+        raise OnnxError(f"kernel_shape {[k, k]} does not match the kernel's shape {list(w.shape)}")
+    bias = None if b is None else _floats(_const(b, "B (the bias)"), f"bias {node.input[2]!r}")
+    _take(ctx, node, x)
+    ctx.chain.conv(w, bias, s, p, origin=_where(node))
+    _put(ctx, node, ctx.chain.shape)
+
+
+def op_averagepool(ctx: Context, node: Any) -> None:
+    (x,) = _inputs(ctx, node)[:1]
+    if not isinstance(x, Data):
+        raise OnnxError("an AveragePool of constants is not supported")
+    at = _attrs(node)
+    if int(at.get("ceil_mode", 0)):
+        raise OnnxError("ceil_mode=1 is not supported")
+    k, s, p = _window(node, at, None)
+    if p:
+        raise OnnxError(f"pads {list(at['pads'])} are not supported for AveragePool")
+    _take(ctx, node, x)
+    ctx.chain.avgpool(k, s, origin=_where(node))
+    _put(ctx, node, ctx.chain.shape)
+
+
 OPS: dict[str, Callable[[Context, Any], None]] = {
+    "AveragePool": op_averagepool,
+    "Conv": op_conv,
     "Add": _arith(np.add),
     "Cast": op_cast,
     "Concat": op_concat,

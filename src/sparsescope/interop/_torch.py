@@ -1,8 +1,8 @@
 """Read a torch model into a flowgraph: ``from_torch(module)``; weights from safe files only.
 
 ``from_torch`` walks an ``nn.Sequential`` (nested ones are flattened) of
-``Linear``, ``ReLU``, ``Flatten``, ``Identity`` and ``Dropout`` (eval mode)
-modules and lowers each onto the same :class:`Chain` the ONNX reader uses.
+``Linear``, ``Conv2d``, ``AvgPool2d``, ``ReLU``, ``Flatten``, ``Identity`` and
+``Dropout`` (eval mode) modules and lowers each onto the same :class:`Chain` the ONNX reader uses.
 Pruned models are read as they compute:
 
 * ``torch.nn.utils.prune`` keeps ``weight_orig`` and ``weight_mask``; the
@@ -29,7 +29,7 @@ from .._errors import GraphError
 from ..graph import Flowgraph
 from ._chain import Chain, left_data_edges
 
-SUPPORTED = "Linear, ReLU, Flatten, Identity, Dropout"
+SUPPORTED = "Linear, Conv2d, AvgPool2d, ReLU, Flatten, Identity, Dropout"
 
 
 def from_torch(
@@ -151,6 +151,20 @@ def _lower(chain: Chain, name: str, m: Any, state: Mapping[str, Any] | None, use
         else:  # a Linear on each row of a (rows, k) tensor
             dst, src, wt = left_data_edges(rows, k, w.T, lambda r, kk: r * k + kk)
             chain.edges(dst, src, wt, None if b is None else np.tile(b, rows), out, kind="dense", origin=where)
+    elif isinstance(m, nn.Conv2d):
+        k, st, pd = m.kernel_size, m.stride, m.padding
+        if (isinstance(pd, str) or k[0] != k[1] or st[0] != st[1] or pd[0] != pd[1] or m.groups != 1
+                or tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros"):
+            raise GraphError(f"{where}: the flowgraph reads square kernels with one stride and one zero padding, "
+                             "no groups or dilation")
+        chain.conv(effective(m, "weight", name, state, used), effective(m, "bias", name, state, used),
+                   int(st[0]), int(pd[0]), origin=where)
+    elif isinstance(m, nn.AvgPool2d):
+        k = _square(m.kernel_size)
+        st = k if m.stride is None else _square(m.stride)
+        if k is None or st is None or m.padding not in (0, (0, 0)) or m.ceil_mode or m.divisor_override:
+            raise GraphError(f"{where}: the flowgraph reads square average pools without padding, ceil mode or divisor")
+        chain.avgpool(k, st, origin=where)
     elif isinstance(m, nn.ReLU):
         chain.relu(origin=where)
     elif isinstance(m, nn.Flatten):
@@ -170,6 +184,13 @@ def _lower(chain: Chain, name: str, m: Any, state: Mapping[str, Any] | None, use
             raise GraphError(f"{where}: the model is in training mode (random dropout); call model.eval() first")
     else:
         raise GraphError(f"{where} is not supported: from_torch reads {SUPPORTED} modules")
+
+
+def _square(v: Any) -> int | None:
+    if isinstance(v, int):
+        return v
+    v = tuple(v)
+    return int(v[0]) if len(v) == 2 and v[0] == v[1] else None
 
 
 # -- weights from files ---------------------------------------------------------

@@ -26,7 +26,7 @@ from .._config import CONTROL_KINDS, ExperimentConfig
 from .._config import from_manifest as config_from_manifest
 from .._errors import ConfigError, RunStoreError, SparsescopeError
 from ..data import Dataset, load
-from ..models import init_params
+from ..models import SequentialSpec, init_params
 from ..prune import Mask, planned_counts, prune, random_mask
 from ..train import TrainResult, fit
 from ._store import RunStore, check_data, mask_tensors, now_iso
@@ -111,7 +111,7 @@ class RunResult:
 def planned_rounds(config: ExperimentConfig) -> int:
     """How many rounds the config's pruning plan makes; checks that the controls name existing ones."""
     shapes = config.model.kernel_shapes
-    n_rounds = len(planned_counts({n: o * i for n, (o, i) in shapes.items()}, config.prune))
+    n_rounds = len(planned_counts({n: math.prod(s) for n, s in shapes.items()}, config.prune))
     late = [r for r in config.controls.rounds if r >= n_rounds]
     if late:
         raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
@@ -120,12 +120,20 @@ def planned_rounds(config: ExperimentConfig) -> int:
 
 def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
     n_in = int(np.prod(data.input_shape))
-    if config.model.sizes[0] != n_in:
-        raise ConfigError(f"model.sizes starts with {config.model.sizes[0]} inputs but dataset {data.name} has {n_in}")
-    if config.model.sizes[-1] != data.num_classes:
-        raise ConfigError(
-            f"model.sizes ends with {config.model.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
-        )
+    spec = config.model
+    if isinstance(spec, SequentialSpec):
+        if spec.num_inputs != n_in:
+            raise ConfigError(f"model.input_shape {list(spec.input_shape)} does not fit dataset {data.name}'s "
+                              f"inputs of shape {list(data.input_shape)}")
+        if spec.num_outputs != data.num_classes:
+            raise ConfigError(f"the model has {spec.num_outputs} outputs but dataset {data.name} has {data.num_classes} classes")
+    else:
+        if spec.sizes[0] != n_in:
+            raise ConfigError(f"model.sizes starts with {spec.sizes[0]} inputs but dataset {data.name} has {n_in}")
+        if spec.sizes[-1] != data.num_classes:
+            raise ConfigError(
+                f"model.sizes ends with {spec.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
+            )
     steps = math.ceil(len(data.x_train) / config.train.batch_size) * config.train.epochs
     if config.prune.rewind_step > steps:
         raise ConfigError(f"prune.rewind_step {config.prune.rewind_step} is past the end of round 0 ({steps} steps)")
@@ -238,7 +246,7 @@ def run_control(
     seed: int | None = None,
     data: Dataset | None = None,
     progress: Progress | None = None,
-    _locked: bool = False,
+    _locked: bool = False,  # the caller holds the run lock (kept for callers; each control locks itself)
 ) -> dict[str, Any]:
     """Train a lottery-ticket control for one round of a finished run.
 
@@ -260,22 +268,21 @@ def run_control(
             return run_rl_control(store, round_index, kind, seed=seed, progress=progress)
     rec = store.read_round(round_index)
     if seed is None:
-        seed = derive_seed(config.seed, "control", kind, round_index)
+        seed = control_seed(config, kind, round_index)
     from .._checks import MAX_SEED, need_int
 
     seed = need_int("control seed", seed, 0, MAX_SEED)
-    folder = store.path / "controls" / f"{kind}-r{round_index:03d}-s{seed}"
+    folder = control_folder(store.path, round_index, kind, seed)
     if folder.is_dir():
         return store.read_round_at(folder, f"control {folder.name}").metrics
     data = load(config.dataset) if data is None else data
     check_data(manifest, data, store.path)
-    if kind == "reinit":
-        mask, start = rec.mask, init_params(config.model, seed)
-    else:
-        mask = random_mask(rec.mask, seed)
-        start = store.init_params() if config.prune.rewind_step == 0 else store.rewind_params()
+    mask, start = control_start(store, config, rec.mask, kind, seed)
     t0 = time.perf_counter()
-    with (_nolock() if _locked else store.lock()):
+    # each control has its own lock, so a sweep trains several controls of one run at once
+    with store.lock(f"controls/.{folder.name}.lock"):
+        if folder.is_dir():  # another process finished it while we waited
+            return store.read_round_at(folder, f"control {folder.name}").metrics
         result = _fit_checked(
             f"control {kind} of round {round_index}", config.model, start, mask_tensors(mask), data, config.train,
             seed=derive_seed(config.seed, "shuffle", f"control-{kind}-{seed}", round_index),
@@ -284,6 +291,24 @@ def run_control(
         metrics = {**round_metrics(round_index, mask, result, time.perf_counter() - t0), "control": kind, "seed": seed}
         store.write_round(folder, mask, result.params, metrics)
     return store.read_round_at(folder, f"control {folder.name}").metrics
+
+
+def control_seed(config: ExperimentConfig, kind: str, round_index: int) -> int:
+    """The default seed of a control: derived from the run's seed, the kind and the round."""
+    return derive_seed(config.seed, "control", kind, round_index)
+
+
+def control_folder(run: str | Path, round_index: int, kind: str, seed: int) -> Path:
+    """``RUN/controls/KIND-rNNN-sSEED``: where a control is stored."""
+    return Path(run) / "controls" / f"{kind}-r{round_index:03d}-s{seed}"
+
+
+def control_start(store: RunStore, config: ExperimentConfig, round_mask: Mask, kind: str, seed: int):
+    """``(mask, start parameters)`` of a control of a round with mask ``round_mask``."""
+    if kind == "reinit":
+        return round_mask, init_params(config.model, seed)
+    mask = random_mask(round_mask, seed)
+    return mask, (store.init_params() if config.prune.rewind_step == 0 else store.rewind_params())
 
 
 class _nolock:

@@ -186,7 +186,9 @@ class RunStore:
         if m.get("version") != RUN_VERSION:
             raise RunStoreError(f"run {self.path}: unsupported run version {m.get('version')!r}")
         try:
-            ok = (isinstance(m["run_id"], str) and isinstance(m["config"]["model"]["sizes"], list)
+            model = m["config"]["model"]
+            ok = (isinstance(m["run_id"], str) and isinstance(model, dict)
+                  and isinstance(model.get("sizes", model.get("layers")), list)
                   and isinstance(m["data"]["fingerprint"], str) and isinstance(m["data"]["input_shape"], list)
                   and isinstance(m["data"]["classes"], list) and isinstance(m["rounds_planned"], int))
         except (KeyError, TypeError):
@@ -204,9 +206,11 @@ class RunStore:
         return RunStore(path)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``RUN/.lock`` exclusively; a second writer gets a clear error, not a race."""
-        fh = open(self.path / ".lock", "a+b")
+    def lock(self, name: str = ".lock") -> Iterator[None]:
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race."""
+        target = self.path / name
+        target.parent.mkdir(exist_ok=True)
+        fh = open(target, "a+b")
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -216,19 +220,20 @@ class RunStore:
         finally:
             fh.close()
 
-    def layer_names(self) -> list[str]:
-        """Weight layer names in model order (``h1``, ``h2``, ``out``), from the manifest."""
-        from ..models import MLPSpec
+    def spec(self):
+        """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
+        from .._config import from_manifest
 
-        return list(MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"])).layer_names)
+        return from_manifest(self.manifest()).model
+
+    def layer_names(self) -> list[str]:
+        """Weight layer names in model order (``h1``, ``h2``, ``out``; ``c1`` ... for convolutions)."""
+        return list(self.spec().layer_names)
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        from ..models import MLPSpec
-
-        spec = MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"]))
         out: dict[str, tuple[int, ...]] = {}
-        for n, (o, i) in spec.kernel_shapes.items():
-            out[f"{n}.weight"], out[f"{n}.bias"] = (o, i), (o,)
+        for n, shape in self.spec().kernel_shapes.items():
+            out[f"{n}.weight"], out[f"{n}.bias"] = tuple(shape), (shape[0],)
         return out
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .._errors import ConfigError
 from ..data import Dataset
-from ..models import MLPSpec
+from ..models import MLPSpec, SequentialSpec
 from ._config import TrainConfig
 
 
@@ -55,8 +55,12 @@ def _forward(ws, bs, x):
 
 
 @torch.no_grad()
-def evaluate_model(spec: MLPSpec, params: dict[str, torch.Tensor], x: np.ndarray | torch.Tensor, y) -> tuple[float, float]:
+def evaluate_model(spec: MLPSpec | SequentialSpec, params: dict[str, torch.Tensor], x: np.ndarray | torch.Tensor, y) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``params`` on ``(x, y)``."""
+    if isinstance(spec, SequentialSpec):
+        from ._autograd import evaluate_sequential
+
+        return evaluate_sequential(spec, params, x, y)
     names = spec.layer_names
     xt = torch.as_tensor(x).reshape(len(x), -1).float()
     yt = torch.as_tensor(y).long()
@@ -68,7 +72,7 @@ def evaluate_model(spec: MLPSpec, params: dict[str, torch.Tensor], x: np.ndarray
 
 @torch.no_grad()
 def fit(
-    spec: MLPSpec,
+    spec: MLPSpec | SequentialSpec,
     params: dict[str, torch.Tensor],
     masks: dict[str, torch.Tensor] | None,
     data: Dataset,
@@ -80,7 +84,9 @@ def fit(
 ) -> TrainResult:
     """Train copies of ``params`` (``{name.weight, name.bias}``) on ``data.x_train``.
 
-    ``masks[name]`` is a bool ``(out, in)`` per weight layer (``None``: dense).
+    ``masks[name]`` is a bool ``(out, in)`` (or a conv's ``(out, in, k, k)``) per
+    weight layer (``None``: dense).  An ``MLPSpec`` takes the hand-written fast
+    path below, a ``SequentialSpec`` the autograd path (``_autograd``).
     Weights are multiplied by their mask before training, so a pruned weight
     is exactly 0 throughout.  ``seed`` drives the epoch shuffles only.
     ``on_step(step, total)`` is called every 50 steps and at the end.
@@ -89,6 +95,10 @@ def fit(
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
+        if isinstance(spec, SequentialSpec):
+            from ._autograd import fit_sequential
+
+            return fit_sequential(spec, params, masks, data, config, seed, snapshot_step, on_step)
         return _fit(spec, params, masks, data, config, seed, snapshot_step, on_step)
     finally:
         torch.set_num_threads(prev_threads)
