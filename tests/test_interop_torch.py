@@ -77,6 +77,23 @@ def test_parametrize_reads_the_parametrized_weight():
     assert g.layer("h1").num_edges == int(torch.count_nonzero(m[1].weight))
 
 
+def test_pruned_cnn_with_pool():
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 3, 2, stride=2),
+                      nn.ReLU(), nn.Flatten(), nn.Linear(12, 5)).double()
+    prune.l1_unstructured(m[0], "weight", amount=0.5)
+    parametrize.register_parametrization(m[3], "weight", _Mask((torch.rand(3, 4, 2, 2) < 0.5).double()))
+    g = from_torch(m, (2, 8, 8))
+    assert [layer.name for layer in g.layers] == ["in", "c1", "p1", "c2", "out"]
+    assert g.layer("c1").shape == (4, 8, 8) and g.layer("c1").node_id(5) == "c1[0,0,5]"
+    # every edge of a conv layer carries the kernel weight its id names
+    for name, conv in (("c1", m[0]), ("c2", m[3])):
+        layer = g.layer(name)
+        kernel = conv.weight.detach().numpy().reshape(-1)
+        np.testing.assert_array_equal(layer.weight, kernel[layer.weight_id])
+    _assert_faithful(g, m, np.random.default_rng(3).normal(size=(10, 2, 8, 8)))
+
+
 def test_float32_model():
     m = _net(2, torch.float32)
     prune.l1_unstructured(m[3], "weight", amount=0.7)
