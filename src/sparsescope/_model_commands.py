@@ -45,7 +45,7 @@ def model_graph(args: argparse.Namespace) -> int:
     from ._commands import write_graph
 
     model = _open(args)
-    return write_graph(args, model.graph, model.stem, lambda i: _sample(model, i))
+    return write_graph(args, model.graph, model.stem, lambda i: (_sample(model, i), None))
 
 
 def model_report(args: argparse.Namespace) -> int:

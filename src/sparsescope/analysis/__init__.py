@@ -13,7 +13,7 @@ from ._readability import (
     switching_units,
 )
 from ._states import BoxStates, box_states
-from ._structure import Structure, analyse, live_mask, reach_from_inputs, reach_to_outputs, subgraph
+from ._structure import Structure, analyse, constant_values, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
 __all__ = [
     "BoxStates",
@@ -23,6 +23,7 @@ __all__ = [
     "Structure",
     "analyse",
     "box_states",
+    "constant_values",
     "crossing_count",
     "description_bits",
     "is_image_input",
