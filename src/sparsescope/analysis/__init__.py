@@ -12,17 +12,25 @@ from ._readability import (
     readability,
     switching_units,
 )
+from ._channels import ChannelEdges, ChannelSizes, channel_count, channel_id, channel_of, channel_sizes, channel_view
 from ._states import BoxStates, box_states
 from ._structure import Structure, analyse, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
 __all__ = [
     "BoxStates",
+    "ChannelEdges",
+    "ChannelSizes",
     "OutputReadability",
     "PER_OUTPUT_MEASURES",
     "Readability",
     "Structure",
     "analyse",
     "box_states",
+    "channel_count",
+    "channel_id",
+    "channel_of",
+    "channel_sizes",
+    "channel_view",
     "crossing_count",
     "description_bits",
     "is_image_input",
