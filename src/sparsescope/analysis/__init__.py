@@ -13,6 +13,7 @@ from ._readability import (
     switching_units,
 )
 from ._channels import ChannelEdges, ChannelSizes, channel_count, channel_id, channel_of, channel_sizes, channel_view
+from ._compare import ComparisonSide, comparison_side, matched_round, weights_per_layer
 from ._states import BoxStates, box_states
 from ._structure import Structure, analyse, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
@@ -20,6 +21,7 @@ __all__ = [
     "BoxStates",
     "ChannelEdges",
     "ChannelSizes",
+    "ComparisonSide",
     "OutputReadability",
     "PER_OUTPUT_MEASURES",
     "Readability",
@@ -31,6 +33,9 @@ __all__ = [
     "channel_of",
     "channel_sizes",
     "channel_view",
+    "comparison_side",
+    "matched_round",
+    "weights_per_layer",
     "crossing_count",
     "description_bits",
     "is_image_input",

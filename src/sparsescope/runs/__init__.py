@@ -1,11 +1,13 @@
 """The run store and the lottery-ticket driver."""
 
+from ._compare import compare_at_matched_accuracy
 from ._lottery import RunResult, control_folder, control_seed, derive_seed, run_control, run_experiment
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
 from ._rl import is_rl_manifest, round_episode
 from ._store import RoundRecord, RunStore
 
 __all__ = [
+    "compare_at_matched_accuracy",
     "RoundRecord",
     "RunInfo",
     "RunResult",
