@@ -146,8 +146,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input, args.round)[1] if args.input is not None else None
-        scene = graph_figure(graph, output=args.output, x=x)
+        x, where = None, {}
+        if args.input is not None:
+            data, x = _test_image(store, args.input, args.round)
+            classes = graph.output.labels
+            y = int(data.y_test[args.input])
+            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
+        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                             off="hide" if args.hide_off else "mark", **where)
         if args.format == "svg":
             write_text(out, scene.to_svg())
         else:
@@ -184,7 +190,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
     out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round, box=args.box))
+    print(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples))
     return 0
 
 
@@ -216,4 +222,33 @@ def cmd_study(args: argparse.Namespace) -> int:
     for line in json.loads((out / "finding.json").read_text())["finding_text"]:
         print(line)
     print(index)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
+    import dataclasses
+    import json
+
+    from .study import load_sweep
+    from .study._search import search_from_dict, search_schedule
+
+    sweep = load_sweep(args.sweep)
+    if not sweep.search:
+        raise SparsescopeError(f"sweep {args.sweep} has no [search] table (rates = {{ layer = [rates to try] }})")
+    floor = float(sweep.study.get("accuracy_floor", 0.9) if args.floor is None else args.floor)
+    measure = args.measure or sweep.study.get("measure", "out_edges")
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = search_schedule(sweep, search_from_dict(sweep.search), args.runs_dir, floor=floor, measure=measure,
+                          executor=args.executor, workers=args.workers, note=note)
+    out = Path(args.out or Path("reports") / f"search-{sweep.name}.json")
+    doc = {"floor": floor, "measure": measure, **dataclasses.asdict(res)}
+    write_text(out, json.dumps(doc, indent=1, sort_keys=True, default=str).replace("Infinity", "null") + "\n")
+    if res.best is None:
+        print(f"no candidate reaches test accuracy {floor} with every seed")
+    else:
+        b = res.best
+        print(f"best rates {b['rates']}: {measure} {b['per_seed_best']:.1f} +- {b['per_seed_sd']:.1f} over "
+              f"{b['seeds']} seeds at test accuracy >= {floor}")
+    print(out)
     return 0

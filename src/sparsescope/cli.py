@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
     p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
+    p.add_argument("--shared-scale", action="store_true", help="one colour scale (with a colour bar) for all weight tiles")
+    p.add_argument("--hide-off", action="store_true", help="leave out units proven always off over the box (default: grey)")
     _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
     _runs_dir(p)
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("view", help="write the single-file interactive viewer",
                        description="Write one self-contained HTML file to explore RUN's flowgraphs offline.")
     _run_round(p)
+    p.add_argument("--samples", default=None, metavar="LIST",
+                   help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
@@ -113,6 +117,17 @@ def _study_commands(sub) -> None:
     p.add_argument("--floor", type=float, default=None, metavar="ACC",
                    help="accuracy floor of the finding (default: [study] accuracy_floor, else 0.9)")
     p.add_argument("--measure", default=None, metavar="M", help="readability measure of the finding (default out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
+
+    p = sub.add_parser("search", help="search per-layer pruning rates minimising a readability measure at an accuracy floor",
+                       description="Successive halving over the [search] grid of SWEEP.toml (layerwise rates): every "
+                                   "candidate is an ordinary run; finalists are trained with every seed.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="result JSON (default: reports/search-NAME.json)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC", help="accuracy floor (default: [study] accuracy_floor)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure (default: [study] measure, else out_edges)")
     p.add_argument("--executor", **executor)
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
     _runs_dir(p)

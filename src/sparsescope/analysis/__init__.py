@@ -15,7 +15,7 @@ from ._readability import (
 from ._channels import ChannelEdges, ChannelSizes, channel_count, channel_id, channel_of, channel_sizes, channel_view
 from ._compare import ComparisonSide, comparison_side, matched_round, weights_per_layer
 from ._states import BoxStates, box_states
-from ._structure import Structure, analyse, live_mask, reach_from_inputs, reach_to_outputs, subgraph
+from ._structure import Structure, analyse, constant_values, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
 __all__ = [
     "BoxStates",
@@ -36,6 +36,7 @@ __all__ = [
     "comparison_side",
     "matched_round",
     "weights_per_layer",
+    "constant_values",
     "crossing_count",
     "description_bits",
     "is_image_input",

@@ -198,7 +198,7 @@ def _layout_crossings(graph: Flowgraph, nodes: dict[str, np.ndarray], edges: dic
 
 
 def _measure(graph: Flowgraph, outputs: list[int] | None, fwd, consts, switching_mask, image: bool) -> dict[str, Any]:
-    nodes, edges = live_mask(graph, outputs)
+    nodes, edges = live_mask(graph, outputs, constants=False)  # constants are folded into biases
     inp = graph.input.name
     first = {layer.name for layer in graph.layers[1:] if layer.source == inp}
     n_vertices = sum(int(m.sum()) for name, m in nodes.items() if not (image and name == inp))
