@@ -118,7 +118,7 @@ def test_conv_page_embeds_the_exact_graph(graph, tmp_path):
 
 
 # -- in the browser ------------------------------------------------------------------------------
-from test_viewer_browser import browser  # noqa: E402,F401  (one chromium fixture for every browser test)
+from test_viewer_browser import browser, wait_for  # noqa: E402,F401  (one chromium fixture for every browser test)
 
 
 @pytest.mark.browser
@@ -134,7 +134,7 @@ def test_conv_page_in_chromium(graph, tmp_path, browser):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.goto(path.as_uri())
-    page.wait_for_function("window.sparsescope && window.sparsescope.firstFrameMs", timeout=30000)
+    wait_for(page, "window.sparsescope && window.sparsescope.firstFrameMs", timeout=30)
     # opens on the channel view of the whole live graph; the sizes are Python's
     whole = channel_sizes(graph)
     sz = page.evaluate("sparsescope.sizes()")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
-from ._embed import dump_json, escape_json, pack_samples
+from ._embed import b64, dump_json, escape_json
 
 _SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}" \
@@ -32,6 +32,20 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def _samples(x: np.ndarray, y: np.ndarray) -> dict:
+    """Test images for ``conv.js``: uint8 ``k`` read as float32 ``k/255`` when that is exact
+    (how datasets hold pixels), else float64; base64, synchronous to decode."""
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{x.shape[0]} sample images but {y.shape[0]} labels")
+    k = np.rint(x * 255)
+    if x.size == 0 or (np.all((k >= 0) & (k <= 255)) and np.array_equal((k / 255).astype(np.float32).astype(np.float64), x)):
+        data = {"u8f4": b64(k.astype(np.uint8))}
+    else:
+        data = {"f8": b64(x.astype("<f8"))}
+    return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist()}
+
+
 def build_conv_page(graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndarray, samples_y: np.ndarray,
                     title: str) -> str:
     """The complete HTML page of one conv round (``metrics``: every round's figures, for the table)."""
@@ -40,7 +54,7 @@ def build_conv_page(graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndar
         raise ValueError(f"sample images of shape {samples_x.shape[1:]} do not fit the input layer {graph.input.shape}")
     samples_x = samples_x.reshape(samples_x.shape[0], graph.input.size)
     data = {"title": str(title), "metrics": [plain_json(dict(m)) for m in metrics],
-            "samples": pack_samples(samples_x, samples_y)}
+            "samples": _samples(samples_x, samples_y)}
     parts = {
         "TITLE": html.escape(str(title), quote=True),
         "CSS": _asset("viewer.css") + _EXTRA_CSS,

@@ -41,13 +41,19 @@
   const chanOf = (l, i) => (l.map ? Math.floor(i / l.plane) : i);
   const chanId = (l, c) => (l.shape.length === 3 ? l.name + "[" + c + "]" : l.shape.length === 2 ? l.name : nodeId(l, c));
 
-  // -- structure: nodes and edges on an input-to-output path (as analysis.live_mask) -------
+  // -- structure: the live graph, as analysis.live_mask: nodes with a path to the chosen outputs and
+  //    either a path from an input or a nonzero constant value; edges joining two live nodes ---------
   const FWD = {};
   FWD[L[0].name] = new Uint8Array(L[0].size).fill(1);
   for (const l of L.slice(1)) {
     const r = new Uint8Array(l.size), s = FWD[l.source];
     for (let e = 0; e < l.dst.length; e++) if (s[l.src[e]]) r[l.dst[e]] = 1;
     FWD[l.name] = r;
+  }
+  const CONST = {};  // 1 where a node has no path from an input and a nonzero (constant) value
+  {
+    const z = evaluate(new Float64Array(L[0].size));
+    for (const l of L) { const c = new Uint8Array(l.size), f = FWD[l.name]; for (let i = 0; i < l.size; i++) c[i] = !f[i] && z[l.name][i] !== 0 ? 1 : 0; CONST[l.name] = c; }
   }
   function live(output) {
     const bwd = {};
@@ -59,14 +65,14 @@
     }
     const nodes = {}, edges = {};
     for (const l of L) {
-      const n = new Uint8Array(l.size), f = FWD[l.name], b = bwd[l.name];
-      for (let i = 0; i < l.size; i++) n[i] = f[i] & b[i];
+      const n = new Uint8Array(l.size), f = FWD[l.name], b = bwd[l.name], c = CONST[l.name];
+      for (let i = 0; i < l.size; i++) n[i] = b[i] & (f[i] | c[i]);
       nodes[l.name] = n;
     }
     nodes[OUT.name] = bwd[OUT.name].slice();
     for (const l of L.slice(1)) {
-      const m = new Uint8Array(l.dst.length), t = nodes[l.name], f = FWD[l.source];
-      for (let e = 0; e < l.dst.length; e++) m[e] = t[l.dst[e]] & f[l.src[e]];
+      const m = new Uint8Array(l.dst.length), t = nodes[l.name], s = nodes[l.source];
+      for (let e = 0; e < l.dst.length; e++) m[e] = t[l.dst[e]] & s[l.src[e]];
       edges[l.name] = m;
     }
     return { nodes, edges };
