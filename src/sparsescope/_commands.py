@@ -238,6 +238,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
     box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")
+    comparison = None
+    if getattr(args, "compare", None):
+        from .runs import compare_at_matched_accuracy, resolve_run
+
+        comparison = compare_at_matched_accuracy(graph, resolve_run(args.compare, args.runs_dir))
     exact = None
     if getattr(args, "exact", False):  # the exact analysis over the same box; its bounds are tighter
         from .exact import Box, analyse_box
@@ -249,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         out = out.with_name(out.name + "-exact") if not args.out else out
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
-                         title=f"{graph.meta['run']} round {rnd}", exact=exact)
+                         title=f"{graph.meta['run']} round {rnd}", comparison=comparison, exact=exact)
     print(index)
     return 0
 
