@@ -566,6 +566,20 @@ SS.start = function (data) {
     input: function () { const x = V.state.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
     state: function () { return JSON.parse(JSON.stringify(V.state)); },
     hash: hashOf,
+    /* shown units with their screen position (CSS px in the canvas) and whether drawn faded */
+    placed: function () {
+      const out = [], geo = SS.geometry(V);
+      V.G.layers.forEach(function (L) {
+        if (L.kind === "input") return;
+        for (let i = 0; i < L.size; i++) {
+          const y = V.pos[L.name][i];
+          if (y !== y) continue;
+          const p = geo.port(L, i, false);
+          out.push({ id: SS.nodeId(L, i), x: p[0] * V.view.s + V.view.tx, y: p[1] * V.view.s + V.view.ty, live: !!V.liveAll[L.name][i] });
+        }
+      });
+      return out;
+    },
     visibleEdges: function () {
       const out = [];
       V.G.layers.forEach(function (L) { if (L.kind === "affine") for (let e = 0; e < L.dst.length; e++) if (V.visible[L.name][L.dst[e]]) out.push([L.name, L.dst[e], L.src[e]]); });
