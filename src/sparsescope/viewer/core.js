@@ -198,14 +198,17 @@ SS.samples = function (d) {
   let raw = null, scale = 1;
   /* u8: pixel k stands for k/255, in float64 or (u8f4) rounded to float32 */
   const f4 = d.x && (d.x.u8f4 !== undefined || d.x.zu8f4 !== undefined);
-  if (n) {
+  function bytes() {  /* on first use: deflated pixels are inflated after the page starts */
+    if (raw !== null || !n) return;
     if (d.x.zu8 !== undefined || d.x.zu8f4 !== undefined) { raw = d.x.bytes; scale = 255; }
     else if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
     else raw = SS.floats(d.x);
+    if (!raw) throw new Error("sample images are not inflated yet");
   }
   const index = d.index || Array.from({ length: n }, function (_, k) { return k; }), pos = new Map();
   index.forEach(function (t, k) { pos.set(t, k); });
   return { n: n, y: d.y, index: index, pos: function (t) { return pos.has(t) ? pos.get(t) : -1; }, x: function (i) {
+    bytes();
     const v = new Float64Array(size);
     for (let k = 0; k < size; k++) {
       const r = raw[i * size + k];

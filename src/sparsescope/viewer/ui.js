@@ -1,6 +1,9 @@
 /* sparsescope viewer -- state, events, side panel, URL hash, export.
    All data-derived text goes through textContent; no HTML parsing of data. */
-SS.start = function (data) {
+/* Start the page.  `loaded` resolves once the deflated blocks (other rounds, samples)
+   are inflated: the current round draws before that; the round slider and the
+   thumbnails come alive, and `ready` is set, once it has resolved. */
+SS.start = function (data, loaded) {
   const $ = function (id) { return document.getElementById(id); };
   const el = function (tag, cls, text) {
     const e = document.createElement(tag);
@@ -190,10 +193,14 @@ SS.start = function (data) {
     }
     if (api.firstRenderMs === undefined) {
       api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0;
+      api.bootMs = SS.bootMs; api.preloadMs = SS.preloadMs;
       requestAnimationFrame(function () {
         api.firstFrameMs = performance.now();
-        buildThumbs();
-        api.ready = true;
+        loaded.then(function () {
+          $("round").disabled = false;
+          buildThumbs();
+          api.ready = true;
+        }).catch(function (err) { console.error(err); $("status").textContent = String(err); });
       });
     }
     placeCard();
@@ -296,6 +303,7 @@ SS.start = function (data) {
   }
   const nR = data.metrics.length;
   $("round").max = String(nR - 1);
+  $("round").disabled = true;  /* until the other rounds are inflated */
   $("round").addEventListener("input", function () {
     V.state.round = +this.value;
     V.state.inEdges = fewInputEdges(graphFor(V.state.round));  /* dense rounds: input edges off */
@@ -305,7 +313,7 @@ SS.start = function (data) {
   $("mode-weights").onclick = function () { V.state.mode = "weights"; recompute(); };
   $("mode-input").onclick = function () {
     V.state.mode = "input";
-    if (!V.state.input) V.state.input = V.samples.n ? { sample: 0 } : { drawn: true };
+    if (!V.state.input) V.state.input = V.samples.n && api.ready ? { sample: V.samples.index[0] } : { drawn: true };
     recompute();
   };
   const outSel = $("output"), outL = V.G0.layers[V.G0.layers.length - 1];
@@ -631,10 +639,17 @@ SS.start = function (data) {
 
 /* Inflate the deflated blocks, then start; a browser without DecompressionStream says so. */
 (function () {
+  SS.bootMs = performance.now();  /* navigation start -> this script (HTML parsed) */
   const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
   let ready;
   try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
-  ready.then(function () { SS.start(data); }, function (err) {
+  ready = ready.then(function () { SS.preloadMs = performance.now() - SS.bootMs; });
+  /* a link to another round or to a sample needs the inflated data before the first frame */
+  const h = location.hash, cur = new RegExp("[#&]r=" + data.current + "(&|$)");
+  const waits = /[#&]i=s/.test(h) || (/[#&]r=/.test(h) && !cur.test(h));
+  const fail = function (err) {
     document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
-  });
+  };
+  if (waits) ready.then(function () { SS.start(data, ready); }, fail);
+  else { ready.catch(fail); SS.start(data, ready); }
 })();
