@@ -211,12 +211,7 @@ SS.start = function (data, loaded) {
     V.view = fitted(w, h, 40, 72);
     redraw();
   }
-  /* the view that shows the whole placed graph in w x h with margins top and bottom */
-  function fitted(w, h, top, bottom) {
-    const lay = V.layout, x0 = -150, x1 = lay.width + 20, y0 = -30, y1 = V.height + 10;
-    const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
-    return { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
-  }
+  const fitted = function (w, h, top, bottom) { return SS.fitted(V, w, h, top, bottom); };
   function zoomAt(f, cx, cy) {
     const v = V.view, s = Math.max(0.05, Math.min(40, v.s * f));
     v.tx = cx - (cx - v.tx) * s / v.s; v.ty = cy - (cy - v.ty) * s / v.s; v.s = s;
@@ -374,13 +369,7 @@ SS.start = function (data, loaded) {
   const pad = $("pad"), padCtx = pad.getContext("2d");
   let painting = null;
   function showPad() { SS.greyImage(pad, V.drawn, inRows, inCols); }
-  function paint(px, py) {
-    const r = Math.floor(py), c = Math.floor(px);
-    const put = function (rr, cc, v) { if (rr >= 0 && rr < inRows && cc >= 0 && cc < inCols) { const k = rr * inCols + cc; if (V.drawn[k] < v) V.drawn[k] = v; } };
-    put(r, c, 1);
-    put(r - 1, c, 160 / 255); put(r + 1, c, 160 / 255); put(r, c - 1, 160 / 255); put(r, c + 1, 160 / 255);
-    put(r - 1, c - 1, 64 / 255); put(r - 1, c + 1, 64 / 255); put(r + 1, c - 1, 64 / 255); put(r + 1, c + 1, 64 / 255);
-  }
+  function paint(px, py) { SS.paint(V.drawn, inRows, inCols, px, py); }
   function padPos(ev) { const b = pad.getBoundingClientRect(); return [(ev.clientX - b.left) / b.width * inCols, (ev.clientY - b.top) / b.height * inRows]; }
   function strokeTo(p) {
     const q = painting.last, n = Math.max(1, Math.ceil(Math.hypot(p[0] - q[0], p[1] - q[1]) * 2));
@@ -478,7 +467,7 @@ SS.start = function (data, loaded) {
   }
 
   /* ---- URL hash: the view state ---------------------------------------- */
-  function b64url(u8) { let s = ""; for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]); return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+  const b64url = SS.b64url;
   function hashOf() {
     const st = V.state, p = ["r=" + st.round, "m=" + (st.mode === "input" ? "i" : "w")];
     if (st.out !== null) p.push("o=" + st.out);
@@ -532,25 +521,8 @@ SS.start = function (data, loaded) {
   /* Export: the whole graph fitted into a fixed page with a title block (run, round,
      density, accuracy, box, and what is shown), whatever the current pan and zoom. */
   const EXPORT_W = 1600, EXPORT_H = 1000;
-  function exportTitle() {
-    const m = data.metrics[V.state.round] || {}, pct = function (v) { return typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014"; };
-    const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
-    if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
-    const what = [];
-    if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
-    if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
-    return [headline(), bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
-  }
-  function exportDraw(P, w, h) {
-    const saved = V.view;
-    V.view = fitted(w, h, 86, 72);
-    try {
-      SS.drawScene(P, V, w, h);
-      const t = exportTitle();
-      P.text(t[0], 16, 24, 20, "#222", "left", true);
-      P.text(t[1], 16, 50, 13, "#555", "left");
-    } finally { V.view = saved; }
-  }
+  const exportTitle = function () { return SS.exportTitle(V, data.metrics[V.state.round] || {}, headline(), labelOf); };
+  const exportDraw = function (P, w, h) { SS.exportDraw(P, V, w, h, exportTitle()); };
   function svgText() { const P = new SS.SvgPainter(EXPORT_W, EXPORT_H); exportDraw(P, EXPORT_W, EXPORT_H); return P.svg(); }
   function exportCanvas() {
     const c = document.createElement("canvas"), k = 2;
@@ -637,19 +609,3 @@ SS.start = function (data, loaded) {
   fit();
 };
 
-/* Inflate the deflated blocks, then start; a browser without DecompressionStream says so. */
-(function () {
-  SS.bootMs = performance.now();  /* navigation start -> this script (HTML parsed) */
-  const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
-  let ready;
-  try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
-  ready = ready.then(function () { SS.preloadMs = performance.now() - SS.bootMs; });
-  /* a link to another round or to a sample needs the inflated data before the first frame */
-  const h = location.hash, cur = new RegExp("[#&]r=" + data.current + "(&|$)");
-  const waits = /[#&]i=s/.test(h) || (/[#&]r=/.test(h) && !cur.test(h));
-  const fail = function (err) {
-    document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
-  };
-  if (waits) ready.then(function () { SS.start(data, ready); }, fail);
-  else { ready.catch(fail); SS.start(data, ready); }
-})();
