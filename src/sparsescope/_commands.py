@@ -214,8 +214,14 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
         if args.input is not None:
             x, label = sample(args.input)
             where = {"input_index": args.input, "input_label": label}
-        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
-                             off="hide" if args.hide_off else "mark", **where)
+        from .render._convfig import channel_figure, is_conv_graph
+
+        if is_conv_graph(graph):  # feature maps: the channel-level view (of one output's subgraph with --output)
+            scene = channel_figure(graph, output=args.output, x=x, title=f"{graph.meta.get('run', '')} round "
+                                   f"{graph.meta.get('round', '')}")
+        else:
+            scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                                 off="hide" if args.hide_off else "mark", **where)
         _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
     if out != "-":
         print(out)
