@@ -18,8 +18,18 @@ Subpackages (import what you need; importing ``sparsescope`` loads no torch):
 
 __version__ = "0.1.0"
 
-from ._config import ExperimentConfig, load_config  # noqa: E402
 from ._errors import ConfigError, DataError, GraphError, RunStoreError, SparsescopeError  # noqa: E402
+
+_LAZY = ("ExperimentConfig", "load_config")  # the config code imports numpy; `sparsescope runs` needs neither
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import _config
+
+        return getattr(_config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",

@@ -18,6 +18,10 @@ then renamed into place, so a round folder either is complete or does not
 exist; a crash leaves at most a temporary folder, removed on resume.  A lock
 file keeps two processes from writing one run at once.  Nothing is pickled:
 tensors are safetensors, the rest JSON.
+
+Reading a run's manifest, status and metrics needs no torch (``sparsescope
+runs`` and ``show`` answer fast); torch is imported where tensors are read or
+written.
 """
 
 from __future__ import annotations
@@ -32,20 +36,20 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .._atomic import DIR_MODE, write_bytes
 from .._errors import RunStoreError
-from ..prune import Mask
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..prune import Mask
 
 MANIFEST = "manifest.json"
 RUN_FORMAT = "sparsescope.run"
 RUN_VERSION = 1
+LOCK_TRIES = 20  # x 50 ms: how long a writer waits for a lock held for an instant
 TIMING_KEYS = ("train_seconds", "wall_seconds")
 METRIC_KEYS = ("round", "density", "weights_left", "weights_total", "kept_total", "history")
 SCORE_KEYS = ("test_accuracy", "eval_return")  # a dataset round has the first, an RL round the second
@@ -61,16 +65,23 @@ def _sha(data: bytes) -> str:
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     """safetensors bytes of CPU copies of ``tensors`` (deterministic for equal tensors)."""
+    from safetensors.torch import save as st_save
+
     return st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
 
 
 def mask_tensors(mask: Mask) -> dict[str, torch.Tensor]:
     """A mask as bool tensors, one per layer."""
+    import torch
+
     return {n: torch.from_numpy(mask[n].copy()) for n in mask.names()}
 
 
 def load_tensors(data: bytes, what: str) -> dict[str, torch.Tensor]:
     """Parse safetensors bytes; anything unreadable is a RunStoreError naming ``what``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
     try:
         return st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -207,18 +218,54 @@ class RunStore:
 
     @contextlib.contextmanager
     def lock(self, name: str = ".lock") -> Iterator[None]:
-        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race."""
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race.
+
+        Retries for about a second first: :meth:`is_running` probes the locks
+        for an instant, and a writer starting at that instant must not fail.
+        """
         target = self.path / name
         target.parent.mkdir(exist_ok=True)
         fh = open(target, "a+b")
         try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunStoreError(f"run {self.path} is being written by another sparsescope process") from None
+            for attempt in range(LOCK_TRIES):
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == LOCK_TRIES - 1:
+                        raise RunStoreError(f"run {self.path} is being written by another sparsescope process") from None
+                    time.sleep(0.05)
             yield
         finally:
             fh.close()
+
+    def is_running(self) -> bool:
+        """Whether another process holds one of the run's locks now (``RUN/.lock`` for the
+        rounds, ``RUN/controls/.NAME.lock`` for one control)."""
+        controls = self.path / "controls"
+        locks = [self.path / ".lock", *(sorted(controls.glob(".*.lock")) if controls.is_dir() else [])]
+        return any(_is_locked(p) for p in locks)
+
+    def status(self) -> str:
+        """``running`` (a process holds the lock), ``finished`` (every planned round and
+        configured control is on disk) or ``interrupted`` (neither: run the config again to resume)."""
+        if self.is_running():
+            return "running"
+        m = self.manifest()
+        if len(self.finished_rounds()) < m["rounds_planned"]:
+            return "interrupted"
+        controls = m["config"].get("controls")
+        controls = controls if isinstance(controls, dict) else {}
+        names = {p.name for p in self.control_dirs()}
+        for kind in controls.get("kinds", []):
+            for r in controls.get("rounds", []):
+                if not any(n.startswith(f"{kind}-r{int(r):03d}-s") for n in names):
+                    return "interrupted"
+        return "finished"
+
+    def read_metrics_at(self, folder: Path, what: str) -> dict[str, Any]:
+        """The metrics of one round or control folder, checked against DONE (no tensors read)."""
+        return _metrics(read_checked(folder, what), what)
 
     def spec(self):
         """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
@@ -238,6 +285,8 @@ class RunStore:
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
         """Parameters in model order, with the model's names, shapes, float dtype and finite values."""
+        import torch
+
         shapes = self._param_shapes()
         if sorted(tensors) != sorted(shapes):
             raise RunStoreError(f"{what}: tensors {sorted(tensors)} do not match the model's {sorted(shapes)}")
@@ -331,6 +380,8 @@ class RunStore:
         names = self.layer_names()
         if sorted(mask_t) != sorted(names):
             raise RunStoreError(f"{what}: mask layers {sorted(mask_t)} do not match the model's {names}")
+        from ..prune import Mask
+
         mask = Mask({n: mask_t[n].numpy().astype(bool) for n in names})
         mask.check_shapes({n: tuple(params[f"{n}.weight"].shape) for n in names})
         rewind = None
@@ -349,12 +400,26 @@ class RunStore:
 
     def round_metrics(self) -> list[dict[str, Any]]:
         """Metrics (with timings) of every finished round, in order, verified against DONE."""
-        return [_metrics(read_checked(self.round_dir(i), f"run {self.path.name} round {i}"),
-                         f"run {self.path.name} round {i}") for i in self.finished_rounds()]
+        return [self.read_metrics_at(self.round_dir(i), f"run {self.path.name} round {i}") for i in self.finished_rounds()]
 
     def control_dirs(self) -> list[Path]:
         d = self.path / "controls"
         return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a process holds an flock on ``path`` (probed with a shared lock, released at once)."""
+    try:
+        fh = open(path, "rb")
+    except OSError:  # never locked (or unreadable): nobody is writing through it
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _ranges(xs: list[int]) -> str:

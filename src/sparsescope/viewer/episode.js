@@ -7,9 +7,10 @@
    written with textContent. */
 (function () {
   const start = SS.start;
-  SS.start = function (data) {
-    start(data);
-    if (data.episode && window.sparsescope) SS.episodeMode(data, window.sparsescope);
+  SS.start = function (data, loaded) {
+    start(data, loaded);
+    /* the episode's states are the page's samples: wait until they are inflated */
+    if (data.episode) Promise.resolve(loaded).then(function () { if (window.sparsescope) SS.episodeMode(data, window.sparsescope); });
   };
 })();
 
