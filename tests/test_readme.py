@@ -87,6 +87,15 @@ def quick_project(tmp: Path) -> Path:
             assert "epochs = 3" in text
             text = text.replace("epochs = 3", "epochs = 1", 1)
         (tmp / "configs" / src.name).write_text(text, encoding="utf-8")
+    # sweeps: the same schedules on mnist5k, 1 epoch, one seed, controls at the last round only
+    (tmp / "configs" / "sweeps").mkdir()
+    for src in sorted((ROOT / "configs" / "sweeps").glob("*.toml")):
+        text = src.read_text(encoding="utf-8")
+        for old, new in (('datasets = ["mnist"]', 'datasets = ["mnist5k"]'), ("epochs = 3", "epochs = 1"),
+                         ("seeds = [0, 1, 2]", "seeds = [0]"), ('control_rounds = "all"', "control_rounds = [18]")):
+            assert old in text, (src.name, old)
+            text = text.replace(old, new, 1)
+        (tmp / "configs" / "sweeps" / src.name).write_text(text, encoding="utf-8")
     return tmp
 
 
