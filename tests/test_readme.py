@@ -174,7 +174,9 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
         rel = line.split()[0].removeprefix("runs/RUN_ID/")
         pattern = re.sub(r"NNN", "[0-9][0-9][0-9]", rel.rstrip("/")).replace("KIND", "*").replace("SEED", "*")
         assert list(run.glob(pattern)), f"README layout line {line!r} matches nothing in {run}"
-    assert len(list((work / "reports").iterdir())) == 2  # the unit-box and the data-box report
+    reports = sorted(p.name for p in (work / "reports").iterdir())
+    assert len([r for r in reports if not r.startswith("study-")]) == 2  # the unit-box and the data-box report
+    assert (work / "reports" / "study-study" / "index.html").is_file()  # and the study of the sweep
 
 
 def _run_python_block(work: Path) -> subprocess.CompletedProcess:
