@@ -186,7 +186,8 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
         rel = line.split()[0].removeprefix("runs/RUN_ID/")
         pattern = re.sub(r"NNN", "[0-9][0-9][0-9]", rel.rstrip("/")).replace("KIND", "*").replace("SEED", "*")
         assert list(run.glob(pattern)), f"README layout line {line!r} matches nothing in {run}"
-    assert len(list((work / "reports").iterdir())) == 2  # the unit-box and the data-box report
+    reports = sorted(p.name for p in (work / "reports").glob(f"{run.name}-*"))
+    assert reports == [f"{run.name}-r018", f"{run.name}-r018-data"]  # the unit-box and the data-box report
 
 
 def _run_python_block(work: Path) -> subprocess.CompletedProcess:
