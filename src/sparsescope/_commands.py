@@ -87,6 +87,19 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_file(args: argparse.Namespace) -> bool:
+    """RUN names a model file (graph/report/view then go to _model_commands); else check run-only options."""
+    from .interop import is_model_file
+
+    if is_model_file(args.run):
+        return True
+    if args.box not in (None, "unit", "data", "env"):
+        raise SparsescopeError(f"--box {args.box}: a run takes unit, data or env (LO,HI and data:FILE.npy are for model files)")
+    if args.labels is not None:
+        raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
+    return False
+
+
 def _score(mt: dict) -> str:
     """A round's score: test accuracy, or an RL round's greedy return and whether it solved."""
     if "eval_return" in mt:
@@ -159,16 +172,32 @@ def _write_out(out: str, data: str | bytes) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
+    if _model_file(args):
+        from ._model_commands import model_graph
+
+        return model_graph(args)
+    store, graph = _round_graph(args, args.box)
+
+    def sample(i: int):
+        data, x = _test_image(store, i, args.round)
+        classes, y = graph.output.labels, int(data.y_test[i])
+        return x, classes[y] if classes and 0 <= y < len(classes) else str(y)
+
+    return write_graph(args, graph, f"{graph.meta['run']}-r{graph.meta['round']:03d}", sample)
+
+
+def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
+    """``graph``'s body for a run or a model file: write ``graph`` (or ``--output``'s subgraph) as
+    svg/png/json to ``-o`` or ``STEM[-outK][-inI].FORMAT``; ``sample(i)`` is the ``--input i`` sample and
+    its label, ``(x, label or None)``."""
     from .graph import to_json
 
     args.format = _graph_format(args.out, args.format)
     if args.input is not None and args.format == "json":
         raise SparsescopeError("--input applies to svg and png figures; the JSON holds the graph itself")
-    store, graph = _round_graph(args, args.box)
     if args.output is not None and not 0 <= args.output < graph.output.size:
         raise SparsescopeError(f"--output {args.output} is out of range: the model has {graph.output.size} outputs")
-    rnd = graph.meta["round"]
-    stem = f"{graph.meta['run']}-r{rnd:03d}" + (f"-out{args.output}" if args.output is not None else "") + (
+    stem += (f"-out{args.output}" if args.output is not None else "") + (
         f"-in{args.input}" if args.input is not None else "")
     out = args.out or f"{stem}.{args.format}"
     if args.format == "json":
@@ -183,12 +212,16 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
         x, where = None, {}
         if args.input is not None:
-            data, x = _test_image(store, args.input, args.round)
-            classes = graph.output.labels
-            y = int(data.y_test[args.input])
-            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
-        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
-                             off="hide" if args.hide_off else "mark", **where)
+            x, label = sample(args.input)
+            where = {"input_index": args.input, "input_label": label}
+        from .render._convfig import channel_figure, is_conv_graph
+
+        if is_conv_graph(graph):  # feature maps: the channel-level view (of one output's subgraph with --output)
+            scene = channel_figure(graph, output=args.output, x=x, title=f"{graph.meta.get('run', '')} round "
+                                   f"{graph.meta.get('round', '')}")
+        else:
+            scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                                 off="hide" if args.hide_off else "mark", **where)
         _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
     if out != "-":
         print(out)
@@ -197,6 +230,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    if _model_file(args):
+        from ._model_commands import model_report
+
+        return model_report(args)
     from .render import write_report
 
     if args.out == "-":
@@ -207,15 +244,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
     box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
     out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")
+    comparison = None
+    if getattr(args, "compare", None):
+        from .runs import compare_at_matched_accuracy, resolve_run
+
+        comparison = compare_at_matched_accuracy(graph, resolve_run(args.compare, args.runs_dir))
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
-                         title=f"{graph.meta['run']} round {rnd}")
+                         title=f"{graph.meta['run']} round {rnd}", comparison=comparison)
     print(index)
     return 0
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
+    if _model_file(args):
+        from ._model_commands import model_view
+
+        return model_view(args)
     from .runs import resolve_run
     from .viewer import write_run_page
 

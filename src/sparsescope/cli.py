@@ -28,14 +28,18 @@ def _runs_dir(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -
 
 
 def _run_round(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder")
+    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder; or a model file MODEL.onnx")
     p.add_argument("--round", type=int, default=None, metavar="N", help="round (default: the last finished)")
+    p.add_argument("--labels", default=None, metavar="FILE.json",
+                   help='model files: input/output names, {"inputs": [...], "outputs": [...]}')
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", choices=["unit", "data", "env"], default=None,
-                   help="input box for the bounds: every pixel in [0, 1] (unit, default for datasets), the training "
-                        "data's range (data), or for an RL run the termination limits and visited velocities (env, its default)")
+    p.add_argument("--box", default=None, metavar="BOX",
+                   help="input box for the bounds: unit (every input in [0, 1], default for datasets), data (a run's "
+                        "training data range), env (an RL run's termination limits and visited velocities, its default); "
+                        "for model files also LO,HI (every input in [LO, HI]; write --box=-1,1 for a negative LO) or "
+                        "data:FILE.npy (per-input range of your samples)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
     _box(p)
+    p.add_argument("--compare", default=None, metavar="RUN",
+                   help="add a table comparing this round with RUN's round of closest test accuracy (e.g. MLP vs CNN)")
     p.add_argument("-o", dest="out", default=None, metavar="DIR",
                    help="output folder (default: reports/RUN-rN, or reports/RUN-rN-data with --box data)")
     _runs_dir(p)

@@ -64,6 +64,11 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     data = run_data(store) if not _is_rl(store) else _episode_samples(store, round_index)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
+    if any(len(layer.shape) == 3 for layer in current.layers):  # feature maps: the conv page, one round
+        from ._convpage import write_conv_page
+
+        return write_conv_page(path, current, store.round_metrics(), samples_x=data.x_test[pick].astype(np.float64),
+                               samples_y=data.y_test[pick], title=f"{current.meta['run']} round {current.meta['round']}")
     rounds = store.finished_rounds()
     graphs = [current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data) for r in rounds]
     return write_page(
@@ -89,3 +94,16 @@ def _episode_samples(store, round_index: int | None):
     ep = round_episode(store, rnd)
     return SimpleNamespace(x_test=np.asarray(ep["states"], dtype=np.float32).reshape(-1, len(ep["inputs"])),
                            y_test=np.asarray(ep["actions"], dtype=np.int64))
+
+
+def write_graph_page(path: str | Path, graph, *, samples_x: np.ndarray | None = None,
+                     samples_y: np.ndarray | None = None, title: str | None = None) -> Path:
+    """Write the page of one flowgraph (an imported model, say): no rounds slider, the given
+    samples (``(N, n_in)`` and their ``(N,)`` class labels) or none -- then only drawing."""
+    from ._page import _graph_metrics
+
+    n = graph.input.size
+    if samples_x is None:
+        samples_x, samples_y = np.zeros((0, n)), np.zeros(0, dtype=np.int64)
+    return write_page(path, [graph], [_graph_metrics(graph)], current=0, samples_x=samples_x,
+                      samples_y=samples_y, title=str(title or graph.meta.get("model", "flowgraph")))
