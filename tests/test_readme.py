@@ -187,6 +187,7 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
         assert list(run.glob(pattern)), f"README layout line {line!r} matches nothing in {run}"
     reports = sorted(p.name for p in (work / "reports").glob(f"{run.name}-*"))
     assert reports == [f"{run.name}-r018", f"{run.name}-r018-data"]  # the unit-box and the data-box report
+    assert (work / "reports" / "study-study" / "index.html").is_file()  # and the study of the sweep
 
 
 def _run_python_block(work: Path) -> subprocess.CompletedProcess:
