@@ -22,6 +22,7 @@ from .._atomic import DIR_MODE
 from ..analysis import Structure, analyse, box_states, live_mask
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
+from ._convfig import is_conv_graph
 from ._graphfig import fmt, graph_figure
 from ._plots import rounds_figures
 from ._scene import Scene, png_bytes
@@ -53,12 +54,16 @@ def write_report(
     samples_y: np.ndarray,
     sample_index: int = 0,
     title: str,
+    comparison: tuple[Any, Any] | None = None,
+    exact: Any = None,
 ) -> Path:
     """Write the report to ``folder`` (replacing an earlier report there) and return ``folder/index.html``.
 
     ``samples_x``: ``(N, *input_shape)`` or ``(N, n_in)``; ``samples_y``: ``(N,)``
     labels; the per-input figure is drawn for ``samples_x[sample_index]``.
     A non-empty ``folder`` that is not a sparsescope report is refused.
+    ``exact``: an exact :class:`sparsescope.exact.BoxAnalysis` of ``graph``
+    adds a section (exact against interval bounds, the simplified graph).
     """
     folder = Path(folder)
     samples_x = np.asarray(samples_x)
@@ -72,7 +77,7 @@ def write_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700; a report is meant to be read
     try:
-        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title)
+        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title, comparison, exact)
         _swap_into_place(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -126,13 +131,19 @@ def _figure(svg: str, png: str, caption: str) -> str:
 
 
 def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys: np.ndarray, k: int,
-           title: str) -> None:
+           title: str, comparison: tuple[Any, Any] | None = None, exact: Any = None) -> None:
     if graph.bounds is None:
         from ..bounds import annotate
 
         graph = annotate(graph, "unit")
     figures = root / "figures"
     figures.mkdir()
+    if is_conv_graph(graph):  # feature maps: the conv figures (channel view, kernels, unrolled subgraphs)
+        from ._convreport import build_conv_body
+
+        body = build_conv_body(root, graph, xs, ys, k, title)
+        _finish(root, figures, body, rounds, title, comparison)
+        return
     st = analyse(graph)
     out = graph.output
     labels = out.labels or tuple(str(i) for i in range(out.size))
@@ -152,6 +163,11 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
                         f"edges. Cards show each node's range <lo, hi> over the input box '{graph.bounds.box}' and "
                         "its bias b; constant (bias-only) units are drawn in blue; unused inputs and units that "
                         "contribute nothing are omitted."))
+
+    if exact is not None:
+        from ._exact import exact_section
+
+        body.append(exact_section(exact, figures, _save, _figure, title))
 
     # -- one input ----------------------------------------------------------------
     x = xs[k]
@@ -179,7 +195,12 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     body.append("<h2>Structure</h2>")
     body.append(_structure_html(graph, st, figures))
 
-    # -- rounds -------------------------------------------------------------------
+    _finish(root, figures, body, rounds, title, comparison)
+
+
+def _finish(root: Path, figures: Path, body: list[str], rounds: list[dict], title: str,
+            comparison: tuple[Any, Any] | None) -> None:
+    """The rounds section, the optional comparison table, and the page itself."""
     body.append("<h2>Lottery-ticket rounds</h2>")
     figs = rounds_figures(rounds)
     body.append('<div class="grid">')
@@ -188,6 +209,10 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
         body.append(_figure(svg, png, caption))
     body.append("</div>")
     body.append(_rounds_html(rounds))
+    if comparison is not None:
+        from ._convreport import comparison_html
+
+        body.append(comparison_html(*comparison))
 
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta name="generator" content="{GENERATOR}">'

@@ -39,6 +39,8 @@ SS.renderCard = function (box, V, hl, labelOf) {
   row("layer", L.name + " (" + (L.kind === "input" ? "input" : L.act) + ")");
   if (vals) row("value", SS.short(vals.post[L.name][i]));
   if (L.lo) row("bounds", "<" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">" + (G.box ? " over box \u201c" + G.box + "\u201d" : ""));
+  if (L.exLo) row("exact sum", "[" + SS.short(L.exLo[i]) + ", " + SS.short(L.exHi[i]) + "] " + (L.exSt[i] ? "exact, witnessed" : "bound only") +
+                  "; sound [" + SS.short(L.preLo[i]) + ", " + SS.short(L.preHi[i]) + "] in float32 too");
   if (L.kind === "affine" && !V.liveAll[L.name][i]) row("note", "contributes nothing to any output");
   if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
   let na = 0, nd = 0;
@@ -120,4 +122,16 @@ SS.renderTip = function (tip, V, loc) {
     if (V.productImages) fig(V.productImages[i], "input \u00d7 weights");
     tip.appendChild(imgs);
   }
+};
+
+/* The two title lines of an exported figure: run and round, then density, accuracy,
+   box and what is shown (subgraph, input).  `m`: the round's metrics. */
+SS.exportTitle = function (V, m, headline, labelOf) {
+  const pct = function (v) { return typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014"; };
+  const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
+  if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
+  const outL = V.G.layers[V.G.layers.length - 1], what = [];
+  if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
+  if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
+  return [headline, bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
 };
