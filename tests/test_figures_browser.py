@@ -15,7 +15,7 @@ import torch
 
 from sparsescope import graph as G
 from sparsescope.bounds import annotate
-from sparsescope.render import graph_figure, rounds_figures
+from sparsescope.render import graph_figure
 from sparsescope.render._fonts import text_width
 
 pytestmark = pytest.mark.browser
@@ -62,17 +62,11 @@ def figures():
     g = annotate(G.from_torch(_mlp(0), (28, 28), output_labels=labels,
                               meta={"run": "fashion-mlp-0123abcd", "round": 18, "density": 0.0196, "test_accuracy": 0.727}), "unit")
     x = np.random.default_rng(1).random((28, 28)) * (np.random.default_rng(2).random((28, 28)) < 0.3)
-    rounds = [{"round": r, "density": 0.8**r, "weights_left": {"h1": int(25088 * 0.8**r), "h2": int(1024 * 0.8**r),
-               "out": int(320 * 0.8**r)}, "weights_total": {"h1": 25088, "h2": 1024, "out": 320},
-               "test_accuracy": 0.95 - 0.01 * r} for r in range(19)]
-    plots = rounds_figures(rounds)
     return {
         "whole": graph_figure(g),
         "output": graph_figure(g, output=9),
         "input": graph_figure(g, x=x, input_index=1234, input_label="Ankle boot", shared_scale=True),
         "hidden-off": graph_figure(g, off="hide"),
-        "accuracy": plots["accuracy"],
-        "weights": plots["weights"],
     }
 
 
@@ -90,7 +84,7 @@ def page():
         b.close()
 
 
-@pytest.mark.parametrize("name", ["whole", "output", "input", "hidden-off", "accuracy", "weights"])
+@pytest.mark.parametrize("name", ["whole", "output", "input", "hidden-off"])  # round plots are matplotlib's
 def test_text_is_measured_with_the_named_font_and_fits(page, figures, name, tmp_path):
     path = tmp_path / f"{name}.svg"
     path.write_text(figures[name].to_svg(), encoding="utf-8")
