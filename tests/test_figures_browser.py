@@ -17,6 +17,7 @@ from sparsescope import graph as G
 from sparsescope.bounds import annotate
 from sparsescope.render import graph_figure
 from sparsescope.render._fonts import text_width
+from sparsescope.render._mpl import svg_text
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +88,9 @@ def page():
 @pytest.mark.parametrize("name", ["whole", "output", "input", "hidden-off"])  # round plots are matplotlib's
 def test_text_is_measured_with_the_named_font_and_fits(page, figures, name, tmp_path):
     path = tmp_path / f"{name}.svg"
-    path.write_text(figures[name].to_svg(), encoding="utf-8")
+    fig = figures[name]
+    # scenes write their own SVG; the round plots are matplotlib figures (text kept as text)
+    path.write_text(fig.to_svg() if hasattr(fig, "to_svg") else svg_text(fig), encoding="utf-8")
     page.goto(path.as_uri())
     got = page.evaluate(MEASURE)
     assert "DejaVu Sans" in got["family"]
@@ -96,8 +99,10 @@ def test_text_is_measured_with_the_named_font_and_fits(page, figures, name, tmp_
         if not t["text"]:
             continue
         # the browser draws exactly the width the layout assumed (kerning off, same advances)
-        want = text_width(t["text"], t["size"], t["bold"])
-        assert abs(t["len"] - want) <= 0.01 * want + 0.5, (t["text"], t["len"], want)
+        # (matplotlib lays out its own text with its copy of the same font: only the fit is checked there)
+        if hasattr(fig, "to_svg"):
+            want = text_width(t["text"], t["size"], t["bold"])
+            assert abs(t["len"] - want) <= 0.01 * want + 0.5, (t["text"], t["len"], want)
         # nothing leaves the figure
         x0, x1 = t["x"], t["x"] + t["w"]
         assert x0 >= -0.5 and x1 <= got["width"] + 0.5, (t["text"], x0, x1, got["width"])
