@@ -16,7 +16,7 @@ from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 
-SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "episode.js", "boot.js")  # episode.js acts only on data["episode"]
+SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "episode.js", "boot.js", "bridge.js")  # episode.js acts only on data["episode"]
 _SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 
 

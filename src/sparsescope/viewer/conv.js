@@ -275,17 +275,18 @@
       }
     }
     S.lastDrawMs = performance.now() - t;
-    snapshot();
+    snap = null;  // the canvas holds a full frame; copied only when motion starts (copying forces rasterising)
+    full = { k: S.k, tx: S.tx, ty: S.ty };
   }
   // While panning/zooming, move a bitmap of the last full frame; redraw fully once motion stops.
   const snapCanvas = document.createElement("canvas"), snapCtx = snapCanvas.getContext("2d");
-  let snap = null, settle = 0;
-  function snapshot() {
-    snapCanvas.width = canvas.width; snapCanvas.height = canvas.height;
-    snapCtx.drawImage(canvas, 0, 0);
-    snap = { k: S.k, tx: S.tx, ty: S.ty };
-  }
+  let snap = null, full = null, settle = 0;
   function drawMoving() {
+    if (!snap && full) {
+      snapCanvas.width = canvas.width; snapCanvas.height = canvas.height;
+      snapCtx.drawImage(canvas, 0, 0);
+      snap = full;
+    }
     if (!snap) { draw(); return; }
     const r = S.k / snap.k;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
