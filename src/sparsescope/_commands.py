@@ -11,6 +11,13 @@ import numpy as np
 
 from ._atomic import write_bytes, write_text
 from ._errors import SparsescopeError
+from ._untrusted import check_name, term
+
+
+def _default_name(stem: str, suffix: str = "") -> str:
+    """An output name derived from a run (its id is checked on reading; checked again here):
+    one path component, so it lands in the folder it is meant for and nowhere else."""
+    return check_name("output name", stem, SparsescopeError, 200) + suffix
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -22,14 +29,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runs import round_table, run_experiment
 
     config = load_config(args.config)
-    torch.set_num_threads(config.train.threads)
+    from ._resources import check_threads
+
+    torch.set_num_threads(check_threads(config.train.threads))
     bar = None if args.quiet else ProgressBar()
     try:
         result = run_experiment(config, args.runs_dir, progress=bar)
     finally:
         if bar:
             bar.close()
-    print(f"run {result.run_id}: {result.path}")
+    print(f"run {term(result.run_id)}: {term(result.path)}")
     print(round_table(result.rounds))
     trained = f"trained rounds {result.trained_now[0]}-{result.trained_now[-1]}" if result.trained_now else "all rounds were already finished"
     print(f"{trained}; training time {result.train_seconds:.2f}s")
@@ -42,12 +51,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = list_runs(args.runs_dir)
     if not runs:
-        print(f"no runs under {args.runs_dir}", file=sys.stderr)
+        print(f"no runs under {term(args.runs_dir)}", file=sys.stderr)
     for r in runs:
         if r.error:
-            print(f"{r.run_id}\t(unreadable: {r.error})\t{r.path}")
+            cells = [r.run_id, f"(unreadable: {r.error})", r.path]
         else:
-            print(f"{r.run_id}\t{r.created}\t{r.dataset}\t{r.rounds_done}/{r.rounds_planned} rounds\t{r.path}")
+            cells = [r.run_id, r.created, r.dataset, f"{r.rounds_done}/{r.rounds_planned} rounds", r.path]
+        print("\t".join(term(c) for c in cells))
     return 0
 
 
@@ -57,7 +67,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = resolve_run(args.run, args.runs_dir)
     m = store.manifest()
-    print(f"run {m['run_id']}  dataset {m['data']['name']}  created {m['created']}  "
+    print(f"run {term(m['run_id'])}  dataset {term(m['data']['name'])}  created {term(m['created'])}  "
           f"{len(store.finished_rounds())}/{m['rounds_planned']} rounds")
     print(round_table(store.round_metrics()))
     controls = store.control_dirs()
@@ -65,7 +75,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_round_at(c, f"control {c.name}").metrics
-            print(f"  {c.name}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
+            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
     return 0
 
 
@@ -114,7 +124,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     rnd = graph.meta["round"]
     stem = f"{graph.meta['run']}-r{rnd:03d}" + (f"-out{args.output}" if args.output is not None else "") + (
         f"-in{args.input}" if args.input is not None else "")
-    out = Path(args.out or f"{stem}.{args.format}")
+    out = Path(args.out or _default_name(stem, f".{args.format}"))
     if args.format == "json":
         g = graph
         if args.output is not None:
@@ -131,7 +141,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
             write_text(out, scene.to_svg())
         else:
             write_bytes(out, scene.to_png())
-    print(out)
+    print(term(out))
     return 0
 
 
@@ -142,11 +152,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     store, graph = _round_graph(args, args.box)
     data, _ = _test_image(store, args.input)
     rnd = graph.meta["round"]
-    out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}")
+    out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}"))
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype(np.float64),
                          samples_y=data.y_test, sample_index=args.input,
                          title=f"{graph.meta['run']} round {rnd}")
-    print(index)
+    print(term(index))
     return 0
 
 
@@ -157,6 +167,6 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
-    out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round, box=args.box))
+    out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box)))
     return 0

@@ -87,18 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted)."""
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted).
+
+    Everything, parsing included, runs inside the handlers, so Ctrl-C at any
+    point of start-up (importing torch takes a second) is one line and 130.
+    Messages go through ``term`` so names read from a run cannot drive the terminal.
+    """
+    from ._untrusted import term
+
     try:
+        args = build_parser().parse_args(argv)
         from . import _commands
 
         return getattr(_commands, "cmd_" + args.command)(args)
     except SparsescopeError as exc:
-        print(f"sparsescope: error: {exc}", file=sys.stderr)
+        print(f"sparsescope: error: {term(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: unwritable, a file where a folder goes, ...
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"sparsescope: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"sparsescope: error: {term(exc.strerror or exc)}{term(where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)
