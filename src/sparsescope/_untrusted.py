@@ -61,6 +61,8 @@ def term(value: object) -> str:
     is exactly one line of visible text.  Idempotent (backslashes are kept as they
     are), so a message escaped in the library can be escaped again when printed."""
     text = str(value)
+    if text.isprintable():  # the usual case: no control, format or separator characters at all
+        return text
     out = []
     for ch in text:
         if ch in _ESCAPES:

@@ -58,7 +58,7 @@ def load_mnist5k() -> Dataset:
     return make_dataset("mnist5k", x[tr], y[tr], x[te], y[te], DIGITS, source=str(path))
 
 
-IDX_MAX_BYTES = 4 << 30  # the full MNIST is 55 MB; 4 GiB of pixels is far beyond any data set here
+IDX_MAX_BYTES = 1 << 30  # the full MNIST is 55 MB; a GiB of pixels is far beyond any data set here
 IDX_DIMS = {1: "labels", 3: "images"}  # what an MNIST-format folder holds
 
 

@@ -79,7 +79,11 @@ def load_tensors(data: bytes, what: str) -> dict[str, torch.Tensor]:
 def check_data(manifest: dict[str, Any], data: Any, path: Path) -> None:
     """Refuse to continue a run on data other than the data it was made on."""
     if manifest["data"]["fingerprint"] != data.fingerprint:
-        raise RunStoreError(f"run {path} was made on different data (fingerprint differs); not touching it")
+        raise RunStoreError(f"run {term(path)} was made on different data (fingerprint differs); not touching it")
+    d = manifest["data"]
+    if d["input_shape"] != list(data.input_shape) or d["classes"] != list(data.classes):
+        raise RunStoreError(f"run {term(path)}: manifest.json describes data of shape {d['input_shape']} with "
+                            f"{len(d['classes'])} classes, not {data.name}'s (corrupt)")
 
 
 @dataclass(frozen=True)
@@ -315,8 +319,8 @@ class RunStore:
 
     def read_round(self, index: int) -> RoundRecord:
         folder = self.round_dir(index)
-        if not folder.is_dir():
-            done = self.finished_rounds()
+        done = self.finished_rounds()  # checks the whole rounds/ folder, not just this round
+        if index not in done:
             raise RunStoreError(
                 f"run {term(self.path.name)} has no finished round {index} (finished: {_ranges(done) or 'none'})"
             )
