@@ -88,6 +88,21 @@ def brute_force(ws, outputs=None):
     return search([(0, i) for i in range(n[0])], succ), search([(K, j) for j in outs], pred)
 
 
+def torch_constants(ws, bs, acts):
+    """Every vertex's value at x = 0, from torch in float64: the value of the vertices with no input path."""
+    out = {}
+    a = torch.zeros(1, ws[0].shape[1], dtype=torch.float64)
+    for i in range(a.shape[1]):
+        out[(0, i)] = 0.0
+    for k, (w, b, act) in enumerate(zip(ws, bs, acts)):
+        a = torch.nn.functional.linear(a, torch.from_numpy(w), torch.from_numpy(b))
+        if act == "relu":
+            a = torch.relu(a)
+        for j in range(a.shape[1]):
+            out[(k + 1, j)] = float(a[0, j])
+    return out
+
+
 def names(ws):
     return ["in", *[f"h{k}" for k in range(1, len(ws))], "out"]
 
@@ -112,26 +127,34 @@ def test_structure_matches_brute_force_reachability(case):
 
     ignored = tuple(g.input.node_id(i) for i in range(g.input.size) if (0, i) not in bwd)
     assert s.ignored_inputs == ignored
+    # a vertex with no path from an input is a constant: torch at x = 0 gives its value
+    const = torch_constants(ws, bs, acts)
+
+    def live(v, to):
+        return v in to and (v in fwd or const[v] != 0)
+
     dead = tuple(
         g.layer(layer_names[k]).node_id(i)
         for k in range(1, K)
         for i in range(ws[k - 1].shape[0])
-        if not ((k, i) in fwd and (k, i) in bwd)
+        if not live((k, i), bwd)
     )
     assert s.dead_units == dead
+    const_units = [(g.layer(layer_names[k]).node_id(i), const[(k, i)]) for k in range(1, K)
+                   for i in range(ws[k - 1].shape[0]) if live((k, i), bwd) and (k, i) not in fwd]
+    assert [c[0] for c in s.constant_units] == [c[0] for c in const_units]
+    np.testing.assert_allclose([c[1] for c in s.constant_units], [c[1] for c in const_units], rtol=0, atol=1e-12)
     const_idx = [j for j in range(ws[-1].shape[0]) if (K, j) not in fwd]
     assert [c[0] for c in s.constant_outputs] == [g.output.node_id(j) for j in const_idx]
 
-    # live vertices: on an input-to-output path, plus every output; live edges: on such a path
-    live_v = {v for v in fwd & bwd} | {(K, j) for j in range(ws[-1].shape[0])}
-    live_e = sum(
-        1
-        for k, w in enumerate(ws)
-        for j, i in zip(*np.nonzero(w))
-        if (k, i) in fwd and (k + 1, j) in bwd
-    )
-    assert s.vertices == len(live_v)
-    assert s.edges == live_e
+    # live vertices: reach an output, and reach from an input or are a nonzero constant; outputs always;
+    # live edges join two live vertices
+    def counts(to, outs):
+        vs = {v for v in to if live(v, to)} | {(K, j) for j in outs}
+        es = sum(1 for k, w in enumerate(ws) for j, i in zip(*np.nonzero(w)) if (k, i) in vs and (k + 1, j) in vs)
+        return len(vs), es
+
+    assert (s.vertices, s.edges) == counts(bwd, range(ws[-1].shape[0]))
     assert s.total_nodes == sum(w.shape[0] for w in ws) + ws[0].shape[1] == g.num_nodes
     assert s.total_edges == sum(int(np.count_nonzero(w)) for w in ws) == g.num_edges
 
@@ -140,9 +163,7 @@ def test_structure_matches_brute_force_reachability(case):
     for j, (oid, nv, ne) in enumerate(s.per_output):
         assert oid == g.output.node_id(j)
         _, bj = brute_force(ws, [j])
-        vj = (fwd & bj) | {(K, j)}
-        ej = sum(1 for k, w in enumerate(ws) for jj, i in zip(*np.nonzero(w)) if (k, i) in fwd and (k + 1, jj) in bj)
-        assert (nv, ne) == (len(vj), ej)
+        assert (nv, ne) == counts(bj, [j])
         nodes, edges = live_mask(g, [j])
         assert sum(int(v.sum()) for v in nodes.values()) == nv
         assert sum(int(e.sum()) for e in edges.values()) == ne
@@ -185,7 +206,7 @@ def test_ignored_inputs_and_constant_outputs_hold_in_torch(case, xseed):
             np.testing.assert_allclose(y[:, j], value, rtol=0, atol=1e-12)
             np.testing.assert_allclose(evaluate(g, x).post["out"][:, j], value, rtol=0, atol=1e-12)
     # dead units with no path to an output never influence one: cutting them out keeps
-    # every output bit for bit; dead units with no path from an input are constant
+    # every output bit for bit; dead units with no path from an input are constant 0
     _, bwd = brute_force(ws)
     ws2 = [w.copy() for w in ws]
     rec = {}
@@ -200,7 +221,11 @@ def test_ignored_inputs_and_constant_outputs_hold_in_torch(case, xseed):
     np.testing.assert_array_equal(y3, evaluate(g, x).post["out"])
     ev = evaluate(g, x)
     for name, i in rec:
-        np.testing.assert_allclose(ev.post[name][:, i], ev.post[name][0, i], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(ev.post[name][:, i], 0.0)
+    # constant units read their value for every input
+    for uid, value in s.constant_units:
+        assert value != 0
+        np.testing.assert_allclose(ev.value(uid), value, rtol=0, atol=1e-12)
 
 
 def test_used_input_is_not_ignored_and_changes_the_output():
@@ -216,6 +241,25 @@ def test_used_input_is_not_ignored_and_changes_the_output():
     y = evaluate(g, np.array([[0.0, 9.0, 9.0], [1.0, 9.0, 9.0]])).post["out"]
     assert y[0, 0] != y[1, 0]
     np.testing.assert_array_equal(y[:, 1], [7.0, 7.0])
+
+
+def test_bias_only_unit_with_a_value_is_live_not_dead():
+    # h1.1 has no inputs but relu(0.5) = 0.5 feeds out.0: out.0 = 2*h1.0 + 3*0.5 - 1, so it is drawn
+    w1 = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    w2 = np.array([[2.0, 3.0, 4.0]])
+    g = from_arrays([w1, w2], [np.array([0.0, 0.5, -0.2]), np.array([-1.0])], ["relu", "identity"], (2,))
+    s = analyse(g)
+    assert s.dead_units == ("h1.2",)  # relu(-0.2) = 0 contributes nothing
+    assert s.constant_units == (("h1.1", 0.5),)
+    nodes, edges = live_mask(g)
+    assert nodes["h1"].tolist() == [True, True, False]
+    assert edges["out"].tolist() == [True, True, False]
+    assert (s.vertices, s.edges) == (4, 3)  # in.0, h1.0, h1.1, out.0
+    x = np.array([[0.7, 5.0]])
+    ev = evaluate(g, x)
+    keep = edges["out"]
+    drawn = g.output.bias[0] + sum(w * ev.post["h1"][0, i] for w, i in zip(g.output.weight[keep], g.output.src[keep]))
+    assert drawn == ev.post["out"][0, 0] == 2 * 0.7 + 1.5 - 1
 
 
 def test_mnist_like_model_analysis_is_consistent():
@@ -257,6 +301,7 @@ def test_box_states_hold_on_samples_and_need_bounds():
     ws = [rng.normal(size=(12, 6)) * (rng.random((12, 6)) < 0.5), rng.normal(size=(3, 12))]
     bs = [rng.normal(size=12) * 2, rng.normal(size=3)]
     ws[0][0] = 0.0  # h1.0: bias only, a constant
+    bs[0] = bs[0].astype(np.float32).astype(np.float64)  # (in float32 evaluation too: a float32 bias)
     g = from_arrays(ws, bs, ["relu", "identity"], (6,))
     with _pytest.raises(_GraphError):
         box_states(g)

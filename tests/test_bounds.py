@@ -3,6 +3,7 @@ adversarial search), exact for a zero-width box, tight on the first layer."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import os
@@ -185,17 +186,19 @@ def test_bounds_contain_every_value_in_the_box(case, dtype):
     model = random_mlp(rng, input_shape, sizes, densities, dtype)
     graph = from_torch(model, input_shape)
     n = graph.input.size
+    # the default bounds cover float32 and float64; float64-only ones are checked in float64
+    covers = {"eval_dtype": np.float64} if dtype == torch.float64 and seed % 2 else {}
     if box == "data":
         # the training-data box: per-input min/max of a sample (some inputs constant)
         data = (rng.normal(size=(12, *input_shape)) * rng.integers(0, 2, size=input_shape)).astype(NP[dtype])
         data.reshape(12, -1)[0, 0] = 5.0
-        g = annotate(graph, "data", data=data, eval_dtype=NP[dtype])
+        g = annotate(graph, "data", data=data, **covers)
         assert g.bounds.box == "data"
         bounds = g.bounds
         lo, hi = data_box(graph, data)
     else:
         lo, hi = make_box(rng, n, box, dtype)
-        bounds = interval_bounds(graph, lo, hi, eval_dtype=NP[dtype])
+        bounds = interval_bounds(graph, lo, hi, **covers)
     for layer in graph.layers:
         assert np.all(bounds.lo[layer.name] <= bounds.hi[layer.name])
         assert np.all(bounds.pre_lo[layer.name] <= bounds.pre_hi[layer.name])
@@ -232,7 +235,8 @@ def test_first_layer_bounds_are_attained_by_the_greedy_vertex(case):
     model = random_mlp(rng, input_shape, sizes, densities, torch.float64)
     graph = from_torch(model, input_shape)
     lo, hi = make_box(rng, graph.input.size, box, torch.float64)
-    b = interval_bounds(graph, lo, hi)
+    b = interval_bounds(graph, lo, hi, eval_dtype=np.float64)
+    b32 = interval_bounds(graph, lo, hi)  # the default covers float32 evaluation: wider by its rounding only
     first = graph.layers[1]
     up, down = greedy_vertices(graph, lo, hi)
     idx = np.arange(first.size)
@@ -242,6 +246,11 @@ def test_first_layer_bounds_are_attained_by_the_greedy_vertex(case):
     assert np.all(b.pre_hi[first.name] >= z_up) and np.all(b.pre_lo[first.name] <= z_down)
     np.testing.assert_array_less(b.pre_hi[first.name] - z_up, 1e-9 * scale)
     np.testing.assert_array_less(z_down - b.pre_lo[first.name], 1e-9 * scale)
+    fan = np.count_nonzero(first.dense_weight(lo.size), axis=1)
+    allowance = (fan + 4) * 2.0**-24 * 1.01 * scale
+    assert np.all(b32.pre_hi[first.name] >= b.pre_hi[first.name]) and np.all(b32.pre_lo[first.name] <= b.pre_lo[first.name])
+    np.testing.assert_array_less(b32.pre_hi[first.name] - z_up, allowance)
+    np.testing.assert_array_less(z_down - b32.pre_lo[first.name], allowance)
 
 
 @FAST
@@ -252,7 +261,7 @@ def test_zero_width_box_is_exactly_the_evaluation(case):
     model = random_mlp(rng, input_shape, sizes, densities, torch.float64)
     graph = from_torch(model, input_shape)
     x = rng.normal(size=graph.input.size) * 2
-    b = interval_bounds(graph, x, x)
+    b = interval_bounds(graph, x, x, eval_dtype=np.float64)
     ev = evaluate(graph, x.reshape(1, *input_shape))
     for layer in graph.layers:
         for got_lo, got_hi, want in (
@@ -276,9 +285,48 @@ def test_constant_nodes_inside_a_wide_box_get_a_rounding_allowance(dtype):
         model = random_mlp(rng, (4,), [6, 24, 24, 5], [1.0, 0.0, 1.0, 1.0], dtype)
         graph = from_torch(model, (4,))
         lo, hi = unit_box(graph)
-        b = interval_bounds(graph, lo, hi, eval_dtype=NP[dtype])
+        b = interval_bounds(graph, lo, hi)
         x = np.vstack([rng.random((16, 4)), corners(lo, hi, rng)])
         check_inside(graph, b, model, x, dtype, "fully pruned h2")
+
+
+def test_float32_evaluation_leaves_float64_only_bounds_but_not_the_default():
+    """The default bounds are the ones that hold for the model as users run it (float32).
+    Float64-only bounds of a point are that point's float64 value, which float32 misses."""
+    x, _ = mnist()
+    model = copy.deepcopy(mnist_model(True)).to(torch.float32)
+    graph = from_torch(model, (28, 28))
+    escaped = 0
+    for i in range(20):
+        p = x[i].reshape(-1).astype(np.float64)
+        b64 = interval_bounds(graph, p, p, eval_dtype=np.float64)
+        b32 = interval_bounds(graph, p, p)
+        with torch.no_grad():
+            vals = node_values(model, torch.from_numpy(x[i : i + 1]))
+        for layer in graph.layers[1:]:
+            v = vals[(layer.name, "pre")].double().numpy()[0]
+            escaped += int(np.sum((v < b64.pre_lo[layer.name]) | (v > b64.pre_hi[layer.name])))
+        check_inside(graph, b32, model, x[i : i + 1].astype(np.float64), torch.float32, f"point {i}")
+    assert escaped > 0
+
+
+def test_float64_weights_run_in_float32_stay_inside():
+    """A float64 model cast to float32 rounds its weights, biases and inputs too."""
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        model = random_mlp(rng, (3, 4), [20, 9, 4], [1.0, 0.7, 1.0], torch.float64)
+        graph = from_torch(model, (3, 4))
+        lo, hi = make_box(rng, 12, "random", torch.float64)
+        lo, hi = np.nextafter(lo, hi), np.nextafter(hi, lo)  # ends that float32 cannot represent
+        b = interval_bounds(graph, lo, hi)
+        x = np.vstack([corners(lo, hi, rng), lo + (hi - lo) * rng.random((32, 12))])
+        m32 = copy.deepcopy(model).to(torch.float32)
+        xt = torch.from_numpy(x.astype(np.float32).reshape(-1, 3, 4))
+        with torch.no_grad():
+            vals = node_values(m32, xt)
+        for layer in graph.layers[1:]:
+            v = vals[(layer.name, "pre")].double().numpy()
+            assert np.all(v >= b.pre_lo[layer.name]) and np.all(v <= b.pre_hi[layer.name])
 
 
 # -- real data ---------------------------------------------------------------------
@@ -292,9 +340,10 @@ def mnist():
     return x, a[:, 784]
 
 
-@functools.lru_cache(maxsize=1)
-def mnist_model():
-    """A small MLP trained briefly on the 5k MNIST sample, then magnitude-pruned to ~8%."""
+@functools.lru_cache(maxsize=2)
+def mnist_model(dense_first: bool = False):
+    """A small MLP trained briefly on the 5k MNIST sample, then magnitude-pruned to ~8%
+    (every layer, or all but the first when ``dense_first``: 784 terms per h1 sum)."""
     x, y = mnist()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
@@ -308,20 +357,21 @@ def mnist_model():
             nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
     with torch.no_grad():
-        for m in model:
-            if isinstance(m, nn.Linear):
+        for k, m in enumerate(m for m in model if isinstance(m, nn.Linear)):
+            if not (dense_first and k == 0):
                 thr = m.weight.abs().flatten().kthvalue(int(0.92 * m.weight.numel())).values
                 m.weight.mul_((m.weight.abs() > thr).to(m.weight.dtype))
     return model.eval()
 
 
+@pytest.mark.parametrize("dense_first", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("box", ["unit", "data"])
-def test_mnist_data_and_adversarial_inputs_stay_inside(box, dtype):
+def test_mnist_data_and_adversarial_inputs_stay_inside(box, dtype, dense_first):
     x, _ = mnist()
-    model = mnist_model()
+    model = mnist_model(dense_first)
     graph = from_torch(model, (28, 28))
-    g = annotate(graph, box, data=x if box == "data" else None, eval_dtype=NP[dtype])
+    g = annotate(graph, box, data=x if box == "data" else None)  # default: covers float32 and float64
     assert g.bounds.box == box
     b = g.bounds
     if box == "data":
@@ -349,7 +399,7 @@ def test_mnist_first_layer_is_tight():
     x, _ = mnist()
     graph = from_torch(mnist_model(), (28, 28))
     lo, hi = data_box(graph, x)
-    b = interval_bounds(graph, lo, hi, box="data")
+    b = interval_bounds(graph, lo, hi, box="data", eval_dtype=np.float64)
     up, down = greedy_vertices(graph, lo, hi)
     idx = np.arange(graph.layers[1].size)
     z_up = evaluate(graph, up).pre["h1"][idx, idx]

@@ -255,7 +255,7 @@ def test_same_model_gives_byte_identical_json():
     assert "\n" not in text and text.isascii()
     doc = json.loads(text)
     assert list(doc) == ["format", "version", "meta", "layers", "bounds"]
-    assert doc["format"] == FORMAT and doc["version"] == VERSION
+    assert doc["format"] == FORMAT and doc["version"] == 1 < VERSION  # no shared weights: still version 1
     assert doc["layers"][0] == {"name": "in", "kind": "input", "shape": [28, 28]}
     assert list(doc["layers"][1]) == ["name", "kind", "shape", "activation", "source", "bias", "edges"]
 
@@ -393,7 +393,7 @@ def _mutations(doc):
 
     yield "format", m(lambda d: d.__setitem__("format", "other"))
     yield "no format", m(lambda d: d.pop("format"))
-    for v in (2, 0, "1", None, 1.5, True, [1]):
+    for v in (3, 0, "1", None, 1.5, True, [1]):
         yield f"version {v!r}", m(lambda d, v=v: d.__setitem__("version", v))
     yield "no version", m(lambda d: d.pop("version"))
     yield "no layers", m(lambda d: d.pop("layers"))
@@ -457,7 +457,7 @@ def test_malformed_documents_are_refused(what, doc):
 
 def test_wrong_version_message():
     doc = good_doc()
-    doc["version"] = 2
+    doc["version"] = 3
     assert_graph_error(from_dict, doc, match="unsupported flowgraph version")
 
 

@@ -131,10 +131,10 @@ def test_bounds_are_shown_rounded(sparse):
     b = sparse.bounds
     seen = 0
     for el in root.iter(f"{SVG}text"):
-        if el.get("class") == "bounds":
+        if el.get("class") in ("bounds", "const"):
             name, i = sparse.locate(el.get("data-node"))
             lo, hi = (f"{round(float(v), 2) + 0.0:.2f}" for v in (b.lo[name][i], b.hi[name][i]))
-            assert el.text == f"<{lo}, {hi}>"
+            assert el.text == (f"<{lo}, {hi}>" if el.get("class") == "bounds" else f"constant {lo}")
             seen += 1
     assert seen == analyse(sparse).vertices - _live_inputs(sparse)
 
@@ -223,7 +223,7 @@ def test_few_input_units_get_a_dot_product_label():
     g = G.from_arrays([w1, np.ones((1, 2))], [np.zeros(2), np.zeros(1)], ["relu", "identity"], (4, 4))
     root = _parse(graph_figure(g).to_svg())
     dots = [el.text for el in root.iter(f"{SVG}text") if el.get("class") == "dot"]
-    assert dots == ["0.82 in[0,3]", "- 0.72 in[2,1]"]
+    assert dots == ["0.82 in[0,3]", "- 0.72 in[2,1]", "+0.00 (bias)"]
     assert _drawn_edges(root) == analyse(g).edges == 20
 
 

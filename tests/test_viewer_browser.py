@@ -77,6 +77,17 @@ def browser():
         b.close()
 
 
+def wait_for(page, expr: str, timeout: float = 15.0) -> None:
+    """Poll ``expr`` with page.evaluate (the page's CSP forbids the eval that wait_for_function's polling uses)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not page.evaluate(f"!!({expr})"):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{expr} not true after {timeout} s")
+        time.sleep(0.02)
+
+
 class Session:
     """A page with request, console and dialog watchers."""
 
@@ -99,7 +110,7 @@ class Session:
 
     def open(self, url):
         self.page.goto(url)
-        self.page.wait_for_function("window.sparsescope && window.sparsescope.ready", timeout=15000)
+        wait_for(self.page, "window.sparsescope && window.sparsescope.ready")
         return self.page
 
     def check_clean(self):
@@ -271,7 +282,7 @@ def test_notebook_iframe_renders(session, run):
     page = session.page
     page.set_content(notebook_html(run["rounds"][3]))
     frame = page.frames[1]
-    frame.wait_for_function("window.sparsescope && window.sparsescope.ready", timeout=15000)
+    wait_for(frame, "window.sparsescope && window.sparsescope.ready")
     assert frame.evaluate("sparsescope.graph()")[0]["weight"] == run["rounds"][3].layers[1].weight.tolist()
 
 

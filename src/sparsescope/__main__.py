@@ -6,4 +6,5 @@ except KeyboardInterrupt:  # Ctrl-C while the command is still being imported
     print("sparsescope: interrupted", file=sys.stderr)
     sys.exit(130)
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes (spawn, Dask) import this module without running the CLI
+    sys.exit(main())

@@ -75,7 +75,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_round_at(c, f"control {c.name}").metrics
-            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  test acc {100 * mt['test_accuracy']:.1f}%")
+            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  {_score(mt)}")
     return 0
 
 
@@ -91,8 +91,15 @@ def cmd_control(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"control {args.kind} of round {args.round}: density {100 * mt['density']:.2f}%  "
-          f"test acc {100 * mt['test_accuracy']:.1f}%  (seed {mt['seed']})")
+          f"{_score(mt)}  (seed {mt['seed']})")
     return 0
+
+
+def _score(mt: dict) -> str:
+    """A round's score: test accuracy, or an RL round's greedy return and whether it solved."""
+    if "eval_return" in mt:
+        return f"greedy return {mt['eval_return']:.1f} ({'solved' if mt.get('solved') else 'NOT solved'})"
+    return f"test acc {100 * mt['test_accuracy']:.1f}%"
 
 
 def _round_graph(args: argparse.Namespace, box: str = "unit"):
@@ -103,9 +110,23 @@ def _round_graph(args: argparse.Namespace, box: str = "unit"):
     return store, graph
 
 
-def _test_image(store, index: int):
-    from .runs import run_data
+def _test_image(store, index: int, round_index: int | None = None):
+    """``(samples, x)``: the test set and test image ``index``; for an RL run, the states of the
+    round's recorded greedy episode (labels: the actions taken) and its step ``index``."""
+    from .runs import is_rl_manifest, run_data
 
+    if is_rl_manifest(store.manifest()):
+        from types import SimpleNamespace
+
+        from .runs import round_episode
+
+        rnd = store.finished_rounds()[-1] if round_index is None else round_index
+        ep = round_episode(store, rnd)
+        if not 0 <= index < ep["length"]:
+            raise SparsescopeError(f"--input {index} is out of range: round {rnd}'s greedy episode has {ep['length']} steps")
+        states = np.asarray(ep["states"], dtype=np.float32)
+        data = SimpleNamespace(x_test=states, y_test=np.asarray(ep["actions"], dtype=np.int64))
+        return data, states[index].astype(np.float64)
     data = run_data(store)
     if not 0 <= index < len(data.x_test):
         raise SparsescopeError(f"--input {index} is out of range: the test set has {len(data.x_test)} images")
@@ -135,8 +156,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         from .render import graph_figure
 
-        x = _test_image(store, args.input)[1] if args.input is not None else None
-        scene = graph_figure(graph, output=args.output, x=x)
+        x, where = None, {}
+        if args.input is not None:
+            data, x = _test_image(store, args.input, args.round)
+            classes = graph.output.labels
+            y = int(data.y_test[args.input])
+            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
+        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                             off="hide" if args.hide_off else "mark", **where)
         if args.format == "svg":
             write_text(out, scene.to_svg())
         else:
@@ -150,7 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .render import write_report
 
     store, graph = _round_graph(args, args.box)
-    data, _ = _test_image(store, args.input)
+    data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
     out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}"))
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype(np.float64),
@@ -168,5 +195,36 @@ def cmd_view(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
-    print(term(write_run_page(store, out, round_index=args.round, box=args.box)))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every missing round and control of a sweep."""
+    from ._checks import need_int
+    from .study import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None:
+        need_int("--workers", args.workers, 1, 1024)
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
+          f"{res.wall_seconds:.1f} s wall")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Write the study report of a sweep and print its finding."""
+    import json
+
+    from .study import load_sweep, write_study
+
+    sweep = load_sweep(args.sweep)
+    out = Path(args.out or Path("reports") / f"study-{sweep.name}")
+    index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
+                        workers=args.workers)
+    for line in json.loads((out / "finding.json").read_text())["finding_text"]:
+        print(term(line))
+    print(term(index))
     return 0

@@ -29,8 +29,9 @@ def _run_round(p: argparse.ArgumentParser) -> None:
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", choices=["unit", "data"], default="unit",
-                   help="input box for the bounds: every pixel in [0, 1] (unit, default) or the training data's range")
+    p.add_argument("--box", choices=["unit", "data", "env"], default=None,
+                   help="input box for the bounds: every pixel in [0, 1] (unit, default for datasets), the training "
+                        "data's range (data), or for an RL run the termination limits and visited velocities (env, its default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
     p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
+    p.add_argument("--shared-scale", action="store_true", help="one colour scale (with a colour bar) for all weight tiles")
+    p.add_argument("--hide-off", action="store_true", help="leave out units proven always off over the box (default: grey)")
     _box(p)
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
     _runs_dir(p)
@@ -80,10 +83,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("view", help="write the single-file interactive viewer",
                        description="Write one self-contained HTML file to explore RUN's flowgraphs offline.")
     _run_round(p)
+    p.add_argument("--samples", default=None, metavar="LIST",
+                   help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
+    _study_commands(sub)
     return parser
+
+
+def _study_commands(sub) -> None:
+    """``sweep``, ``study`` and ``search``: many runs at once (sparsescope.study)."""
+    executor = dict(default="local", metavar="KIND",
+                    help="local (default: one process per core), serial, dask (a local Dask cluster), "
+                         "dask:ADDRESS, slurm[:PARTITION] (submitit; local without Slurm)")
+    p = sub.add_parser("sweep", help="run a grid of experiments: seeds x schedules x datasets x controls",
+                       description="Expand SWEEP.toml into ordinary runs in the run store and train every missing "
+                                   "round and control on an executor; finished work is skipped, so a killed sweep resumes.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    p.add_argument("--batched", action="store_true", help="train each run's controls of one kind in one batched pass")
+    _runs_dir(p)
+
+    p = sub.add_parser("study", help="write the study report of a sweep (HTML, CSV, JSON)",
+                       description="Measure every round and control of SWEEP's finished runs and write one HTML report: "
+                                   "accuracy vs density with controls, accuracy vs readability with the frontier, "
+                                   "per-class readability, every run; all numbers also as CSV and JSON.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/study-NAME)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC",
+                   help="accuracy floor of the finding (default: [study] accuracy_floor, else 0.9)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure of the finding (default out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

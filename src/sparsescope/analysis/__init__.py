@@ -1,7 +1,36 @@
-"""Exact structure analysis (ignored inputs, dead units, constant outputs, subgraphs)
-and what the bounds prove over the input box (units always off / always on)."""
+"""Exact structure analysis (ignored inputs, dead units, constant outputs, subgraphs),
+what the bounds prove over the input box (units always off / always on), and
+readability measures (docs/readability.md)."""
 
+from ._readability import (
+    PER_OUTPUT_MEASURES,
+    OutputReadability,
+    Readability,
+    crossing_count,
+    description_bits,
+    is_image_input,
+    readability,
+    switching_units,
+)
 from ._states import BoxStates, box_states
-from ._structure import Structure, analyse, live_mask, reach_from_inputs, reach_to_outputs, subgraph
+from ._structure import Structure, analyse, constant_values, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
-__all__ = ["BoxStates", "Structure", "box_states", "analyse", "live_mask", "reach_from_inputs", "reach_to_outputs", "subgraph"]
+__all__ = [
+    "BoxStates",
+    "OutputReadability",
+    "PER_OUTPUT_MEASURES",
+    "Readability",
+    "Structure",
+    "analyse",
+    "box_states",
+    "constant_values",
+    "crossing_count",
+    "description_bits",
+    "is_image_input",
+    "live_mask",
+    "reach_from_inputs",
+    "reach_to_outputs",
+    "readability",
+    "subgraph",
+    "switching_units",
+]

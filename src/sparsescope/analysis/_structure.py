@@ -3,6 +3,13 @@
 All results are exact (graph reachability over the nonzero weights), not
 estimates: an input reported as ignored cannot change any output, and an
 output reported constant reads the same value for every input whatsoever.
+
+The *live graph* of a set of outputs is what those outputs are made of: every
+node with a path to one of them that either has a path from an input or is a
+nonzero constant (e.g. a bias-only ReLU unit with a positive bias), and every
+edge between two such nodes.  A node left out contributes exactly 0 to the
+chosen outputs for every input, so each live node equals its bias plus its
+live incoming edges -- the rule every figure and size table follows.
 """
 
 from __future__ import annotations
@@ -48,14 +55,18 @@ class Structure:
     """What a flowgraph's structure says, with node ids in index order.
 
     * ``ignored_inputs``: inputs with no path to any output;
-    * ``dead_units``: hidden units with no path from an input or none to an output;
+    * ``dead_units``: hidden units outside the live graph: no path to an output, or
+      no path from an input and a value of exactly 0 (they contribute nothing);
+    * ``constant_units``: hidden units with no path from an input but a nonzero value
+      that reaches an output (e.g. bias-only ReLU units), with their value; they are live;
     * ``constant_outputs``: outputs with no path from any input, with their value;
-    * ``vertices``/``edges``: the live graph (nodes and edges on some input-to-output
-      path, plus constant outputs);  ``per_output``: the same for each output's subgraph.
+    * ``vertices``/``edges``: the live graph (see the module docstring), outputs included;
+      ``per_output``: the same for each output's live graph (what its figure draws).
     """
 
     ignored_inputs: tuple[str, ...]
     dead_units: tuple[str, ...]
+    constant_units: tuple[tuple[str, float], ...]
     constant_outputs: tuple[tuple[str, float], ...]
     vertices: int
     edges: int
@@ -64,22 +75,43 @@ class Structure:
     per_output: tuple[tuple[str, int, int], ...]
 
 
-def live_mask(graph: Flowgraph, outputs: list[int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Nodes and edges on some path from an input to one of ``outputs``.
+def constant_values(graph: Flowgraph) -> dict[str, np.ndarray]:
+    """Per layer, float64 ``(size,)``: the value of nodes with no path from an input, NaN elsewhere.
 
-    Returns ``(nodes, edges)``: per layer bools ``(size,)`` and ``(E,)``.  The
-    chosen outputs count as live even when constant, so a subgraph always
-    shows its output.
+    Such a node reads the same value for every input (its sources are constants too),
+    so one evaluation at ``x = 0`` gives it exactly.
+    """
+    fwd = reach_from_inputs(graph)
+    ev = evaluate(graph, np.zeros((1, graph.input.size)))
+    return {layer.name: np.where(fwd[layer.name], np.nan, ev.post[layer.name][0]) for layer in graph.layers}
+
+
+def live_mask(graph: Flowgraph, outputs: list[int] | None = None, *,
+              constants: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The live graph of ``outputs`` (default all; see the module docstring).
+
+    Returns ``(nodes, edges)``: per layer bools ``(size,)`` and ``(E,)``.  Live
+    nodes have a path to one of ``outputs`` and either a path from an input or a
+    nonzero constant value; live edges join two live nodes.  The chosen outputs
+    count as live even when constant, so a subgraph always shows its output.
+    Every live node equals ``activation(bias + sum of its live incoming edges)``.
+
+    ``constants=False`` leaves constant units out (only nodes on an input-to-output
+    path): then a node adds up only once the constants feeding it are folded into
+    its bias, as the readability measures do.
     """
     fwd = reach_from_inputs(graph)
     bwd = reach_to_outputs(graph, outputs)
-    nodes = {name: fwd[name] & bwd[name] for name in fwd}
+    if constants:
+        const = constant_values(graph)
+        nodes = {name: bwd[name] & (fwd[name] | (~np.isnan(const[name]) & (const[name] != 0))) for name in fwd}
+    else:
+        nodes = {name: bwd[name] & fwd[name] for name in fwd}
     out = graph.output.name
     nodes[out] = bwd[out].copy()
     edges = {}
     for layer in graph.layers[1:]:
-        e = nodes[layer.name][layer.dst] & fwd[layer.source][layer.src]
-        edges[layer.name] = e
+        edges[layer.name] = nodes[layer.name][layer.dst] & nodes[layer.source][layer.src]
     return nodes, edges
 
 
@@ -89,35 +121,31 @@ def subgraph(graph: Flowgraph, output: int) -> Flowgraph:
     Nodes stay in place (same layers, sizes and ids) so a subgraph evaluates
     its output to exactly the full graph's value.
     """
-    from dataclasses import replace
-
     bwd = reach_to_outputs(graph, [output])
     layers = [graph.input]
     for layer in graph.layers[1:]:
         keep = bwd[layer.name][layer.dst]
-        layers.append(replace(layer, dst=layer.dst[keep], src=layer.src[keep], weight=layer.weight[keep]))
+        layers.append(layer.keep_edges(keep))
     meta = {**graph.meta, "subgraph_of": graph.output.node_id(output)}
     sub = Flowgraph(tuple(layers), meta=meta)
     return sub
 
 
 def analyse(graph: Flowgraph) -> Structure:
-    """Ignored inputs, dead units, constant outputs and graph sizes."""
+    """Ignored inputs, dead and constant units, constant outputs and graph sizes."""
     fwd = reach_from_inputs(graph)
     bwd = reach_to_outputs(graph)
+    const = constant_values(graph)
+    nodes, edges = live_mask(graph)
     inp = graph.input
     ignored = tuple(inp.node_id(i) for i in np.flatnonzero(~bwd[inp.name]))
-    dead = []
+    dead, const_units = [], []
     for layer in graph.layers[1:-1]:
-        bad = ~(fwd[layer.name] & bwd[layer.name])
-        dead.extend(layer.node_id(i) for i in np.flatnonzero(bad))
+        dead.extend(layer.node_id(i) for i in np.flatnonzero(~nodes[layer.name]))
+        c = nodes[layer.name] & ~fwd[layer.name]
+        const_units.extend((layer.node_id(i), float(const[layer.name][i])) for i in np.flatnonzero(c))
     out = graph.output
-    const_idx = np.flatnonzero(~fwd[out.name])
-    consts: tuple[tuple[str, float], ...] = ()
-    if const_idx.size:
-        values = evaluate(graph, np.zeros((1, inp.size))).post[out.name][0]
-        consts = tuple((out.node_id(i), float(values[i])) for i in const_idx)
-    nodes, edges = live_mask(graph)
+    consts = tuple((out.node_id(i), float(const[out.name][i])) for i in np.flatnonzero(~fwd[out.name]))
     per_output = []
     for k in range(out.size):
         n_k, e_k = live_mask(graph, [k])
@@ -125,6 +153,7 @@ def analyse(graph: Flowgraph) -> Structure:
     return Structure(
         ignored_inputs=ignored,
         dead_units=tuple(dead),
+        constant_units=tuple(const_units),
         constant_outputs=consts,
         vertices=int(sum(v.sum() for v in nodes.values())),
         edges=int(sum(v.sum() for v in edges.values())),

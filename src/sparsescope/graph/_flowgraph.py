@@ -11,7 +11,11 @@ weight is one edge.  Nodes are grouped in layers (``in``, ``h1`` ... ``hK``,
 Edges are stored per layer as three parallel arrays (``dst``, ``src``,
 ``weight``) sorted by ``(dst, src)``.  A convolution unrolls into the same
 form (shared weights become repeated values), so new layer kinds add a
-builder, not a new graph shape.
+builder, not a new graph shape.  An unrolled layer also keeps, per edge,
+``weight_id``: the flat index of the shared kernel weight (of shape
+``weight_shape``, e.g. a conv's ``(out, in, kh, kw)``) the edge came from, so
+all uses of one weight can be found together.  Feature maps have rank-3
+shapes ``(channel, y, x)``: ``c1[2,5,7]`` is channel 2, row 5, column 7.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class Layer:
         dst, src: int64 ``(E,)`` node indices in this layer and in ``source``.
         weight: float64 ``(E,)``, all nonzero and finite.
         labels: optional human names of the nodes (e.g. class names), ``size`` long.
+        weight_id: optional int64 ``(E,)``: per edge, the flat (row-major) index
+            into ``weight_shape`` of the shared weight it came from; edges with
+            the same id carry the same weight.  ``None`` when weights are not shared.
+        weight_shape: the shape of that shared kernel (required with ``weight_id``).
     """
 
     name: str
@@ -56,6 +64,8 @@ class Layer:
     src: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
     labels: tuple[str, ...] | None = None
+    weight_id: np.ndarray | None = None
+    weight_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -72,6 +82,9 @@ class Layer:
         dst = np.asarray(self.dst, dtype=np.int64).reshape(-1)
         src = np.asarray(self.src, dtype=np.int64).reshape(-1)
         w = np.asarray(self.weight, dtype=np.float64).reshape(-1)
+        tie = None if self.weight_id is None else np.asarray(self.weight_id, dtype=np.int64).reshape(-1)
+        if (tie is None) != (self.weight_shape is None):
+            raise GraphError(f"layer {self.name}: weight_id and weight_shape go together")
         if bias.shape != (n,):
             raise GraphError(f"layer {self.name}: bias has shape {bias.shape}, expected ({n},)")
         if not (dst.shape == src.shape == w.shape):
@@ -91,16 +104,36 @@ class Layer:
             order = np.lexsort((src, dst))
             if not np.array_equal(order, np.arange(order.size)):
                 dst, src, w = dst[order], src[order], w[order]
+                tie = None if tie is None else tie[order]
             if dst.size > 1 and np.any((np.diff(dst) == 0) & (np.diff(src) == 0)):
                 raise GraphError(f"layer {self.name}: duplicate edge")
+        if tie is not None:
+            tie = self._check_ties(tie, w)
         if self.labels is not None:
             labels = tuple(str(s) for s in self.labels)
             if len(labels) != n:
                 raise GraphError(f"layer {self.name}: {len(labels)} labels for {n} nodes")
             object.__setattr__(self, "labels", labels)
-        for name, arr in (("bias", bias), ("dst", dst), ("src", src), ("weight", w)):
-            arr.setflags(write=False)
+        for name, arr in (("bias", bias), ("dst", dst), ("src", src), ("weight", w), ("weight_id", tie)):
+            if arr is not None:
+                arr.setflags(write=False)
             object.__setattr__(self, name, arr)
+
+    def _check_ties(self, tie: np.ndarray, w: np.ndarray) -> np.ndarray:
+        shape = tuple(int(d) for d in self.weight_shape)  # type: ignore[union-attr]
+        if not shape or any(d <= 0 for d in shape):
+            raise GraphError(f"layer {self.name}: bad weight_shape {shape}")
+        object.__setattr__(self, "weight_shape", shape)
+        if tie.shape != w.shape:
+            raise GraphError(f"layer {self.name}: weight_id has {tie.size} entries for {w.size} edges")
+        if tie.size and (tie.min() < 0 or tie.max() >= int(np.prod(shape))):
+            raise GraphError(f"layer {self.name}: weight_id out of range for weight_shape {shape}")
+        if tie.size:
+            order = np.argsort(tie, kind="stable")
+            same = np.diff(tie[order]) == 0
+            if np.any(same & (np.diff(w[order]) != 0)):
+                raise GraphError(f"layer {self.name}: edges with the same weight_id carry different weights")
+        return tie
 
     @property
     def size(self) -> int:
@@ -118,6 +151,11 @@ class Layer:
             return f"{self.name}.{index}"
         coords = np.unravel_index(index, self.shape)
         return f"{self.name}[{','.join(str(int(c)) for c in coords)}]"
+
+    def keep_edges(self, keep: np.ndarray) -> "Layer":
+        """The same layer with only the edges where ``keep`` (bool ``(E,)``) is True (ties kept along)."""
+        return replace(self, dst=self.dst[keep], src=self.src[keep], weight=self.weight[keep],
+                       weight_id=None if self.weight_id is None else self.weight_id[keep])
 
     def dense_weight(self, sources: int, dtype: Any = np.float64) -> np.ndarray:
         """The weight matrix, ``(size, sources)``, zero where there is no edge."""

@@ -1,5 +1,9 @@
 """JSON export/import of a flowgraph: the contract described in docs/flowgraph-schema.md.
 
+A document is written as version 1 when no layer shares weights (so MLP
+documents read as before) and version 2 when one does (unrolled
+convolutions); both versions are read.
+
 The text is deterministic: the same flowgraph gives byte-identical JSON
 (fixed key order, edges sorted by (dst, src), floats in Python's shortest
 round-trip form, so float64 values survive the round trip exactly).
@@ -17,7 +21,8 @@ from .._errors import GraphError
 from ._flowgraph import Bounds, Flowgraph, Layer
 
 FORMAT = "sparsescope.flowgraph"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 2 adds per-edge ``weight_id`` and per-layer ``weight_shape`` (shared weights)
 
 
 def _floats(a: np.ndarray) -> list[float]:
@@ -38,10 +43,14 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
                 "src": layer.src.tolist(),
                 "weight": _floats(layer.weight),
             }
+            if layer.weight_id is not None:
+                d["weight_shape"] = list(layer.weight_shape)
+                d["edges"]["weight_id"] = layer.weight_id.tolist()
         if layer.labels is not None:
             d["labels"] = list(layer.labels)
         layers.append(d)
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "meta": plain_json(graph.meta), "layers": layers}
+    version = 2 if any(layer.weight_id is not None for layer in graph.layers) else 1
+    doc: dict[str, Any] = {"format": FORMAT, "version": version, "meta": plain_json(graph.meta), "layers": layers}
     b = graph.bounds
     if b is not None:
         doc["bounds"] = {
@@ -88,8 +97,8 @@ def from_dict(doc: Any) -> Flowgraph:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise GraphError(f"not a flowgraph document (expected format {FORMAT!r})")
         version = doc.get("version")
-        if type(version) is not int or version != VERSION:  # true == 1 and 1.0 == 1 in Python
-            raise GraphError(f"unsupported flowgraph version {doc.get('version')!r} (this reads {VERSION})")
+        if type(version) is not int or version not in READS:  # true == 1 and 1.0 == 1 in Python
+            raise GraphError(f"unsupported flowgraph version {doc.get('version')!r} (this reads 1 and 2)")
         layers = []
         for d in doc["layers"]:
             edges = d.get("edges", {})
@@ -106,6 +115,10 @@ def from_dict(doc: Any) -> Flowgraph:
                     src=np.asarray(edges.get("src", []), dtype=np.int64),
                     weight=np.asarray(edges.get("weight", []), dtype=np.float64),
                     labels=d.get("labels"),
+                    weight_id=None if version < 2 or "weight_id" not in edges
+                    else np.asarray(edges["weight_id"], dtype=np.int64),
+                    weight_shape=None if version < 2 or "weight_shape" not in d
+                    else tuple(int(v) for v in d["weight_shape"]),
                 )
             )
         graph = Flowgraph(tuple(layers), meta=dict(doc.get("meta") or {}))

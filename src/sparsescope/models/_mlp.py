@@ -5,15 +5,22 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ._sequential import SequentialSpec
 from ._spec import MLPSpec
 
-def init_params(spec: MLPSpec, seed: int) -> dict[str, torch.Tensor]:
+def init_params(spec: MLPSpec | SequentialSpec, seed: int) -> dict[str, torch.Tensor]:
     """Deterministic float32 parameters ``{name.weight: (out, in), name.bias: (out,)}``.
+
+    A :class:`SequentialSpec` is initialised by ``_torch.init_sequential``.
 
     Same distribution as torch's default ``nn.Linear`` init (uniform in
     ``+-1/sqrt(fan_in)`` for weights and biases), drawn from a private
     generator so the global RNG is never touched.
     """
+    if isinstance(spec, SequentialSpec):
+        from ._torch import init_sequential
+
+        return init_sequential(spec, seed)
     gen = torch.Generator().manual_seed(int(seed))
     params: dict[str, torch.Tensor] = {}
     for name, (fan_out, fan_in) in spec.kernel_shapes.items():

@@ -41,6 +41,12 @@ class PruneConfig:
     ``target_density`` runs rounds until the kept fraction is at most it.
     ``rewind_step``: survivors restart from their values at this training step
     of round 0 (0: the initial weights).
+
+    ``targets`` (layerwise only) stops a layer at a kept count (an integer) or
+    a density of that layer (a float in (0, 1]; the count is
+    ``floor(density * total + 1/2)``): a round never prunes it below that.
+    With targets and neither ``rounds`` nor ``target_density``, rounds run
+    until no layer changes any more (every pruned layer needs a target then).
     """
 
     strategy: str = "layerwise"
@@ -50,6 +56,7 @@ class PruneConfig:
     rounds: int | None = None
     target_density: float | None = None
     rewind_step: int = 0
+    targets: Mapping[str, int | float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -61,8 +68,24 @@ class PruneConfig:
             if layers is None or not all(isinstance(n, str) for n in layers) or len(set(layers)) != len(layers):
                 raise ConfigError(f"prune.layers must be a list of distinct layer names, got {self.layers!r}")
             object.__setattr__(self, "layers", layers)
-        if (self.rounds is None) == (self.target_density is None):
+        targets = {}
+        for k, v in dict(self.targets).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"prune.targets.{k} must be a kept count (integer) or a density (float), got {v!r}")
+            targets[str(k)] = need_int(f"prune.targets.{k}", v, 0) if isinstance(v, int) else need_float(
+                f"prune.targets.{k}", v, 0.0, 1.0, lo_open=True)
+        object.__setattr__(self, "targets", targets)
+        if targets and self.strategy != "layerwise":
+            raise ConfigError("prune.targets applies to strategy 'layerwise' only")
+        if self.rounds is not None and self.target_density is not None:
             raise ConfigError("prune needs exactly one of 'rounds' or 'target_density'")
+        if self.rounds is None and self.target_density is None:
+            if not targets:
+                raise ConfigError("prune needs exactly one of 'rounds' or 'target_density' (or per-layer 'targets')")
+            missing = [n for n, r in self.rates.items() if r > 0 and n not in targets]
+            if missing:
+                raise ConfigError(f"prune.targets has no target for pruned layer(s) {', '.join(missing)}; "
+                                  "give one per layer or set rounds / target_density")
         if self.rounds is not None:
             need_int("prune.rounds", self.rounds, 1, 1000)
         if self.target_density is not None:
@@ -70,7 +93,7 @@ class PruneConfig:
         need_int("prune.rewind_step", self.rewind_step, 0)
 
     def check_layers(self, names: list[str]) -> None:
-        named = list(self.rates) if self.strategy == "layerwise" else list(self.layers or ())
+        named = list(self.rates) + [n for n in self.targets if n not in self.rates] if self.strategy == "layerwise" else list(self.layers or ())
         unknown = [n for n in named if n not in names]
         if unknown:
             raise ConfigError(f"prune names unknown layer(s) {', '.join(unknown)} (the model has {', '.join(names)})")
@@ -79,6 +102,22 @@ class PruneConfig:
 def count_to_prune(rate: float, alive: int) -> int:
     """``floor(rate * alive + 1/2)`` exactly, reading ``rate`` as its shortest decimal."""
     return math.floor(Fraction(repr(float(rate))) * alive + Fraction(1, 2))
+
+
+def target_count(config: PruneConfig, name: str, total: int) -> int:
+    """The fewest weights layer ``name`` (of ``total``) may keep: its target as a count (0: none)."""
+    t = config.targets.get(name)
+    if t is None:
+        return 0
+    if isinstance(t, int):
+        return min(t, total)
+    return math.floor(Fraction(repr(float(t))) * total + Fraction(1, 2))
+
+
+def layer_step(config: PruneConfig, name: str, alive: int, total: int) -> int:
+    """How many of ``alive`` weights layer ``name`` loses this round (layerwise)."""
+    k = count_to_prune(config.rates.get(name, 0.0), alive)
+    return max(0, min(k, alive - target_count(config, name, total)))
 
 
 def _order(absw: np.ndarray) -> np.ndarray:
@@ -105,9 +144,8 @@ def prune(weights: Mapping[str, np.ndarray], mask: Mask, config: PruneConfig) ->
         absw[n] = np.abs(w.astype(np.float64)).reshape(-1)
     if config.strategy == "layerwise":
         for n in names:
-            rate = config.rates.get(n, 0.0)
             alive = np.flatnonzero(mask[n].reshape(-1))
-            k = count_to_prune(rate, alive.size)
+            k = layer_step(config, n, alive.size, mask[n].size)
             if k:
                 drop = alive[_order(absw[n][alive])[:k]]
                 new[n].reshape(-1)[drop] = False
@@ -144,7 +182,7 @@ def planned_counts(totals: Mapping[str, int], config: PruneConfig, max_rounds: i
         if config.target_density is not None and out[-1] <= config.target_density * grand:
             return out
         if config.strategy == "layerwise":
-            nxt = {n: c - count_to_prune(config.rates.get(n, 0.0), c) for n, c in kept.items()}
+            nxt = {n: c - layer_step(config, n, c, totals[n]) for n, c in kept.items()}
         else:
             # the split between layers is unknown in advance; only the total matters here
             k = count_to_prune(config.rate, sum(kept[n] for n in part))
@@ -153,6 +191,8 @@ def planned_counts(totals: Mapping[str, int], config: PruneConfig, max_rounds: i
                 take = min(k, nxt[n])
                 nxt[n] -= take
                 k -= take
+        if nxt == kept and config.rounds is None and config.target_density is None:
+            return out  # every layer has reached its target (or cannot shrink further)
         if nxt == kept and config.target_density is not None:
             lowest = sum(kept.values()) / grand if grand else 1.0
             raise ConfigError(

@@ -12,7 +12,8 @@ from .._errors import ConfigError
 
 @dataclass(frozen=True, eq=False)
 class Mask:
-    """Bool arrays ``{layer name: (out, in)}``, True where the weight is kept.
+    """Bool arrays ``{layer name: (out, in)}`` (dense) or ``(out, in, kh, kw)``
+    (conv, torch's kernel layout), True where the weight is kept.
 
     Frozen and read-only: pruning returns a new Mask.  Biases are never masked.
     """
@@ -23,14 +24,14 @@ class Mask:
         fixed = {}
         for name, m in self.layers.items():
             a = np.array(m, dtype=bool, copy=True)
-            if a.ndim != 2:
-                raise ConfigError(f"mask of layer {name} must be 2-D, got shape {a.shape}")
+            if a.ndim not in (2, 4):
+                raise ConfigError(f"mask of layer {name} must be 2-D (dense) or 4-D (conv), got shape {a.shape}")
             a.setflags(write=False)
             fixed[str(name)] = a
         object.__setattr__(self, "layers", fixed)
 
     @classmethod
-    def ones(cls, shapes: Mapping[str, tuple[int, int]]) -> "Mask":
+    def ones(cls, shapes: Mapping[str, tuple[int, ...]]) -> "Mask":
         return cls({n: np.ones(s, dtype=bool) for n, s in shapes.items()})
 
     def __getitem__(self, name: str) -> np.ndarray:

@@ -16,6 +16,10 @@ MUTED = "#6b6b6b"
 CARD = "#ffffff"
 CARD_EDGE = "#8c8c8c"
 PANEL = "#f6f6f4"
+OFF_FILL = "#ececec"  # card of a unit proven always off over the box
+OFF_INK = "#8a8a8a"
+CONST_FILL = "#eaf1fb"  # card of a constant (bias-only) unit
+FADED = "#b5b5b5"
 SERIES = ("#3366aa", "#dd8833", "#339966", "#aa3377", "#777777", "#66ccee")
 
 _POS_LIGHT, _POS_DARK = np.array([199, 233, 192]), np.array([0, 104, 55])
@@ -28,20 +32,28 @@ def sign_colour(v: float) -> str:
     return POSITIVE if v > 0 else NEGATIVE if v < 0 else ZERO
 
 
-def signed_tile(values: np.ndarray) -> np.ndarray:
+def signed_tile(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """``(rows, cols)`` floats -> RGBA: green > 0, red < 0, light grey == 0.
 
-    Intensity is ``|v| / max|v|`` over the tile (each tile uses its own
-    scale, so a unit's pattern stays visible whatever its weight norm); any
-    nonzero value is at least lightly tinted, so it never reads as zero.
+    Intensity is ``|v| / vmax`` (clipped to 1); ``vmax`` defaults to the tile's
+    own ``max|v|`` (each tile on its own scale, so a unit's pattern stays
+    visible whatever its weight norm) or is shared by all tiles of a figure
+    (then one colour bar reads every tile).  Any nonzero value is at least
+    lightly tinted, so it never reads as zero.
     """
     v = np.asarray(values, dtype=np.float64)
-    m = np.abs(v).max() if v.size else 0.0
-    t = (np.abs(v) / m if m > 0 else np.zeros_like(v))[..., None]
+    m = (np.abs(v).max() if v.size else 0.0) if vmax is None else float(vmax)
+    t = (np.minimum(np.abs(v) / m, 1.0) if m > 0 else np.zeros_like(v))[..., None]
     pos = _POS_LIGHT + (_POS_DARK - _POS_LIGHT) * t
     neg = _NEG_LIGHT + (_NEG_DARK - _NEG_LIGHT) * t
     rgb = np.where((v > 0)[..., None], pos, np.where((v < 0)[..., None], neg, _ZERO_RGB))
     return _with_alpha(rgb)
+
+
+def colour_bar(vmax: float, steps: int = 121) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(1, steps)`` RGBA strip from ``-vmax`` (left) through 0 to ``+vmax`` and the values it shows."""
+    v = np.linspace(-vmax, vmax, steps)
+    return signed_tile(v[None, :], vmax), v
 
 
 def ink_tile(values: np.ndarray) -> np.ndarray:

@@ -205,18 +205,20 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     # -- whole graph --------------------------------------------------------------
     body.append("<h2>Flowgraph</h2>")
     svg, png = _save(figures, "graph", graph_figure(graph, title=f"{title}: flowgraph"))
-    body.append(_figure(svg, png, "The whole live graph. Cards show each node's range <lo, hi> over the "
-                        f"input box '{graph.bounds.box}'; unused inputs and dead units are omitted."))
+    body.append(_figure(svg, png, "The whole live graph: every node drawn equals its bias plus its drawn incoming "
+                        f"edges. Cards show each node's range <lo, hi> over the input box '{graph.bounds.box}' and "
+                        "its bias b; constant (bias-only) units are drawn in blue; unused inputs and units that "
+                        "contribute nothing are omitted."))
 
     # -- one input ----------------------------------------------------------------
     x = xs[k]
     ev = evaluate(graph, np.asarray(x, dtype=np.float64)[None])
     ov = ev.post[out.name][0]
     pred = int(np.argmax(ov))
-    body.append(f"<h2>One input: sample {k}</h2>")
+    body.append(f"<h2>One input: test image #{k}</h2>")
     body.append(f"<p>Label <b>{_e(_label_of(ys[k], labels))}</b>, prediction <b>{_e(out.node_id(pred))} "
                 f"\u201c{_e(labels[pred])}\u201d</b> ({fmt(ov[pred])}).</p>")
-    svg, png = _save(figures, f"sample-{k}", graph_figure(graph, x=x, title=f"{title}: sample {k}"))
+    svg, png = _save(figures, f"sample-{k}", graph_figure(graph, x=x, input_index=k, input_label=_label_of(ys[k], labels)))
     body.append(_figure(svg, png, "Values [v] on this input; edge width shows |w x value carried|."))
     rows = "".join(f'<tr><td class="l">{_e(out.node_id(i))}</td><td class="l">{_e(labels[i])}</td>'
                    f"<td>{fmt(ov[i])}</td></tr>" for i in range(out.size))
@@ -301,8 +303,14 @@ def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:
     if st.ignored_inputs:
         parts.append(f"<details><summary>ignored inputs</summary><p><code>{_e(' '.join(st.ignored_inputs))}</code>"
                      "</p></details>")
-    parts.append(f"<p><b>{len(st.dead_units)}</b> dead hidden units (no path from an input or to an output)"
+    parts.append(f"<p><b>{len(st.dead_units)}</b> dead hidden units (they contribute nothing to any output: no path "
+                 "to an output, or no path from an input and a value of exactly 0)"
                  + (f": <code>{_e(' '.join(st.dead_units))}</code>" if st.dead_units else "") + ".</p>")
+    if st.constant_units:
+        rows = "".join(f'<tr><td class="l">{_e(nid)}</td><td>{v:.6g}</td></tr>' for nid, v in st.constant_units)
+        parts.append(f"<p><b>{len(st.constant_units)}</b> constant hidden units (no path from an input, but a nonzero "
+                     "value that reaches an output; drawn in the figures so every node adds up):</p>"
+                     f'<table><tr><th class="l">unit</th><th>value</th></tr>{rows}</table>')
     if st.constant_outputs:
         rows = "".join(f'<tr><td class="l">{_e(nid)}</td><td>{v:.6g}</td></tr>' for nid, v in st.constant_outputs)
         parts.append(f"<p><b>{len(st.constant_outputs)}</b> constant outputs (no path from any input):</p>"

@@ -7,8 +7,14 @@ show the same picture and no system binary (graphviz, cairo) is needed.
 
 Determinism: coordinates are written with fixed precision, embedded images
 are PNGs made by Pillow with a fixed compression level and no metadata, and
-text is drawn with Pillow's bundled font and its basic layout engine, so the
-same scene gives the same bytes run after run.
+text is laid out with shipped DejaVu Sans metrics (the font the SVG names,
+see ``_fonts``) and drawn with Pillow's basic layout engine, so the same
+scene gives the same bytes run after run.
+
+Faithfulness hooks: an image primitive may carry the numbers it depicts
+(``values``, kept in the display list only), and every primitive may carry
+``data`` (written as ``data-*`` attributes), so tests can read back what a
+figure shows and check it against the model.
 
 Safety: every string that reaches SVG (text, titles, classes, data
 attributes) is XML-escaped, so untrusted labels stay text.
@@ -20,7 +26,6 @@ import base64
 import io
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 from xml.sax.saxutils import escape as _escape
 from xml.sax.saxutils import quoteattr as _quoteattr
@@ -38,24 +43,14 @@ def quoteattr(text: str) -> str:
     return _quoteattr(_NOT_XML.sub("\ufffd", str(text)))
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"
+from ._fonts import SVG_FAMILY, pil_font, text_width
+
+FONT_FAMILY = SVG_FAMILY
 _ANCHOR_SVG = {"start": "start", "middle": "middle", "end": "end"}
 _ANCHOR_PIL = {"start": "lm", "middle": "mm", "end": "rm"}
-
-
-@lru_cache(maxsize=64)
-def _font(size: float) -> ImageFont.FreeTypeFont:
-    """Pillow's bundled font at ``size`` px, basic layout (no system shaping library)."""
-    font = ImageFont.load_default(size=max(1.0, float(size)))
-    return font.font_variant(layout_engine=ImageFont.Layout.BASIC)
-
-
-@lru_cache(maxsize=4096)
-def text_width(text: str, size: float = 11.0, bold: bool = False) -> float:
-    """Width of ``text`` in user units at ``size`` px (bold approximated as 6% wider)."""
-    return float(_font(size).getlength(text)) * (1.06 if bold else 1.0)
+__all__ = ["Scene", "escape", "quoteattr", "png_bytes", "text_width"]
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
@@ -115,6 +110,7 @@ class Scene:
     height: float
     background: str = "#ffffff"
     items: list[tuple] = field(default_factory=list)
+    depicts: dict[int, Any] = field(default_factory=dict)
 
     # -- building -------------------------------------------------------------
     def rect(self, x: float, y: float, w: float, h: float, *, fill: str | None = None, stroke: str | None = None,
@@ -148,12 +144,22 @@ class Scene:
         self.items.append(("text", (x, y), (str(s), size, fill, anchor, bold, rotate), cls, data, None))
 
     def image(self, x: float, y: float, w: float, h: float, rgba: np.ndarray, *, cls: str | None = None,
-              data: dict[str, Any] | None = None, title: str | None = None) -> None:
-        """An ``(rows, cols, 4)`` uint8 image scaled (nearest neighbour) to ``w`` x ``h``."""
+              data: dict[str, Any] | None = None, title: str | None = None, values: Any = None) -> None:
+        """An ``(rows, cols, 4)`` uint8 image scaled (nearest neighbour) to ``w`` x ``h``.
+
+        ``values``: optional plain data the image depicts (e.g. the ``(rows, cols)``
+        weights of a tile), kept in the display list for tests and tools, never written out.
+        """
         rgba = np.asarray(rgba, dtype=np.uint8)
         if rgba.ndim != 3 or rgba.shape[2] != 4:
             raise ValueError(f"image must be (rows, cols, 4) uint8, got {rgba.shape}")
         self.items.append(("image", (x, y, w, h), rgba, cls, data, title))
+        if values is not None:
+            self.depicts[len(self.items) - 1] = values
+
+    def values_of(self, index: int) -> Any:
+        """The plain data image item ``index`` depicts (None when it was not given)."""
+        return self.depicts.get(index)
 
     def count(self, cls: str) -> int:
         """How many primitives carry class ``cls`` (for tests and summaries)."""
@@ -166,7 +172,8 @@ class Scene:
         out = [
             '<?xml version="1.0" encoding="UTF-8"?>\n',
             f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{_n(w)}" height="{_n(h)}" '
-            f'viewBox="0 0 {_n(w)} {_n(h)}" font-family="{FONT_FAMILY}">\n',
+            f'viewBox="0 0 {_n(w)} {_n(h)}" font-family="{FONT_FAMILY}" text-rendering="geometricPrecision" '
+            'style="font-kerning:none">\n',
             f'<rect width="100%" height="100%" fill="{self.background}"/>\n',
         ]
         for kind, geo, style, cls, data, title in self.items:
@@ -267,13 +274,12 @@ class Scene:
             elif kind == "text":
                 txt, size_, fill, anchor, bold, rotate = style
                 x, y = geo
-                font = _font(size_ * s)
+                font = pil_font(size_ * s, bold)
                 if rotate:
                     _rotated_text(img, x * s, y * s, txt, font, _rgb(fill), anchor)
                     draw = ImageDraw.Draw(img, "RGBA")
                 else:
-                    draw.text((x * s, y * s), txt, fill=_rgb(fill), font=font, anchor=_ANCHOR_PIL[anchor],
-                              stroke_width=0.4 * s if bold else 0, stroke_fill=_rgb(fill) if bold else None)
+                    draw.text((x * s, y * s), txt, fill=_rgb(fill), font=font, anchor=_ANCHOR_PIL[anchor])
             elif kind == "image":
                 x, y, iw, ih = geo
                 tw, th = max(1, int(round(iw * s))), max(1, int(round(ih * s)))

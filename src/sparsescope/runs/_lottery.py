@@ -16,7 +16,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from .._config import from_manifest as config_from_manifest
 from .._errors import ConfigError, RunStoreError, SparsescopeError
 from .._resources import check_threads, check_train_memory
 from ..data import Dataset, load
-from ..models import init_params
+from ..models import SequentialSpec, init_params
 from ..prune import Mask, planned_counts, prune, random_mask
 from ..train import TrainResult, fit
 from ._store import RunStore, check_data, mask_tensors, now_iso
@@ -45,8 +45,11 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
-def manifest_for(config: ExperimentConfig, data: Dataset, rounds: int) -> dict[str, Any]:
-    """The run's manifest: config, seeds, planned rounds, data fingerprint, library versions."""
+def manifest_for(config: ExperimentConfig, data: Dataset | None, rounds: int) -> dict[str, Any]:
+    """The run's manifest: config, seeds, planned rounds, data fingerprint, library versions.
+
+    (``data=None``: an RL run, whose caller writes the environment's ``data`` section.)
+    """
     import safetensors
 
     return {
@@ -57,7 +60,7 @@ def manifest_for(config: ExperimentConfig, data: Dataset, rounds: int) -> dict[s
         "config": config.to_dict(),
         "seeds": {"init": config.seed, "shuffle": "derive_seed(seed, 'shuffle', round)"},
         "rounds_planned": rounds,
-        "data": {
+        "data": None if data is None else {
             "name": data.name,
             "fingerprint": data.fingerprint,
             "n_train": int(len(data.x_train)),
@@ -106,14 +109,32 @@ class RunResult:
     train_seconds: float
 
 
+def planned_rounds(config: ExperimentConfig) -> int:
+    """How many rounds the config's pruning plan makes; checks that the controls name existing ones."""
+    shapes = config.model.kernel_shapes
+    n_rounds = len(planned_counts({n: math.prod(s) for n, s in shapes.items()}, config.prune))
+    late = [r for r in config.controls.rounds if r >= n_rounds]
+    if late:
+        raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
+    return n_rounds
+
+
 def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
     n_in = int(np.prod(data.input_shape))
-    if config.model.sizes[0] != n_in:
-        raise ConfigError(f"model.sizes starts with {config.model.sizes[0]} inputs but dataset {data.name} has {n_in}")
-    if config.model.sizes[-1] != data.num_classes:
-        raise ConfigError(
-            f"model.sizes ends with {config.model.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
-        )
+    spec = config.model
+    if isinstance(spec, SequentialSpec):
+        if spec.num_inputs != n_in:
+            raise ConfigError(f"model.input_shape {list(spec.input_shape)} does not fit dataset {data.name}'s "
+                              f"inputs of shape {list(data.input_shape)}")
+        if spec.num_outputs != data.num_classes:
+            raise ConfigError(f"the model has {spec.num_outputs} outputs but dataset {data.name} has {data.num_classes} classes")
+    else:
+        if spec.sizes[0] != n_in:
+            raise ConfigError(f"model.sizes starts with {spec.sizes[0]} inputs but dataset {data.name} has {n_in}")
+        if spec.sizes[-1] != data.num_classes:
+            raise ConfigError(
+                f"model.sizes ends with {spec.sizes[-1]} outputs but dataset {data.name} has {data.num_classes} classes"
+            )
     steps = math.ceil(len(data.x_train) / config.train.batch_size) * config.train.epochs
     if config.prune.rewind_step > steps:
         raise ConfigError(f"prune.rewind_step {config.prune.rewind_step} is past the end of round 0 ({steps} steps)")
@@ -142,15 +163,16 @@ def run_experiment(
     Everything that can be checked before training is checked before the run
     folder is created.  ``stop_after``: train at most this many new rounds,
     then return (used to test resuming).  ``progress(label, step, total)``
-    reports training steps.
+    reports training steps.  An RL config (``[env]``) runs DQN rounds (see :mod:`._rl`).
     """
+    if config.is_rl:
+        from ._rl import run_rl_experiment
+
+        return run_rl_experiment(config, runs_dir, progress=progress, stop_after=stop_after)
     data = load(config.dataset) if data is None else data
     _check_fit(config, data)
     spec = config.model
-    n_rounds = len(planned_counts({n: o * i for n, (o, i) in spec.kernel_shapes.items()}, config.prune))
-    late = [r for r in config.controls.rounds if r >= n_rounds]
-    if late:
-        raise ConfigError(f"controls.rounds names round {late[0]} but the run has {n_rounds} rounds (0-{n_rounds - 1})")
+    n_rounds = planned_rounds(config)
     path = Path(runs_dir) / config.run_id
     store = RunStore(path)
     if store.exists:
@@ -172,23 +194,38 @@ def run_experiment(
     return RunResult(path, config.run_id, store.round_metrics(), trained, seconds)
 
 
-def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after) -> tuple[list[int], float]:
+def rounds_to_train(config: ExperimentConfig, store: RunStore, n_rounds: int,
+                    stop_after: int | None) -> Iterator[tuple[int, Mask, dict[str, torch.Tensor]]]:
+    """``(round, mask, start weights)`` of each unfinished round, in order (at most ``stop_after``).
+
+    Round 0 is dense from the initial weights; round ``r`` prunes round ``r - 1``'s
+    saved trained weights and starts from the rewound survivors.  Each is read
+    from disk when the caller asks for it, so it sees the round written just before.
+    """
     spec, rewind_step = config.model, config.prune.rewind_step
     init = store.init_params()
     done = set(store.finished_rounds())
-    trained: list[int] = []
-    seconds = 0.0
+    given = 0
     for r in range(n_rounds):
         if r in done:
             continue
-        if stop_after is not None and len(trained) >= stop_after:
-            break
+        if stop_after is not None and given >= stop_after:
+            return
         if r == 0:
             mask, start = Mask.ones(spec.kernel_shapes), init
         else:
             prev = store.read_round(r - 1)
             mask = prune({n: prev.params[f"{n}.weight"].numpy() for n in spec.layer_names}, prev.mask, config.prune)
             start = init if rewind_step == 0 else store.rewind_params()
+        given += 1
+        yield r, mask, start
+
+
+def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after) -> tuple[list[int], float]:
+    spec, rewind_step = config.model, config.prune.rewind_step
+    trained: list[int] = []
+    seconds = 0.0
+    for r, mask, start in rounds_to_train(config, store, n_rounds, stop_after):
         t0 = time.perf_counter()
         result = _fit_checked(
             f"round {r}", spec, start, mask_tensors(mask), data, config.train,
@@ -212,7 +249,7 @@ def run_control(
     seed: int | None = None,
     data: Dataset | None = None,
     progress: Progress | None = None,
-    _locked: bool = False,
+    _locked: bool = False,  # the caller holds the run lock (kept for callers; each control locks itself)
 ) -> dict[str, Any]:
     """Train a lottery-ticket control for one round of a finished run.
 
@@ -227,24 +264,28 @@ def run_control(
     store = RunStore(run)
     manifest = store.manifest()
     config = config_from_manifest(manifest)
+    if config.is_rl:
+        from ._rl import run_rl_control
+
+        with (_nolock() if _locked else store.lock()):
+            return run_rl_control(store, round_index, kind, seed=seed, progress=progress)
     rec = store.read_round(round_index)
     if seed is None:
-        seed = derive_seed(config.seed, "control", kind, round_index)
+        seed = control_seed(config, kind, round_index)
     from .._checks import MAX_SEED, need_int
 
     seed = need_int("control seed", seed, 0, MAX_SEED)
-    folder = store.path / "controls" / f"{kind}-r{round_index:03d}-s{seed}"
+    folder = control_folder(store.path, round_index, kind, seed)
     if folder.is_dir():
         return store.read_round_at(folder, f"control {folder.name}").metrics
     data = load(config.dataset) if data is None else data
     check_data(manifest, data, store.path)
-    if kind == "reinit":
-        mask, start = rec.mask, init_params(config.model, seed)
-    else:
-        mask = random_mask(rec.mask, seed)
-        start = store.init_params() if config.prune.rewind_step == 0 else store.rewind_params()
+    mask, start = control_start(store, config, rec.mask, kind, seed)
     t0 = time.perf_counter()
-    with (_nolock() if _locked else store.lock()):
+    # each control has its own lock, so a sweep trains several controls of one run at once
+    with store.lock(f"controls/.{folder.name}.lock"):
+        if folder.is_dir():  # another process finished it while we waited
+            return store.read_round_at(folder, f"control {folder.name}").metrics
         result = _fit_checked(
             f"control {kind} of round {round_index}", config.model, start, mask_tensors(mask), data, config.train,
             seed=derive_seed(config.seed, "shuffle", f"control-{kind}-{seed}", round_index),
@@ -253,6 +294,24 @@ def run_control(
         metrics = {**round_metrics(round_index, mask, result, time.perf_counter() - t0), "control": kind, "seed": seed}
         store.write_round(folder, mask, result.params, metrics)
     return store.read_round_at(folder, f"control {folder.name}").metrics
+
+
+def control_seed(config: ExperimentConfig, kind: str, round_index: int) -> int:
+    """The default seed of a control: derived from the run's seed, the kind and the round."""
+    return derive_seed(config.seed, "control", kind, round_index)
+
+
+def control_folder(run: str | Path, round_index: int, kind: str, seed: int) -> Path:
+    """``RUN/controls/KIND-rNNN-sSEED``: where a control is stored."""
+    return Path(run) / "controls" / f"{kind}-r{round_index:03d}-s{seed}"
+
+
+def control_start(store: RunStore, config: ExperimentConfig, round_mask: Mask, kind: str, seed: int):
+    """``(mask, start parameters)`` of a control of a round with mask ``round_mask``."""
+    if kind == "reinit":
+        return round_mask, init_params(config.model, seed)
+    mask = random_mask(round_mask, seed)
+    return mask, (store.init_params() if config.prune.rewind_step == 0 else store.rewind_params())
 
 
 class _nolock:

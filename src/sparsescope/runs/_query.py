@@ -10,6 +10,7 @@ from typing import Any
 
 
 from .._errors import RunStoreError
+from .._untrusted import term
 from ._store import RunStore, check_data
 
 
@@ -78,29 +79,40 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[RunInfo]:
     return sorted(out, key=lambda r: (r.created, r.run_id))
 
 
-def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "unit", data=None):
+def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | None = None, data=None,
+                    control: str | None = None):
     """The flowgraph (with bounds) of round ``index`` (default: the last finished).
 
-    ``box="data"`` bounds inputs by the training data's per-pixel min/max
-    (``data`` is loaded from the run's dataset when not given).
+    ``box="unit"`` (default for datasets): every input in [0, 1]; ``"data"``
+    bounds inputs by the training data's per-pixel min/max (``data`` is
+    loaded from the run's dataset when not given).  ``control``: the name of
+    a control folder (``KIND-rNNN-sSEED``) to read instead of a round.  An RL run's default box
+    is ``"env"`` (see :func:`sparsescope.runs._rl.env_box`); its ``"data"``
+    box is the range of states its greedy agent visited.
     """
-    from ..bounds import annotate
-    from ..graph import from_arrays
+    from ..bounds import annotate, interval_bounds
+    from ..graph import from_arrays, from_steps, spec_steps
+    from ..models import SequentialSpec
 
     m = store.manifest()
     done = store.finished_rounds()
     if not done:
         raise RunStoreError(f"run {store.path.name} has no finished round yet")
-    index = done[-1] if index is None else index
-    rec = store.read_round(index)
-    cfg = m["config"]
-    names = list(rec.mask.names())
-    ws, bs, acts = [], [], []
-    for i, n in enumerate(names):
-        w = rec.params[f"{n}.weight"].double().numpy() * rec.mask[n]
-        ws.append(w)
-        bs.append(rec.params[f"{n}.bias"].double().numpy())
-        acts.append("identity" if i == len(names) - 1 else cfg["model"]["activation"])
+    if control is not None:  # a control folder (controls/KIND-rNNN-sSEED) instead of a round
+        folder = store.path / "controls" / str(control)
+        if folder not in store.control_dirs():  # also checks the name: no path can be smuggled in
+            have = ", ".join(p.name for p in store.control_dirs()) or "none"
+            raise RunStoreError(f"run {term(store.path.name)} has no control {term(control)!r} (controls: {have})")
+        rec = store.read_round_at(folder, f"control {control}")
+        index = int(rec.metrics["round"])
+    else:
+        index = done[-1] if index is None else index
+        rec = store.read_round(index)
+    spec = store.spec()
+    masked = {}
+    for n in rec.mask.names():
+        masked[f"{n}.weight"] = rec.params[f"{n}.weight"].double().numpy() * rec.mask[n]
+        masked[f"{n}.bias"] = rec.params[f"{n}.bias"].double().numpy()
     met = rec.metrics
     meta = {
         "run": m["run_id"],
@@ -110,7 +122,25 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str = "un
         "weights_left": met.get("kept_total"),
         "test_accuracy": met.get("test_accuracy"),
     }
-    g = from_arrays(ws, bs, acts, tuple(m["data"]["input_shape"]), output_labels=m["data"]["classes"], meta=meta)
+    labels = m["data"]["classes"]
+    inputs = m["data"].get("inputs")
+    if isinstance(spec, SequentialSpec):
+        g = from_steps(spec_steps(spec, masked), tuple(m["data"]["input_shape"]), output_labels=labels, meta=meta)
+    else:
+        names = list(rec.mask.names())
+        acts = ["identity" if i == len(names) - 1 else spec.activation for i in range(len(names))]
+        g = from_arrays([masked[f"{n}.weight"] for n in names], [masked[f"{n}.bias"] for n in names], acts,
+                        tuple(m["data"]["input_shape"]), output_labels=labels, meta=meta,
+                        input_labels=inputs if isinstance(inputs, list) else None)
+    if m["data"].get("kind") == "env":
+        from ._rl import env_box
+
+        g = g.with_meta(eval_return=met.get("eval_return"), solved=met.get("solved"))
+        lo, hi, name = env_box(m, met, "env" if box is None else box)
+        return g.with_bounds(interval_bounds(g, lo, hi, box=name))
+    box = "unit" if box is None else box
+    if box == "env":
+        raise RunStoreError(f"--box env applies to runs on an environment; run {store.path.name} is on a dataset")
     if box == "data":
         data = run_data(store) if data is None else data
         return annotate(g, "data", data=data.x_train)
@@ -131,6 +161,10 @@ def round_table(metrics: list[dict[str, Any]]) -> str:
     """The round table: round, density, weights left per layer, test accuracy."""
     if not metrics:
         return "(no finished rounds)"
+    if "eval_return" in metrics[0]:
+        from ._rl import rl_round_table
+
+        return rl_round_table(metrics)
     layers = list(metrics[0]["weights_left"])
     head = ["round", "density"] + [f"{n} left" for n in layers] + ["total", "test acc", "train s"]
     rows = []

@@ -25,6 +25,7 @@ SHA_RE = re.compile(r"[0-9a-f]{64}")
 ROUND_RE = re.compile(r"\d{3}")
 CONTROL_RE = re.compile(r"([a-z][a-z0-9-]*)-r(\d{3})-s(\d{1,19})")
 TIMING_KEYS = ("train_seconds", "wall_seconds")
+SCORE_KEYS = ("test_accuracy", "eval_return")  # a dataset round has the first, an RL round the second
 
 
 def _err(what: str, ok: bool, detail: str) -> None:
@@ -61,6 +62,14 @@ def check_manifest(m: Any, where: Path) -> Any:
     ok = isinstance(classes, list) and 1 <= len(classes) <= 100_000 and all(
         isinstance(c, str) and len(c) <= 200 for c in classes)
     _err(what, ok, "data.classes must be a list of 1-100000 strings")
+    if d.get("kind") == "env":  # an RL run: the environment's input names and termination limits
+        n = len(classes) and size
+        ok = isinstance(d.get("inputs"), list) and len(d["inputs"]) == n and all(
+            isinstance(x, str) and len(x) <= 200 for x in d["inputs"])
+        _err(what, ok, "data.inputs must name every input")
+        ok = isinstance(d.get("limits"), list) and len(d["limits"]) == n and all(
+            x is None or is_number(x, 0.0) for x in d["limits"])
+        _err(what, ok, "data.limits must be a non-negative number or null per input")
     try:
         config = from_manifest(m)
     except ConfigError as exc:
@@ -76,13 +85,17 @@ def check_metrics(m: Any, timing: Any, what: str, index: int | None, layers: lis
     """
     what = f"{what}: metrics.json"
     _err(what, isinstance(m, dict), "is not an object")
-    missing = [k for k in ("round", "density", "weights_left", "weights_total", "kept_total", "test_accuracy",
-                           "history") if k not in m]
+    missing = [k for k in ("round", "density", "weights_left", "weights_total", "kept_total", "history") if k not in m]
     _err(what, not missing, f"lacks the round's metrics ({', '.join(missing)})")
+    score = [k for k in SCORE_KEYS if k in m]
+    _err(what, len(score) == 1, f"must hold exactly one of {', '.join(SCORE_KEYS)}")
     _err(what, is_int(m["round"], 0, MAX_ROUNDS - 1), "round must be an integer in [0, 999]")
     _err(what, index is None or m["round"] == index, f"says round {m['round']} but is stored as round {index}")
     _err(what, is_number(m["density"], 0.0, 1.0), "density must be a number in [0, 1]")
-    _err(what, is_number(m["test_accuracy"], 0.0, 1.0), "test_accuracy must be a number in [0, 1]")
+    if "test_accuracy" in m:
+        _err(what, is_number(m["test_accuracy"], 0.0, 1.0), "test_accuracy must be a number in [0, 1]")
+    else:
+        _err(what, is_number(m["eval_return"]), "eval_return must be a finite number")
     for key in ("weights_left", "weights_total"):
         v = m[key]
         ok = isinstance(v, dict) and sorted(v) == sorted(layers) and all(is_int(c, 0) for c in v.values())
@@ -92,7 +105,7 @@ def check_metrics(m: Any, timing: Any, what: str, index: int | None, layers: lis
          "kept_total must be the sum of weights_left")
     _err(what, isinstance(m["history"], list) and all(isinstance(h, dict) for h in m["history"]),
          "history must be a list of objects")
-    for key in ("test_loss", "train_accuracy", "train_loss"):
+    for key in ("test_loss", "train_accuracy", "train_loss", "eval_return_min", "eval_return_max"):
         _err(what, key not in m or is_number(m[key]), f"{key} must be a finite number")
     if "control" in m or "seed" in m:
         _err(what, isinstance(m.get("control"), str) and is_int(m.get("seed"), 0, 2**63 - 1),

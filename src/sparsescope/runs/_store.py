@@ -179,10 +179,15 @@ class RunStore:
         return RunStore(path)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``RUN/.lock`` exclusively; a second writer gets a clear error, not a race."""
-        p = self.path / ".lock"
-        try:  # never follow a link: a planted .lock symlink must not create or touch its target
+    def lock(self, name: str = ".lock") -> Iterator[None]:
+        """Hold ``RUN/.lock`` (or ``RUN/name``) exclusively; a second writer gets a clear error, not a race.
+
+        The lock file is opened without following a symbolic link and must be a
+        regular file: a planted ``.lock`` link must not create or touch its target.
+        """
+        p = self.path / name
+        p.parent.mkdir(exist_ok=True)
+        try:
             fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
         except OSError as exc:
             why = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
@@ -199,19 +204,20 @@ class RunStore:
         finally:
             fh.close()
 
-    def layer_names(self) -> list[str]:
-        """Weight layer names in model order (``h1``, ``h2``, ``out``), from the manifest."""
-        from ..models import MLPSpec
+    def spec(self):
+        """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
+        from .._config import from_manifest
 
-        return list(MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"])).layer_names)
+        return from_manifest(self.manifest()).model
+
+    def layer_names(self) -> list[str]:
+        """Weight layer names in model order (``h1``, ``h2``, ``out``; ``c1`` ... for convolutions)."""
+        return list(self.spec().layer_names)
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
-        from ..models import MLPSpec
-
-        spec = MLPSpec(tuple(self.manifest()["config"]["model"]["sizes"]))
         out: dict[str, tuple[int, ...]] = {}
-        for n, (o, i) in spec.kernel_shapes.items():
-            out[f"{n}.weight"], out[f"{n}.bias"] = (o, i), (o,)
+        for n, shape in self.spec().kernel_shapes.items():
+            out[f"{n}.weight"], out[f"{n}.bias"] = tuple(shape), (shape[0],)
         return out
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
@@ -274,8 +280,11 @@ class RunStore:
             remove_stale(d)
 
     def write_round(self, folder: Path, mask: Mask, params: dict[str, torch.Tensor], metrics: dict[str, Any],
-                    rewind: dict[str, torch.Tensor] | None = None) -> None:
-        """Write one round (or control) folder atomically; timings go to timing.json."""
+                    rewind: dict[str, torch.Tensor] | None = None, extra: dict[str, bytes] | None = None) -> None:
+        """Write one round (or control) folder atomically; timings go to timing.json.
+
+        ``extra``: further files of the round (e.g. an RL round's ``episode.json``), checked by DONE too.
+        """
         files = {
             "mask.safetensors": tensors_bytes(mask_tensors(mask)),
             "weights.safetensors": tensors_bytes(params),
@@ -284,7 +293,20 @@ class RunStore:
         }
         if rewind is not None:
             files["rewind.safetensors"] = tensors_bytes(rewind)
+        for name, data in (extra or {}).items():
+            if name in files or "/" in name or name.startswith("."):
+                raise ValueError(f"bad extra round file name {name!r}")
+            files[name] = data
         write_dir(folder, files)
+
+    def read_round_json(self, index: int, name: str) -> Any:
+        """A JSON file of round ``index`` other than metrics (e.g. ``episode.json``), checked against DONE."""
+        what = f"run {term(self.path.name)} round {index}"
+        self.read_round(index)  # checks the round exists, with a clear error when it does not
+        files = read_checked(self.round_dir(index), what, self._file_limit())
+        if name not in files:
+            raise RunStoreError(f"{what} has no {name}")
+        return parse_json(files[name], f"{what}: {name}", RunStoreError)
 
     def read_round_at(self, folder: Path, what: str) -> RoundRecord:
         """Read and check one round (or control) folder."""

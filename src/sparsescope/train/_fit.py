@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .._errors import ConfigError
 from ..data import Dataset
-from ..models import MLPSpec
+from ..models import MLPSpec, SequentialSpec
 from ._config import TrainConfig
 
 
@@ -55,8 +55,12 @@ def _forward(ws, bs, x):
 
 
 @torch.no_grad()
-def evaluate_model(spec: MLPSpec, params: dict[str, torch.Tensor], x: np.ndarray | torch.Tensor, y) -> tuple[float, float]:
+def evaluate_model(spec: MLPSpec | SequentialSpec, params: dict[str, torch.Tensor], x: np.ndarray | torch.Tensor, y) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``params`` on ``(x, y)``."""
+    if isinstance(spec, SequentialSpec):
+        from ._autograd import evaluate_sequential
+
+        return evaluate_sequential(spec, params, x, y)
     names = spec.layer_names
     xt = torch.as_tensor(x).reshape(len(x), -1).float()
     yt = torch.as_tensor(y).long()
@@ -68,7 +72,7 @@ def evaluate_model(spec: MLPSpec, params: dict[str, torch.Tensor], x: np.ndarray
 
 @torch.no_grad()
 def fit(
-    spec: MLPSpec,
+    spec: MLPSpec | SequentialSpec,
     params: dict[str, torch.Tensor],
     masks: dict[str, torch.Tensor] | None,
     data: Dataset,
@@ -80,7 +84,9 @@ def fit(
 ) -> TrainResult:
     """Train copies of ``params`` (``{name.weight, name.bias}``) on ``data.x_train``.
 
-    ``masks[name]`` is a bool ``(out, in)`` per weight layer (``None``: dense).
+    ``masks[name]`` is a bool ``(out, in)`` (or a conv's ``(out, in, k, k)``) per
+    weight layer (``None``: dense).  An ``MLPSpec`` takes the hand-written fast
+    path below, a ``SequentialSpec`` the autograd path (``_autograd``).
     Weights are multiplied by their mask before training, so a pruned weight
     is exactly 0 throughout.  ``seed`` drives the epoch shuffles only.
     ``on_step(step, total)`` is called every 50 steps and at the end.
@@ -89,6 +95,10 @@ def fit(
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
+        if isinstance(spec, SequentialSpec):
+            from ._autograd import fit_sequential
+
+            return fit_sequential(spec, params, masks, data, config, seed, snapshot_step, on_step)
         return _fit(spec, params, masks, data, config, seed, snapshot_step, on_step)
     finally:
         torch.set_num_threads(prev_threads)
@@ -96,12 +106,7 @@ def fit(
 
 def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> TrainResult:
     names = spec.layer_names
-    ws = [params[f"{n}.weight"].detach().clone().float().contiguous() for n in names]
-    bs = [params[f"{n}.bias"].detach().clone().float().contiguous() for n in names]
-    ms = [None if masks is None else masks[n].to(torch.float32) for n in names]
-    for w, m in zip(ws, ms):
-        if m is not None:
-            w.mul_(m)
+    ws, bs, ms = masked_copies(spec, params, masks)
     x = torch.from_numpy(np.ascontiguousarray(data.x_train)).reshape(len(data.x_train), -1)
     y = torch.from_numpy(np.ascontiguousarray(data.y_train))
     if x.shape[1] != spec.sizes[0]:
@@ -186,6 +191,19 @@ class _FusedAdam:
     def step(self) -> None:
         torch._foreach_add_(self.steps, 1)
         torch._fused_adam_(self.params, self.grads, self.m, self.v, [], self.steps, **self.kw)
+
+
+def masked_copies(spec: MLPSpec, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None):
+    """Float32 copies ``(weights, biases, masks)`` per layer, the weights already multiplied by
+    their float 0/1 mask (``masks[l]`` is ``None`` for a dense run)."""
+    names = spec.layer_names
+    ws = [params[f"{n}.weight"].detach().clone().float().contiguous() for n in names]
+    bs = [params[f"{n}.bias"].detach().clone().float().contiguous() for n in names]
+    ms = [None if masks is None else masks[n].to(torch.float32) for n in names]
+    for w, m in zip(ws, ms):
+        if m is not None:
+            w.mul_(m)
+    return ws, bs, ms
 
 
 def _collect(names, ws, bs) -> dict[str, torch.Tensor]:

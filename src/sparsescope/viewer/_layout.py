@@ -1,9 +1,11 @@
-"""Node positions, computed once in Python: layered columns, barycenter order.
+"""Node order, computed once in Python: layered columns, barycenter order.
 
 Units keep their layer (column); within a column they are ordered by
 alternating barycenter sweeps so edges run as straight as possible.  Outputs
-stay in class order.  The layout of the current round is used for every
-round, so moving the round slider thins the edges without moving the nodes.
+stay in class order.  The order (``rank``) of the current round is used for
+every round; the page places the units it shows (the live ones, or all with
+"show unused units") in that order, so the graph fills the canvas.  ``y``
+places every unit, for a page showing them all.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from ..graph import Flowgraph
 from ..render import order_nodes
 
 CELL = 8.0  # world units per input pixel
-IMAGE = 40.0  # side of a first-layer weight image
-PITCH = 46.0  # vertical distance between first-layer units
-COLUMN_GAP = 260.0
+IMAGE = 54.0  # side of a first-layer weight image (a hover magnifier shows it at 112+ px)
+PITCH = 58.0  # vertical distance between first-layer units
+COLUMN_GAP = 230.0
 
 
 def _order(graph: Flowgraph) -> dict[str, np.ndarray]:
@@ -56,13 +58,15 @@ def layout(graph: Flowgraph) -> dict[str, Any]:
         "height": height,
         "input": {"x": 0.0, "y": (height - grid_h) / 2, "cell": CELL, "rows": rows, "cols": cols},
         "image": IMAGE,
+        "pitch": PITCH,
         "layers": {},
     }
     x = cols * CELL + COLUMN_GAP
     for k, layer in enumerate(hidden):
         pitch = height / layer.size
         y = (ranks[layer.name] + 0.5) * pitch
-        out["layers"][layer.name] = {"x": x, "y": [float(v) for v in y], "image": k == 0 and len(inp.shape) == 2}
+        out["layers"][layer.name] = {"x": x, "y": [float(v) for v in y], "rank": [int(v) for v in ranks[layer.name]],
+                                     "image": k == 0 and len(inp.shape) == 2}
         x += COLUMN_GAP + (2 * IMAGE + 8 if k == 0 else 0)
     out["width"] = x - COLUMN_GAP + 160
     return out

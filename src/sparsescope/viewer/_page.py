@@ -16,7 +16,7 @@ from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 
-SCRIPTS = ("core.js", "draw.js", "ui.js")
+SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js")
 _SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 
 
@@ -50,6 +50,7 @@ def build_page(
     samples_x: np.ndarray,
     samples_y: np.ndarray,
     title: str,
+    samples_index: np.ndarray | None = None,
 ) -> str:
     """The complete HTML page (one string, no external resources).
 
@@ -57,6 +58,8 @@ def build_page(
     ``metrics[i]`` its figures (``round``, ``density``, ``weights_left``,
     ``weights_total``, ``test_accuracy``).  Round ``current`` is embedded as
     exact ``to_json`` text; the others compactly (see ``_embed``).
+    ``samples_index``: the test-set index of each sample (default ``0..n-1``).
+    ``title`` names the run; the page's header adds the round shown on its slider.
     """
     _check(rounds, metrics, current)
     graph = rounds[current]
@@ -70,7 +73,7 @@ def build_page(
         "metrics": [_metric(m) for m in metrics],
         "rounds": [None if i == current else pack_round(g) for i, g in enumerate(rounds)],
         "layout": layout(graph),
-        "samples": pack_samples(samples_x, samples_y),
+        "samples": pack_samples(samples_x, samples_y, samples_index),
     }
     page = _asset("page.html")
     parts = {
@@ -93,9 +96,11 @@ def write_page(
     samples_x: np.ndarray,
     samples_y: np.ndarray,
     title: str,
+    samples_index: np.ndarray | None = None,
 ) -> Path:
     """Write :func:`build_page` to ``path`` atomically (temp file + ``os.replace``)."""
-    text = build_page(rounds, metrics, current=current, samples_x=samples_x, samples_y=samples_y, title=title)
+    text = build_page(rounds, metrics, current=current, samples_x=samples_x, samples_y=samples_y, title=title,
+                      samples_index=samples_index)
     path = Path(path)
     write_text(path, text)
     return path

@@ -9,9 +9,35 @@ SS.bytes = function (s) {
   for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
   return u;
 };
+/* Deflated blocks ({zf4|zf8|zu8|zu8f4: base64}) are inflated once before the page
+   starts (SS.preload); the bytes land in d.bytes. */
 SS.floats = function (d) {
+  if (d.zf4 !== undefined) return Float64Array.from(new Float32Array(d.bytes.buffer));
+  if (d.zf8 !== undefined) return new Float64Array(d.bytes.buffer);
   if (d.f4 !== undefined) return Float64Array.from(new Float32Array(SS.bytes(d.f4).buffer));
   return new Float64Array(SS.bytes(d.f8).buffer);
+};
+SS.inflate = function (b64) {
+  const stream = new Blob([SS.bytes(b64)]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+};
+/* Undo the byte grouping of _embed.shuffled: item k's byte b sits at b * n + k. */
+SS.unshuffle = function (u8, size) {
+  const n = u8.length / size, out = new Uint8Array(u8.length);
+  for (let b = 0; b < size; b++) for (let k = 0; k < n; k++) out[k * size + b] = u8[b * n + k];
+  return out;
+};
+SS.preload = function (data) {
+  const jobs = [], blocks = [];
+  (data.rounds || []).forEach(function (r) { if (r) r.layers.forEach(function (L) { blocks.push(L.bias, L.weight); }); });
+  if (data.samples && data.samples.x) blocks.push(data.samples.x);
+  blocks.forEach(function (d) {
+    const key = ["zf4", "zf8", "zu8", "zu8f4"].find(function (k) { return d[k] !== undefined; });
+    if (!key) return;
+    const size = { zf4: 4, zf8: 8, zu8: 1, zu8f4: 1 }[key];
+    jobs.push(SS.inflate(d[key]).then(function (u8) { d.bytes = size > 1 ? SS.unshuffle(u8, size) : u8; }));
+  });
+  return Promise.all(jobs);
 };
 SS.f8 = function (s) { return new Float64Array(SS.bytes(s).buffer); };
 
@@ -165,17 +191,21 @@ SS.reachFwd = function (G, seed) {
   return seed;
 };
 
-/* The samples block: {n, x(i) -> Float64Array, y}. */
+/* The samples block: {n, x(k) -> Float64Array, y, index}; k is the position in the
+   page, index[k] the image's test-set index (what `graph --input N` takes). */
 SS.samples = function (d) {
   const n = d.n, size = d.size;
   let raw = null, scale = 1;
   /* u8: pixel k stands for k/255, in float64 or (u8f4) rounded to float32 */
-  const f4 = d.x && d.x.u8f4 !== undefined;
+  const f4 = d.x && (d.x.u8f4 !== undefined || d.x.zu8f4 !== undefined);
   if (n) {
-    if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
+    if (d.x.zu8 !== undefined || d.x.zu8f4 !== undefined) { raw = d.x.bytes; scale = 255; }
+    else if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
     else raw = SS.floats(d.x);
   }
-  return { n: n, y: d.y, x: function (i) {
+  const index = d.index || Array.from({ length: n }, function (_, k) { return k; }), pos = new Map();
+  index.forEach(function (t, k) { pos.set(t, k); });
+  return { n: n, y: d.y, index: index, pos: function (t) { return pos.has(t) ? pos.get(t) : -1; }, x: function (i) {
     const v = new Float64Array(size);
     for (let k = 0; k < size; k++) {
       const r = raw[i * size + k];
@@ -186,21 +216,25 @@ SS.samples = function (d) {
 };
 
 SS.fmt = function (v) { return String(v); };           /* shortest round trip, like Python repr */
+/* A number for display: 4 significant digits (full precision stays in the data, the
+   expression and the JSON). */
 SS.short = function (v) {
   if (v === 0) return "0";
   const a = Math.abs(v);
-  return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : v.toPrecision(4).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
 };
 
-/* Nodes on some path from an input to the outputs seeded in `back` (a reachBack
-   result): the live graph of analysis.live_mask; the outputs always count. */
+/* The live graph of the outputs seeded in `back` (a reachBack result), as
+   analysis.live_mask: nodes with a path to those outputs that have a path from an
+   input or a nonzero constant value (bias-only units); the outputs always count. */
 SS.live = function (G, back) {
   const fromIn = SS.masks(G);
   fromIn[G.layers[0].name].fill(1);
   const fwd = SS.reachFwd(G, fromIn), out = G.layers[G.layers.length - 1], live = {};
+  const zero = SS.evaluate(G, new Float64Array(G.layers[0].size)).post;  /* constants' values */
   G.layers.forEach(function (L) {
-    const a = back[L.name], f = fwd[L.name], m = new Uint8Array(L.size);
-    for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || L === out) ? 1 : 0;
+    const a = back[L.name], f = fwd[L.name], c = zero[L.name], m = new Uint8Array(L.size);
+    for (let i = 0; i < L.size; i++) m[i] = a[i] && (f[i] || c[i] !== 0 || L === out) ? 1 : 0;
     live[L.name] = m;
   });
   return live;

@@ -27,6 +27,7 @@ SS.CanvasPainter.prototype = {
   image: function (img, x, y, w, h, alpha) {
     const c = this.ctx; c.globalAlpha = alpha; c.imageSmoothingEnabled = false; c.drawImage(img, x, y, w, h); c.globalAlpha = 1;
   },
+  measure: function (s, size, bold) { const c = this.ctx; c.font = (bold ? "600 " : "") + size + "px system-ui, sans-serif"; return c.measureText(s).width; },
   text: function (s, x, y, size, color, align, bold) {
     const c = this.ctx; c.font = (bold ? "600 " : "") + size + "px system-ui, sans-serif";
     c.textAlign = align || "left"; c.textBaseline = "middle";
@@ -41,6 +42,10 @@ SS.xml = function (s) {  /* escape, and replace what XML cannot hold (controls, 
 SS.SvgPainter = function (w, h) { this.w = w; this.h = h; this.out = []; this.urls = new Map(); };
 SS.SvgPainter.prototype = {
   r: function (v) { return Math.round(v * 100) / 100; },
+  measure: function (s, size, bold) {  /* text is laid out by a canvas context, so the SVG matches the screen */
+    const c = SS.measureCtx || (SS.measureCtx = document.createElement("canvas").getContext("2d"));
+    c.font = (bold ? "600 " : "") + size + "px system-ui, sans-serif"; return c.measureText(s).width;
+  },
   clear: function (w, h, bg) { this.out.push('<rect width="' + w + '" height="' + h + '" fill="' + bg + '"/>'); },
   lines: function (xy, color, width, alpha) {
     const d = [];
@@ -81,7 +86,7 @@ SS.valueImage = function (canvas, values, rows, cols, vmax) {
   for (let k = 0; k < rows * cols; k++) {
     const v = values[k];
     let c;
-    if (v === 0 || !(vmax > 0)) c = [205, 205, 205];
+    if (v === 0 || !(vmax > 0)) c = [236, 236, 236];
     else {
       const t = 0.1 + 0.9 * Math.min(1, Math.abs(v) / vmax), tg = v > 0 ? C.pos : C.neg;
       c = [255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t];
@@ -103,28 +108,55 @@ SS.greyImage = function (canvas, values, rows, cols) {
   return canvas;
 };
 
-/* Where things are, in world units, from the Python layout. */
+/* Place the shown units: per layer, in the Python layout's order (rank), the live
+   units of the whole graph (or every unit with "show unused units"); outputs always.
+   Sets V.pos[name] (world y, NaN when not shown), V.height and V.inputY. */
+SS.place = function (V) {
+  const G = V.G, lay = V.layout, last = G.layers[G.layers.length - 1], shown = {};
+  let tallest = 1;
+  G.layers.forEach(function (L) {
+    if (L.kind === "input") return;
+    const rank = lay.layers[L.name].rank, order = Array.from({ length: L.size }, function (_, i) { return i; });
+    order.sort(function (a, b) { return rank[a] - rank[b]; });
+    shown[L.name] = order.filter(function (i) { return L === last || V.state.unused || V.liveAll[L.name][i]; });
+    tallest = Math.max(tallest, shown[L.name].length);
+  });
+  const inp = lay.input, gridH = inp.rows * inp.cell, H = Math.max(tallest * lay.pitch, gridH + 40);
+  V.pos = {};
+  G.layers.forEach(function (L) {
+    if (L.kind === "input") return;
+    const y = new Float64Array(L.size).fill(NaN), list = shown[L.name];
+    list.forEach(function (i, k) { y[i] = (k + 0.5) * H / list.length; });
+    V.pos[L.name] = y;
+  });
+  V.height = H; V.inputY = (H - gridH) / 2;
+};
+
+/* Where things are, in world units. */
 SS.geometry = function (V) {
   const lay = V.layout, L0 = V.G.layers[0], inp = lay.input, img = lay.image;
   return {
-    pixel: function (i) { const r = Math.floor(i / inp.cols), c = i % inp.cols; return [inp.x + (c + 0.5) * inp.cell, inp.y + (r + 0.5) * inp.cell]; },
+    pixel: function (i) { const r = Math.floor(i / inp.cols), c = i % inp.cols; return [inp.x + (c + 0.5) * inp.cell, V.inputY + (r + 0.5) * inp.cell]; },
     isImage: function (L) { return L.kind !== "input" && lay.layers[L.name].image; },
+    y: function (L, i) { return V.pos[L.name][i]; },
     /* point where edges leave (out=true) or enter a node */
     port: function (L, i, out) {
       if (L === L0) return this.pixel(i);
-      const ll = lay.layers[L.name], y = ll.y[i];
+      const ll = lay.layers[L.name], y = V.pos[L.name][i];
       if (ll.image) return [out ? ll.x + (V.state.mode === "input" ? 2 * img + 6 : img) : ll.x, y];
       return [ll.x + (out ? V.R : -V.R), y];
     }
   };
 };
 
+SS.FADED = "#c9c9c9";
+
 /* Draw everything visible with painter P at the current view of V. */
 SS.drawScene = function (P, V, w, h, noLegend) {
   const G = V.G, s = V.view.s, tx = V.view.tx, ty = V.view.ty, geo = SS.geometry(V), C = SS.COLORS;
   const X = function (x) { return x * s + tx; }, Y = function (y) { return y * s + ty; };
   const vis = V.visible, hl = V.highlight, mode = V.state.mode, vals = V.values, L0 = G.layers[0];
-  const inputEdges = V.state.inEdges;
+  const inputEdges = V.state.inEdges, pos = V.pos;
   P.clear(w, h, "#fbfbfa");
 
   /* edges, bucketed by colour / width / alpha so each bucket is one path */
@@ -140,13 +172,13 @@ SS.drawScene = function (P, V, w, h, noLegend) {
       if (m > norm) norm = m;
     }
     const vl = vis[L.name], crowded = L.dst.length > 600;  /* thin lines keep software raster fast */
+    const py = pos[L.name], sy = first ? null : pos[S.name];
     for (let e = 0; e < L.dst.length; e++) {
       const d = L.dst[e], sidx = L.src[e];
-      if (!vl[d]) continue;
+      if (!vl[d] || py[d] !== py[d] || (sy && sy[sidx] !== sy[sidx])) continue;  /* hidden: NaN position */
       let a = first ? 0.3 : 0.65;
       if (hl) {
         const on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
-        if (first && !inputEdges && !on) continue;
         if (first && !on) continue;
         a = on ? 0.9 : 0.07;
       }
@@ -165,31 +197,36 @@ SS.drawScene = function (P, V, w, h, noLegend) {
   order.forEach(function (b) { P.lines(b.xy, SS.rgb([C.pos, C.neg, C.zero][b.col]), b.wid, b.a); });
 
   /* input grid */
-  const inp = V.layout.input, gx = X(inp.x), gy = Y(inp.y), gw = inp.cols * inp.cell * s, gh = inp.rows * inp.cell * s;
+  const inp = V.layout.input, gx = X(inp.x), gy = Y(V.inputY), gw = inp.cols * inp.cell * s, gh = inp.rows * inp.cell * s;
   P.image(V.inputCanvas, gx, gy, gw, gh, 1);
   if (V.ancCanvas) P.image(V.ancCanvas, gx, gy, gw, gh, 1);
   P.rect(gx, gy, gw, gh, null, "#888", 1);
-  P.text(mode === "input" ? "input" : "input (used pixels)", gx, gy - 10, 11, "#555", "left", true);
+  const inTitle = mode === "input" ? (V.inputName || "input") : "input (pixels read by the shown units)";
+  P.text(inTitle, gx, gy - 10, 11, "#555", "left", true);
   if (hl && hl.sel.layer === L0) {
     const p = geo.pixel(hl.sel.i), c = inp.cell * s;
     P.rect(X(p[0]) - c / 2, Y(p[1]) - c / 2, c, c, null, C.sel, 2);
   }
 
-  /* units */
-  const pitch = function (L) { return (V.layout.height / L.size) * s; };
-  const textOK = function (L) { return pitch(L) >= 13; };
+  /* units: id always, and [value] beside it in input mode; faded (text too) outside the chosen subgraph */
+  const sub = V.state.out !== null;
+  const textOK = function (L) { return (V.height / Math.max(1, V.shownCount[L.name])) * s >= 12; };
+  const valColour = function (v, faded) { return faded ? SS.FADED : v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888"; };
   G.layers.forEach(function (L) {
     if (L === L0) return;
-    const ll = V.layout.layers[L.name], x = X(ll.x), showText = textOK(L);
+    const ll = V.layout.layers[L.name], x = X(ll.x), showText = textOK(L), py = pos[L.name];
     P.text(L.name, x + (ll.image ? V.layout.image * s / 2 : 0), Y(0) - 12, 12, "#555", "center", true);
+    const isOut = L === G.layers[G.layers.length - 1];
     for (let i = 0; i < L.size; i++) {
-      const y = Y(ll.y[i]);
+      if (py[i] !== py[i]) continue;
+      const y = Y(py[i]);
       if (y < -80 || y > h + 80) continue;
-      const live = vis[L.name][i];
-      let a = live ? 1 : 0.12;
-      if (hl && live && !(hl.anc[L.name][i] || hl.desc[L.name][i])) a = 0.2;
+      let faded = (sub && !vis[L.name][i]) || !V.liveAll[L.name][i];
+      if (hl && !(hl.anc[L.name][i] || hl.desc[L.name][i])) faded = true;
+      const a = faded ? 0.22 : 1;
       const selected = hl && hl.sel.layer === L && hl.sel.i === i;
       const v = vals ? vals.post[L.name][i] : null;
+      const ink = faded ? SS.FADED : "#333";
       if (ll.image) {
         const sz = V.layout.image * s;
         P.image(V.weightImages[i], x, y - sz / 2, sz, sz, a);
@@ -199,9 +236,12 @@ SS.drawScene = function (P, V, w, h, noLegend) {
           P.rect(x + sz + 6 * s, y - sz / 2, sz, sz, null, "#bbb", 0.6, a);
         }
         if (showText) {
-          const two = v !== null && pitch(L) >= 28;
-          if (v === null || two) P.text(SS.nodeId(L, i), x - 5, y - (two ? 6 : 0), 10, "#666", "right");
-          if (v !== null) P.text(SS.short(v), x - 5, y + (two ? 7 : 0), 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "right", true);
+          if (v === null) P.text(SS.nodeId(L, i), x - 5, y, 10.5, ink, "right");
+          else {
+            const vs = "[" + SS.short(v) + "]";
+            P.text(vs, x - 5, y, 10.5, valColour(v, faded), "right", true);
+            P.text(SS.nodeId(L, i), x - 9 - P.measure(vs, 10.5, true), y, 10.5, ink, "right");
+          }
         }
       } else {
         const r = Math.max(3.5, V.R * s);
@@ -210,12 +250,12 @@ SS.drawScene = function (P, V, w, h, noLegend) {
           const m = V.valueMax[L.name] || 1, t = Math.min(1, Math.abs(v) / m), tg = v > 0 ? C.pos : C.neg;
           fill = v === 0 ? "#ddd" : SS.rgb([255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t].map(Math.round));
         }
-        P.circle(x, y, r, fill, selected ? C.sel : "#555", selected ? 3 : 1.2, a);
-        const isOut = L === G.layers[G.layers.length - 1];
+        P.circle(x, y, r, fill, selected ? C.sel : V.constant[L.name][i] ? "#3b6fb6" : "#555", selected ? 3 : 1.2, a);
         if (showText || isOut) {
-          const label = isOut && L.labels ? L.labels[i] : null, two = v !== null && pitch(L) >= 28;
-          if (v === null || two || isOut) P.text(SS.nodeId(L, i) + (label !== null ? "  " + label : ""), x + r + 4, y - (v === null ? 0 : 7), 10.5, a < 1 ? "#aaa" : "#444", "left", isOut);
-          if (v !== null) P.text(SS.short(v), x + r + 4, y + (two || isOut ? 7 : 0), 10.5, v > 0 ? SS.rgb(C.pos) : v < 0 ? SS.rgb(C.neg) : "#888", "left", true);
+          const label = isOut && L.labels ? "  " + L.labels[i] : "";
+          const id = SS.nodeId(L, i) + label;
+          P.text(id, x + r + 4, y, 10.5, ink, "left", isOut);
+          if (v !== null) P.text("[" + SS.short(v) + "]", x + r + 8 + P.measure(id, 10.5, isOut), y, 10.5, valColour(v, faded), "left", true);
         }
         if (isOut && V.pred === i && mode === "input") P.circle(x, y, r + 4, null, "#2b6cb0", 2, 1);
       }
@@ -226,13 +266,13 @@ SS.drawScene = function (P, V, w, h, noLegend) {
 
 SS.drawLegend = function (P, V, w, h) {
   const C = SS.COLORS, x = 10, y = h - 64, input = V.state.mode === "input";
-  P.rect(x, y, 330, 56, "rgba(255,255,255,0.92)", "#ccc", 1);
+  P.rect(x, y, 360, 56, "rgba(255,255,255,0.92)", "#ccc", 1);
   P.lines([x + 10, y + 14, x + 34, y + 14], SS.rgb(C.pos), 3, 0.9); P.text("positive", x + 40, y + 14, 11, "#333");
   P.lines([x + 100, y + 14, x + 124, y + 14], SS.rgb(C.neg), 3, 0.9); P.text("negative", x + 130, y + 14, 11, "#333");
-  P.lines([x + 190, y + 14, x + 214, y + 14], SS.rgb(C.zero), 1, 0.9); P.text(input ? "exactly 0" : "", x + 220, y + 14, 11, "#333");
-  P.rect(x + 10, y + 26, 10, 10, "rgb(205,205,205)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
-  P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer)" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
-  P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images", x + 160, y + 31, 11, "#333");
+  P.circle(x + 200, y + 14, 5, "#fff", "#3b6fb6", 1.2, 1); P.text("constant (bias only)", x + 210, y + 14, 11, "#333");
+  P.rect(x + 10, y + 26, 10, 10, "rgb(236,236,236)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
+  P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images (hover to enlarge)", x + 150, y + 31, 11, "#333");
+  P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer); [v] node value" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
 };
 
 /* A copy of the last full drawing (without the screen-fixed legend), moved and

@@ -1,6 +1,6 @@
 /* sparsescope viewer -- state, events, side panel, URL hash, export.
    All data-derived text goes through textContent; no HTML parsing of data. */
-(function () {
+SS.start = function (data) {
   const $ = function (id) { return document.getElementById(id); };
   const el = function (tag, cls, text) {
     const e = document.createElement(tag);
@@ -10,16 +10,18 @@
   };
   const t0 = performance.now();
   const doc = JSON.parse($("flowgraph").textContent);
-  const data = JSON.parse($("sparsescope-data").textContent);
   const V = {
     data: data, layout: data.layout, R: 10, cache: {}, samples: SS.samples(data.samples),
-    state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false },
+    state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false, unused: false },
     view: { s: 1, tx: 0, ty: 0 }, drawn: new Float64Array(0), values: null, highlight: null, frames: 0
   };
   V.cache[data.current] = SS.fromDoc(doc);
   V.G0 = V.cache[data.current];
   V.drawn = new Float64Array(V.G0.layers[0].size);
-  V.state.inEdges = V.G0.layers.length > 1 && V.G0.layers[1].dst.length <= 3000;
+  /* input->h1 edges are drawn by default only while there are few of them (also on each round change) */
+  const IN_EDGES_MAX = 3000;
+  const fewInputEdges = function (G) { return G.layers.length > 1 && G.layers[1].dst.length <= IN_EDGES_MAX; };
+  V.state.inEdges = fewInputEdges(V.G0);
   const canvas = $("view"), ctx = canvas.getContext("2d");
   const L0 = V.G0.layers[0], inRows = V.layout.input.rows, inCols = V.layout.input.cols;
   const labelOf = function (k) { const o = V.G0.layers[V.G0.layers.length - 1]; return o.labels ? o.labels[k] : String(k); };
@@ -31,7 +33,7 @@
   function currentInput() {
     const s = V.state.input;
     if (!s) return null;
-    if (s.sample !== undefined) return V.samples.x(s.sample);
+    if (s.sample !== undefined) { const k = V.samples.pos(s.sample); return k >= 0 ? V.samples.x(k) : null; }
     return V.drawn;
   }
 
@@ -46,6 +48,21 @@
     if (st.out === null) { V.visible = {}; G.layers.forEach(function (L) { V.visible[L.name] = new Uint8Array(L.size).fill(1); }); }
     else V.visible = back;
     V.live = SS.live(G, back);
+    // the live graph of all outputs decides which units are placed (choosing an output fades, never moves)
+    if (V.placed !== G || V.placedUnused !== st.unused) {
+      const all = SS.masks(G);
+      all[out.name].fill(1);
+      V.liveAll = st.out === null ? V.live : SS.live(G, SS.reachBack(G, all));
+      const fromIn = SS.masks(G); fromIn[L0.name].fill(1);
+      const fwd = SS.reachFwd(G, fromIn);
+      V.constant = {};
+      G.layers.forEach(function (L) { const m = new Uint8Array(L.size); for (let i = 0; i < L.size; i++) m[i] = V.liveAll[L.name][i] && !fwd[L.name][i] && L !== out ? 1 : 0; V.constant[L.name] = m; });
+      SS.place(V);
+      V.shownCount = {};
+      G.layers.forEach(function (L) { if (L.kind !== "input") { let n = 0; const y = V.pos[L.name]; for (let i = 0; i < L.size; i++) if (y[i] === y[i]) n++; V.shownCount[L.name] = n; } });
+      V.placed = G; V.placedUnused = st.unused;
+      if (api.firstRenderMs !== undefined) fit();
+    }
     // values
     const x = st.mode === "input" ? currentInput() : null;
     V.values = x ? SS.evaluate(G, x) : null;
@@ -103,7 +120,7 @@
     else {
       const cnt = new Float64Array(L0.size);
       let m = 0;
-      for (let e = 0; e < first.dst.length; e++) if (V.visible[first.name][first.dst[e]]) cnt[first.src[e]]++;
+      for (let e = 0; e < first.dst.length; e++) if (V.visible[first.name][first.dst[e]] && V.pos[first.name][first.dst[e]] === V.pos[first.name][first.dst[e]]) cnt[first.src[e]]++;
       for (let i = 0; i < cnt.length; i++) m = Math.max(m, cnt[i]);
       c.width = inCols; c.height = inRows;
       const g = c.getContext("2d"), im = g.createImageData(inCols, inRows);
@@ -171,18 +188,27 @@
     } else {
       draw();
     }
-    if (!api.ready) {
-      api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0; api.ready = true;
-      requestAnimationFrame(function () { api.firstFrameMs = performance.now(); });
+    if (api.firstRenderMs === undefined) {
+      api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0;
+      requestAnimationFrame(function () {
+        api.firstFrameMs = performance.now();
+        buildThumbs();
+        api.ready = true;
+      });
     }
+    placeCard();
     $("status").textContent = V.G.edges.toLocaleString() + " edges \u00b7 " + Math.round(V.view.s * 100) + "%";
   }
   function fit() {
     const w = canvas.clientWidth, h = canvas.clientHeight, lay = V.layout;
-    const x0 = -70, x1 = lay.width, y0 = -30, y1 = lay.height + 10, top = 40, bottom = 72;
-    const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
-    V.view = { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
+    V.view = fitted(w, h, 40, 72);
     redraw();
+  }
+  /* the view that shows the whole placed graph in w x h with margins top and bottom */
+  function fitted(w, h, top, bottom) {
+    const lay = V.layout, x0 = -150, x1 = lay.width + 20, y0 = -30, y1 = V.height + 10;
+    const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
+    return { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
   }
   function zoomAt(f, cx, cy) {
     const v = V.view, s = Math.max(0.05, Math.min(40, v.s * f));
@@ -199,25 +225,19 @@
     let best = null, bd = Infinity;
     G.layers.forEach(function (L) {
       if (L.kind === "input") return;  /* layer objects differ between rounds: test the kind */
-      const ll = V.layout.layers[L.name];
+      const ll = V.layout.layers[L.name], py = V.pos[L.name];
       for (let i = 0; i < L.size; i++) {
+        if (py[i] !== py[i]) continue;  /* not shown */
         if (ll.image) {
           const wmax = V.state.mode === "input" ? 2 * img + 6 : img;
-          if (wx >= ll.x && wx <= ll.x + wmax && Math.abs(wy - ll.y[i]) <= img / 2) return (best = { layer: L, i: i }, bd = 0);
+          if (wx >= ll.x && wx <= ll.x + wmax && Math.abs(wy - py[i]) <= img / 2) return (best = { layer: L, i: i }, bd = 0);
         } else {
-          const d = Math.hypot(wx - ll.x, wy - ll.y[i]), lim = Math.max(V.R * 1.4, 8 / V.view.s);
+          const d = Math.hypot(wx - ll.x, wy - py[i]), lim = Math.max(V.R * 1.4, 8 / V.view.s);
           if (d <= lim && d < bd) { bd = d; best = { layer: L, i: i }; }
         }
       }
     });
     return best;
-  }
-  function describe(loc) {
-    const L = loc.layer, i = loc.i, lines = [SS.nodeId(L, i) + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")];
-    if (V.values) lines.push("value  " + SS.fmt(V.values.post[L.name][i]));
-    if (L.lo) lines.push("bounds <" + SS.fmt(L.lo[i]) + ", " + SS.fmt(L.hi[i]) + ">");
-    lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
-    return lines.join("\n");
   }
 
   /* ---- events on the graph canvas ------------------------------------ */
@@ -233,10 +253,11 @@
     if (ev.target !== canvas) return;
     const b = canvas.getBoundingClientRect(), loc = hit(ev.clientX - b.left, ev.clientY - b.top), tip = $("tip");
     if (!loc) { tip.hidden = true; return; }
-    tip.textContent = describe(loc);
+    const key = V.state.round + "|" + V.state.mode + "|" + SS.nodeId(loc.layer, loc.i) + "|" + JSON.stringify(V.state.input);
+    if (tip.dataset.key !== key || tip.hidden) { SS.renderTip(tip, V, loc); tip.dataset.key = key; }
     tip.hidden = false;
-    tip.style.left = Math.min(ev.clientX - b.left + 14, b.width - tip.offsetWidth - 4) + "px";
-    tip.style.top = (ev.clientY - b.top + 14) + "px";
+    tip.style.left = Math.max(4, Math.min(ev.clientX - b.left + 14, b.width - tip.offsetWidth - 4)) + "px";
+    tip.style.top = Math.max(4, Math.min(ev.clientY - b.top + 14, b.height - tip.offsetHeight - 4)) + "px";
   });
   window.addEventListener("mouseup", function (ev) {
     if (!drag) return;
@@ -268,11 +289,19 @@
   $("zoomout").onclick = function () { zoomAt(0.8, canvas.clientWidth / 2, canvas.clientHeight / 2); };
 
   /* ---- panel ---------------------------------------------------------- */
-  $("title").textContent = data.title;
-  document.title = data.title;
+  /* the header names the run and the round on the slider */
+  function headline() {
+    const m = data.metrics[V.state.round] || {};
+    return data.title + " \u00b7 round " + (m.round !== undefined ? m.round : V.state.round);
+  }
   const nR = data.metrics.length;
   $("round").max = String(nR - 1);
-  $("round").addEventListener("input", function () { V.state.round = +this.value; recompute(); });
+  $("round").addEventListener("input", function () {
+    V.state.round = +this.value;
+    V.state.inEdges = fewInputEdges(graphFor(V.state.round));  /* dense rounds: input edges off */
+    recompute();
+  });
+  $("unused").addEventListener("change", function () { V.state.unused = this.checked; recompute(); });
   $("mode-weights").onclick = function () { V.state.mode = "weights"; recompute(); };
   $("mode-input").onclick = function () {
     V.state.mode = "input";
@@ -301,17 +330,23 @@
     V.state.sel = id; recompute();
     if (!center) return;
     const loc = SS.locate(V.G, id), geo = SS.geometry(V);
-    const p = loc.layer.kind === "input" ? geo.pixel(loc.i) : [V.layout.layers[loc.layer.name].x + (geo.isImage(loc.layer) ? V.layout.image / 2 : 0), V.layout.layers[loc.layer.name].y[loc.i]];
+    if (loc.layer.kind !== "input" && V.pos[loc.layer.name][loc.i] !== V.pos[loc.layer.name][loc.i]) { V.state.unused = true; recompute(); }
+    const p = loc.layer.kind === "input" ? geo.pixel(loc.i) : [V.layout.layers[loc.layer.name].x + (geo.isImage(loc.layer) ? V.layout.image / 2 : 0), V.pos[loc.layer.name][loc.i]];
     V.view.tx = canvas.clientWidth / 2 - p[0] * V.view.s; V.view.ty = canvas.clientHeight / 2 - p[1] * V.view.s; redraw();
   }
 
   // samples
+  /* Thumbnails (and each sample's prediction) are made right after the first frame,
+     so the graph shows first; `ready` is set once they exist. */
   const thumbs = $("thumbs"), thumbEls = [];
-  for (let i = 0; i < V.samples.n; i++) {
-    const c = SS.greyImage(document.createElement("canvas"), V.samples.x(i), inRows, inCols);
-    c.dataset.i = String(i);
-    c.onclick = function () { V.state.input = { sample: i }; V.state.mode = "input"; recompute(); };
-    thumbs.appendChild(c); thumbEls.push(c);
+  function buildThumbs() {
+    for (let i = 0; i < V.samples.n; i++) {
+      const c = SS.greyImage(document.createElement("canvas"), V.samples.x(i), inRows, inCols), t = V.samples.index[i];
+      c.dataset.i = String(t);
+      c.onclick = function () { V.state.input = { sample: t }; V.state.mode = "input"; recompute(); };
+      thumbs.appendChild(c); thumbEls.push(c);
+    }
+    inputPanel();
   }
   let predRound = null, preds = [];
   function samplePreds() {
@@ -322,7 +357,7 @@
     predRound = V.state.round;
     thumbEls.forEach(function (c, i) {
       c.classList.toggle("wrong", preds[i] !== V.samples.y[i]);
-      c.title = "#" + i + "  true " + labelOf(V.samples.y[i]) + "  predicted " + labelOf(preds[i]);
+      c.title = "test image #" + V.samples.index[i] + "  true " + labelOf(V.samples.y[i]) + "  predicted " + labelOf(preds[i]);
     });
     return preds;
   }
@@ -369,6 +404,8 @@
     add(V.state.out === null ? "unused units" : "units outside", String(dead.length));
     add(V.state.out === null ? "ignored inputs" : "inputs outside", String(ignored));
     $("round-label").textContent = (m.round !== undefined ? m.round : V.state.round) + " / " + (nR - 1);
+    const head = headline();
+    $("title").textContent = head; document.title = head;
     $("subtitle").textContent = "round " + V.state.round + " \u00b7 density " + pct(m.density, 2) + " \u00b7 accuracy " + pct(m.test_accuracy, 2) + (V.G.box ? " \u00b7 bounds over box \u201c" + V.G.box + "\u201d" : "");
     spark();
   }
@@ -378,14 +415,15 @@
     const info = $("input-info"), st = V.state, scores = $("scores");
     scores.textContent = "";
     thumbEls.forEach(function (c) { c.classList.remove("on"); });
-    if (V.samples.n) samplePreds();
-    if (!st.input || st.mode !== "input") { info.textContent = V.samples.n ? "Pick a test image or draw a digit to see every node's value." : "Draw a digit to see every node's value."; return; }
+    if (thumbEls.length) samplePreds();
+    if (!st.input || st.mode !== "input" || !V.values) { info.textContent = V.samples.n ? "Pick a test image or draw a digit to see every node's value." : "Draw a digit to see every node's value."; return; }
     const p = V.pred;
     if (st.input.sample !== undefined) {
-      const i = st.input.sample, y = V.samples.y[i];
-      thumbEls[i] && thumbEls[i].classList.add("on");
-      info.textContent = "test image #" + i + " \u00b7 true " + labelOf(y) + " \u00b7 predicted " + labelOf(p) + (p === y ? "  \u2713" : "  \u2717");
-    } else info.textContent = "drawn input \u00b7 predicted " + labelOf(p);
+      const t = st.input.sample, k = V.samples.pos(t), y = V.samples.y[k];
+      thumbEls[k] && thumbEls[k].classList.add("on");
+      V.inputName = "test image #" + t + " (true " + labelOf(y) + ")";
+      info.textContent = "test image #" + t + " \u00b7 true " + labelOf(y) + " \u00b7 predicted " + labelOf(p) + (p === y ? "  \u2713" : "  \u2717");
+    } else { V.inputName = "drawn input"; info.textContent = "drawn input \u00b7 predicted " + labelOf(p); }
     const out = V.G.layers[V.G.layers.length - 1], v = V.values.post[out.name];
     let lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
     for (let k = 0; k < v.length; k++) {
@@ -397,69 +435,29 @@
     }
   }
 
+  /* The selection card floats beside the selected node (where the eye is). */
   function details() {
-    const box = $("sel"), hl = V.highlight;
-    box.textContent = "";
+    const box = $("sel"), hl = V.highlight, card = $("card");
     $("sel-empty").hidden = !!hl;
-    if (!hl) return;
-    const G = V.G, L = hl.sel.layer, i = hl.sel.i, id = SS.nodeId(L, i);
-    box.appendChild(el("div", "id", id + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")));
-    const dl = el("dl");
-    const row = function (k, v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); };
-    row("layer", L.name + " (" + (L.kind === "input" ? "input" : L.act) + ")");
-    if (V.values) { row("value", SS.fmt(V.values.post[L.name][i])); if (L.kind === "affine") row("sum (pre)", SS.fmt(V.values.pre[L.name][i])); }
-    if (L.lo) { row("bounds", "<" + SS.fmt(L.lo[i]) + ", " + SS.fmt(L.hi[i]) + ">"); if (L.kind === "affine") row("pre bounds", "<" + SS.fmt(L.preLo[i]) + ", " + SS.fmt(L.preHi[i]) + ">"); }
-    row("fan-in", String(L.fanIn[i])); row("fan-out", String(L.fanOut[i]));
-    let na = 0, nd = 0;
-    G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
-    row("ancestors", String(na - 1)); row("descendants", String(nd - 1));
-    box.appendChild(dl);
-    if (L.kind === "affine") {
-      const S = G.byName[L.source], terms = [];
-      for (let e = L.start[i]; e < L.start[i + 1]; e++) {
-        const w = L.w[e];
-        terms.push((w < 0 ? " \u2212 " : " + ") + SS.fmt(Math.abs(w)) + " \u00d7 " + SS.nodeId(S, L.src[e]));
-      }
-      const body = SS.fmt(L.bias[i]) + terms.join("");
-      box.appendChild(el("div", "small muted", "expression (full precision)"));
-      box.appendChild(el("pre", null, id + " = " + (L.act === "relu" ? "relu(" + body + ")" : body)));
-      if (V.values) {
-        const x = V.values.post[S.name], rows = [];
-        for (let e = L.start[i]; e < L.start[i + 1]; e++) rows.push([SS.nodeId(S, L.src[e]), L.w[e], x[L.src[e]], L.w[e] * x[L.src[e]]]);
-        rows.sort(function (a, b) { return Math.abs(b[3]) - Math.abs(a[3]); });
-        box.appendChild(el("div", "small muted", "largest contributions w \u00d7 value (" + rows.length + " terms)"));
-        const tb = el("table"), hd = el("tr");
-        ["source", "weight", "value", "w \u00d7 value"].forEach(function (h) { hd.appendChild(el("td", "muted", h)); });
-        tb.appendChild(hd);
-        rows.slice(0, 12).forEach(function (r) {
-          const tr = el("tr");
-          tr.appendChild(el("td", null, r[0])); tr.appendChild(el("td", null, SS.short(r[1]))); tr.appendChild(el("td", null, SS.short(r[2])));
-          tr.appendChild(el("td", r[3] > 0 ? "pos" : r[3] < 0 ? "neg" : "", SS.short(r[3])));
-          tb.appendChild(tr);
-        });
-        box.appendChild(tb);
-      }
-      if (V.layout.layers[L.name].image) {
-        const imgs = el("div", "imgs"), add = function (src, cap) {
-          if (!src) return;
-          const f = el("figure"), c = document.createElement("canvas");
-          c.width = src.width; c.height = src.height; c.getContext("2d").drawImage(src, 0, 0);
-          f.appendChild(c); f.appendChild(el("figcaption", null, cap)); imgs.appendChild(f);
-        };
-        add(V.weightImages[i], "weights");
-        if (V.productImages) add(V.productImages[i], "input \u00d7 weights");
-        box.appendChild(imgs);
-      }
-    } else {
-      const r = Math.floor(i / inCols), c = i % inCols;
-      box.appendChild(el("pre", null, id + " = input pixel (row " + r + ", column " + c + ")"));
-    }
-    if (L.feeds.length) {
-      const outs = [];
-      L.feeds.forEach(function (M) { for (let e = 0; e < M.dst.length; e++) if (M.src[e] === i) outs.push(SS.nodeId(M, M.dst[e]) + " (" + SS.fmt(M.w[e]) + ")"); });
-      if (outs.length) { box.appendChild(el("div", "small muted", "feeds")); box.appendChild(el("pre", null, outs.join(", "))); }
-    }
+    card.hidden = !hl;
+    if (!hl) { box.textContent = ""; return; }
+    SS.renderCard(box, V, hl, labelOf);
+    placeCard();
   }
+  function placeCard() {
+    const card = $("card"), hl = V.highlight;
+    if (!hl || card.hidden) return;
+    const geo = SS.geometry(V), L = hl.sel.layer, i = hl.sel.i;
+    const p = L.kind === "input" ? geo.pixel(i) : geo.port(L, i, true);
+    if (p[1] !== p[1]) return;
+    const sx = p[0] * V.view.s + V.view.tx, sy = p[1] * V.view.s + V.view.ty;
+    const W = canvas.clientWidth, H = canvas.clientHeight, cw = card.offsetWidth, ch = card.offsetHeight;
+    let x = sx + 24;
+    if (x + cw > W - 6) x = Math.max(6, (L.kind === "input" ? sx : sx - (geo.isImage(L) ? V.layout.image * V.view.s : 0)) - cw - 30);
+    card.style.left = Math.max(6, Math.min(x, W - cw - 6)) + "px";
+    card.style.top = Math.max(6, Math.min(sy - 40, H - ch - 6)) + "px";
+  }
+  $("card-close").onclick = function () { V.state.sel = null; recompute(); };
 
   function panel() {
     $("round").value = String(V.state.round);
@@ -467,6 +465,7 @@
     $("mode-input").classList.toggle("on", V.state.mode === "input");
     outSel.value = V.state.out === null ? "" : String(V.state.out);
     $("inedges").checked = V.state.inEdges;
+    $("unused").checked = V.state.unused;
     figures(); inputPanel(); details();
   }
 
@@ -478,6 +477,7 @@
     if (st.input) p.push("i=" + (st.input.sample !== undefined ? "s" + st.input.sample : "d" + b64url(Uint8Array.from(V.drawn, function (v) { return Math.round(v * 255); }))));
     if (st.sel) p.push("sel=" + encodeURIComponent(st.sel));
     p.push("e=" + (st.inEdges ? 1 : 0));
+    if (st.unused) p.push("u=1");
     return "#" + p.join("&");
   }
   function writeHash() {
@@ -497,7 +497,7 @@
     if (q.m) st.mode = q.m === "i" ? "input" : "weights";
     st.out = q.o !== undefined && /^\d+$/.test(q.o) && +q.o < outL.size ? +q.o : null;
     st.input = null;
-    if (q.i && /^s\d+$/.test(q.i) && +q.i.slice(1) < V.samples.n) st.input = { sample: +q.i.slice(1) };
+    if (q.i && /^s\d+$/.test(q.i) && V.samples.pos(+q.i.slice(1)) >= 0) st.input = { sample: +q.i.slice(1) };
     else if (q.i && q.i[0] === "d") {
       try {
         const bin = atob(q.i.slice(1).replace(/-/g, "+").replace(/_/g, "/"));
@@ -507,6 +507,7 @@
     if (st.mode === "input" && !st.input) st.mode = "weights";
     st.sel = q.sel && SS.locate(V.G0, q.sel) ? q.sel : null;
     if (q.e !== undefined) st.inEdges = q.e === "1";
+    st.unused = q.u === "1";
   }
   function readHashSafely() {
     const saved = JSON.stringify(V.state);
@@ -520,9 +521,38 @@
     a.href = url; a.download = name; document.body.appendChild(a); a.click(); a.remove();
     setTimeout(function () { URL.revokeObjectURL(url); }, 5000);
   }
-  function svgText() { const z = size(), P = new SS.SvgPainter(z.w, z.h); SS.drawScene(P, V, z.w, z.h); return P.svg(); }
+  /* Export: the whole graph fitted into a fixed page with a title block (run, round,
+     density, accuracy, box, and what is shown), whatever the current pan and zoom. */
+  const EXPORT_W = 1600, EXPORT_H = 1000;
+  function exportTitle() {
+    const m = data.metrics[V.state.round] || {}, pct = function (v) { return typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014"; };
+    const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
+    if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
+    const what = [];
+    if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
+    if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
+    return [headline(), bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
+  }
+  function exportDraw(P, w, h) {
+    const saved = V.view;
+    V.view = fitted(w, h, 86, 72);
+    try {
+      SS.drawScene(P, V, w, h);
+      const t = exportTitle();
+      P.text(t[0], 16, 24, 20, "#222", "left", true);
+      P.text(t[1], 16, 50, 13, "#555", "left");
+    } finally { V.view = saved; }
+  }
+  function svgText() { const P = new SS.SvgPainter(EXPORT_W, EXPORT_H); exportDraw(P, EXPORT_W, EXPORT_H); return P.svg(); }
+  function exportCanvas() {
+    const c = document.createElement("canvas"), k = 2;
+    c.width = EXPORT_W * k; c.height = EXPORT_H * k;
+    const g = c.getContext("2d"); g.setTransform(k, 0, 0, k, 0, 0);
+    exportDraw(new SS.CanvasPainter(g), EXPORT_W, EXPORT_H);
+    return c;
+  }
   const base = function () { return "sparsescope-round" + V.state.round + (V.state.out !== null ? "-out" + V.state.out : ""); };
-  $("png").onclick = function () { draw(); canvas.toBlob(function (b) { download(b, base() + ".png"); }, "image/png"); };
+  $("png").onclick = function () { exportCanvas().toBlob(function (b) { download(b, base() + ".png"); }, "image/png"); };
   $("svg").onclick = function () { download(new Blob([svgText()], { type: "image/svg+xml" }), base() + ".svg"); };
   $("link").onclick = function () {
     const t = $("link-text"); t.hidden = false; t.value = location.href; t.select();
@@ -550,7 +580,7 @@
     set: function (patch) { Object.assign(V.state, patch); recompute(); },
     select: function (id) { select(id, true); },
     setDrawn: function (arr) { V.drawn.set(arr); showPad(); V.state.input = { drawn: true }; V.state.mode = "input"; recompute(); },
-    pngDataURL: function () { draw(); return canvas.toDataURL("image/png"); },
+    pngDataURL: function () { return exportCanvas().toDataURL("image/png"); },
     svgText: svgText,
     draw: draw,
     pan: function (dx, dy) { V.view.tx += dx; V.view.ty += dy; },
@@ -583,4 +613,14 @@
   readHashSafely();
   recompute();
   fit();
+};
+
+/* Inflate the deflated blocks, then start; a browser without DecompressionStream says so. */
+(function () {
+  const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
+  let ready;
+  try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
+  ready.then(function () { SS.start(data); }, function (err) {
+    document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
+  });
 })();

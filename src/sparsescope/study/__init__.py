@@ -1,0 +1,34 @@
+"""Studies across many runs: sweeps over executors, batched tickets, the study report, schedule search.
+
+* :func:`load_sweep` / :func:`run_sweep` -- a grid of seeds x schedules x datasets x
+  controls as ordinary runs in the run store, on any ``concurrent.futures``-style executor;
+* :func:`open_executor` -- ``local`` processes, ``serial``, ``dask[:ADDRESS]``, ``slurm``;
+* :func:`collect` / :func:`write_study` -- readability of every round and control, the
+  HTML/CSV/JSON study report; the figures as matplotlib ``Figure`` objects.
+"""
+
+from ._executors import EXECUTORS, open_executor
+from ._collect import StudyData, collect
+from ._figures import accuracy_density_figure, measure_figure, per_class_figure, svg_text
+from ._report import study_tables, write_study
+from ._sweep import SweepConfig, SweepResult, SweepRun, expand, load_sweep, run_sweep, sweep_from_dict
+
+__all__ = [
+    "StudyData",
+    "accuracy_density_figure",
+    "collect",
+    "measure_figure",
+    "per_class_figure",
+    "study_tables",
+    "svg_text",
+    "write_study",
+    "EXECUTORS",
+    "SweepConfig",
+    "SweepResult",
+    "SweepRun",
+    "expand",
+    "load_sweep",
+    "open_executor",
+    "run_sweep",
+    "sweep_from_dict",
+]

@@ -1,0 +1,144 @@
+"""Executors in the ``concurrent.futures`` style for sweeps and searches.
+
+``open_executor(spec)`` is a context manager yielding an object with
+``submit(fn, *args) -> concurrent.futures.Future``:
+
+* ``local`` (default): one process per core (``spawn``), one torch thread each;
+* ``serial``: in this process, one task at a time (debugging, tiny sweeps);
+* ``dask`` or ``dask:local``: a local Dask cluster, one single-threaded worker
+  process per core; ``dask:ADDRESS`` (e.g. ``dask:tcp://host:8786``): an
+  existing Dask scheduler.  Needs the ``dask`` extra (``dask[distributed]``);
+* ``slurm`` or ``slurm:PARTITION``: Slurm jobs through ``submitit`` (the
+  ``slurm`` extra); without ``sbatch`` on the PATH it falls back to ``local``.
+
+Task functions must be importable module-level functions (they are pickled
+by reference), and scripts that open a process executor need an
+``if __name__ == "__main__":`` guard, as for any ``multiprocessing`` code.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .._errors import ConfigError
+
+EXECUTORS = ("local", "serial", "dask", "slurm")
+
+
+def one_thread() -> None:
+    """Worker start-up: one OpenMP/torch thread per process (more is slower on a shared box)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+class SerialExecutor(cf.Executor):
+    """Runs each task at ``submit`` in this process; exceptions land in the future."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future like a pool would
+            fut.set_exception(exc)
+        return fut
+
+
+class _SubmititExecutor(cf.Executor):
+    """submitit jobs seen as ``concurrent.futures`` futures (one waiter thread per job)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        job = self.inner.submit(fn, *args, **kwargs)
+        fut: cf.Future = cf.Future()
+
+        def wait() -> None:
+            try:
+                fut.set_result(job.result())
+            except BaseException as exc:  # noqa: BLE001
+                fut.set_exception(exc)
+
+        threading.Thread(target=wait, daemon=True).start()
+        return fut
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def parse_executor(spec: str) -> tuple[str, str]:
+    """``"dask:tcp://h:8786"`` -> ``("dask", "tcp://h:8786")``; checks the kind."""
+    kind, _, arg = (spec or "local").partition(":")
+    if kind not in EXECUTORS:
+        raise ConfigError(f"unknown executor {spec!r} (expected local, serial, dask[:ADDRESS] or slurm[:PARTITION])")
+    if kind in ("local", "serial") and arg:
+        raise ConfigError(f"executor {kind} takes no address, got {spec!r}")
+    return kind, arg
+
+
+@contextlib.contextmanager
+def open_executor(spec: str = "local", *, workers: int | None = None, log_dir: str | os.PathLike | None = None,
+                  note: Callable[[str], None] | None = None) -> Iterator[cf.Executor]:
+    """An executor for ``spec`` (see the module docstring), shut down on exit.
+
+    ``workers``: processes for ``local`` and a local Dask cluster (default: one
+    per core); ``log_dir``: where submitit keeps its job files.
+    """
+    kind, arg = parse_executor(spec)
+    n = workers or default_workers()
+    say = note or (lambda msg: print(msg, file=sys.stderr))
+    if kind == "serial":
+        yield SerialExecutor()
+        return
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        say("sparsescope: no Slurm here (sbatch not found); using the local executor")
+        kind = "local"
+    if kind == "local":
+        import multiprocessing as mp
+
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=one_thread) as ex:
+            yield ex
+        return
+    if kind == "dask":
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("executor dask needs Dask: pip install 'sparsescope[dask]' (dask[distributed])") from None
+        if arg in ("", "local"):
+            os.environ["OMP_NUM_THREADS"] = "1"
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                    Client(cluster) as client:
+                client.run(one_thread)
+                yield client.get_executor(pure=False)
+        else:
+            try:
+                client = Client(arg, timeout=10)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"cannot reach the Dask scheduler at {arg}: {exc}") from None
+            with client:
+                client.run(one_thread)
+                yield client.get_executor(pure=False)
+        return
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("executor slurm needs submitit: pip install 'sparsescope[slurm]'") from None
+    folder = Path(log_dir or "runs") / ".submitit"
+    inner = submitit.AutoExecutor(folder=str(folder))
+    inner.update_parameters(timeout_min=240, cpus_per_task=1, **({"slurm_partition": arg} if arg else {}))
+    yield _SubmititExecutor(inner)

@@ -1,0 +1,123 @@
+/* sparsescope viewer -- the selection card (floating beside the selected node) and
+   the hover magnifier.  Data-derived text only through textContent. */
+
+SS.el = function (tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+/* Copy of a small canvas, shown at `px` CSS pixels (pixelated). */
+SS.bigCopy = function (src, px) {
+  const c = document.createElement("canvas");
+  c.width = src.width; c.height = src.height; c.getContext("2d").drawImage(src, 0, 0);
+  c.style.width = px + "px"; c.style.height = px + "px";
+  return c;
+};
+
+/* The contributions of node i of layer L: bias, then each incoming edge's term
+   (w x source value with values, else w), largest first.  The rows sum to the
+   node's pre-activation sum; returns {rows, pre}. */
+SS.contributions = function (G, L, i, values) {
+  const S = G.byName[L.source], x = values ? values.post[S.name] : null, rows = [];
+  for (let e = L.start[i]; e < L.start[i + 1]; e++) {
+    const v = x ? x[L.src[e]] : null;
+    rows.push({ id: SS.nodeId(S, L.src[e]), w: L.w[e], v: v, t: x ? L.w[e] * v : L.w[e] });
+  }
+  rows.sort(function (a, b) { return Math.abs(b.t) - Math.abs(a.t); });
+  return { rows: rows, pre: values ? values.pre[L.name][i] : null };
+};
+
+/* Fill `box` with the card of the highlighted node hl.sel. */
+SS.renderCard = function (box, V, hl, labelOf) {
+  const el = SS.el, G = V.G, L = hl.sel.layer, i = hl.sel.i, id = SS.nodeId(L, i), vals = V.values;
+  box.textContent = "";
+  box.appendChild(el("div", "id", id + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")));
+  const dl = el("dl");
+  const row = function (k, v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); };
+  row("layer", L.name + " (" + (L.kind === "input" ? "input" : L.act) + ")");
+  if (vals) row("value", SS.short(vals.post[L.name][i]));
+  if (L.lo) row("bounds", "<" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">" + (G.box ? " over box \u201c" + G.box + "\u201d" : ""));
+  if (L.kind === "affine" && !V.liveAll[L.name][i]) row("note", "contributes nothing to any output");
+  if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
+  let na = 0, nd = 0;
+  G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
+  row("fan-in / out", L.fanIn[i] + " / " + L.fanOut[i]);
+  row("ancestors", String(na - 1) + ", descendants " + String(nd - 1));
+  box.appendChild(dl);
+  if (L.kind === "affine") {
+    const c = SS.contributions(G, L, i, vals), top = 12, tb = el("table", "contrib"), hd = el("tr");
+    box.appendChild(el("div", "small muted", vals ? "contributions: bias + w \u00d7 value (sum = value before " + (L.act === "relu" ? "ReLU)" : "activation)")
+      : "terms: bias and weights (largest first)"));
+    (vals ? ["term", "weight", "value", "w \u00d7 value"] : ["term", "weight"]).forEach(function (h) { hd.appendChild(el("td", "muted", h)); });
+    tb.appendChild(hd);
+    const add = function (cells, cls) {
+      const tr = el("tr", cls || "");
+      cells.forEach(function (t, k) {
+        const v = typeof t === "number" ? t : null;
+        tr.appendChild(el("td", k === cells.length - 1 && v !== null ? (v > 0 ? "pos" : v < 0 ? "neg" : "") : "", v !== null ? SS.short(v) : t));
+      });
+      tb.appendChild(tr);
+    };
+    add(vals ? ["bias", "", "", L.bias[i]] : ["bias", L.bias[i]], "bias");
+    c.rows.slice(0, top).forEach(function (r) { add(vals ? [r.id, r.w, r.v, r.t] : [r.id, r.w]); });
+    if (c.rows.length > top) {
+      let rest = 0; c.rows.slice(top).forEach(function (r) { rest += r.t; });
+      add(vals ? [(c.rows.length - top) + " more terms", "", "", rest] : [(c.rows.length - top) + " more weights", ""], "rest");
+    }
+    if (vals) {
+      add(["sum", "", "", c.pre], "sum");
+      if (L.act === "relu") add(["value = relu(sum)", "", "", vals.post[L.name][i]], "sum");
+    }
+    box.appendChild(tb);
+    const terms = [];
+    for (let e = L.start[i]; e < L.start[i + 1]; e++) {
+      const w = L.w[e];
+      terms.push((w < 0 ? " \u2212 " : " + ") + SS.fmt(Math.abs(w)) + " \u00d7 " + SS.nodeId(G.byName[L.source], L.src[e]));
+    }
+    const body = SS.fmt(L.bias[i]) + terms.join("");
+    const det = el("details"), sum = el("summary", "small muted", "expression (full precision)");
+    det.appendChild(sum);
+    det.appendChild(el("pre", null, id + " = " + (L.act === "relu" ? "relu(" + body + ")" : body)));
+    box.appendChild(det);
+    if (V.layout.layers[L.name].image) {
+      const imgs = el("div", "imgs"), fig = function (src, cap) {
+        if (!src) return;
+        const f = el("figure"); f.appendChild(SS.bigCopy(src, 112)); f.appendChild(el("figcaption", null, cap)); imgs.appendChild(f);
+      };
+      fig(V.weightImages[i], "weights");
+      if (V.productImages) fig(V.productImages[i], "input \u00d7 weights");
+      box.appendChild(imgs);
+    }
+  } else {
+    const cols = V.layout.input.cols, r = Math.floor(i / cols), cc = i % cols;
+    box.appendChild(el("pre", null, id + " = input pixel (row " + r + ", column " + cc + ")"));
+  }
+  if (L.feeds.length) {
+    const outs = [];
+    L.feeds.forEach(function (M) { for (let e = 0; e < M.dst.length; e++) if (M.src[e] === i) outs.push(SS.nodeId(M, M.dst[e]) + " (" + SS.short(M.w[e]) + ")"); });
+    if (outs.length) { box.appendChild(el("div", "small muted", "feeds")); box.appendChild(el("pre", null, outs.join(", "))); }
+  }
+};
+
+/* The hover tip: a short summary, and for a first-layer image unit its weights
+   (and input x weights) magnified to 128 px. */
+SS.renderTip = function (tip, V, loc) {
+  const el = SS.el, L = loc.layer, i = loc.i;
+  tip.textContent = "";
+  const lines = [SS.nodeId(L, i) + (L.labels ? "  \u201c" + L.labels[i] + "\u201d" : "")];
+  if (V.values) lines.push("value  " + SS.short(V.values.post[L.name][i]));
+  if (L.lo) lines.push("bounds <" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">");
+  if (L.bias) lines.push("bias " + SS.short(L.bias[i]));
+  lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
+  tip.appendChild(el("div", "txt", lines.join("\n")));
+  if (L.kind !== "input" && V.layout.layers[L.name].image) {
+    const imgs = el("div", "imgs"), fig = function (src, cap) {
+      const f = el("figure"); f.appendChild(SS.bigCopy(src, 128)); f.appendChild(el("figcaption", null, cap)); imgs.appendChild(f);
+    };
+    fig(V.weightImages[i], "weights");
+    if (V.productImages) fig(V.productImages[i], "input \u00d7 weights");
+    tip.appendChild(imgs);
+  }
+};

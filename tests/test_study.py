@@ -1,0 +1,93 @@
+"""The study report: numbers equal the runs' flowgraph measures, deterministic bytes, finding and frontier."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from sparsescope.cli import main
+from sparsescope.study import load_sweep, run_sweep, write_study
+from sparsescope.study._tables import finding, frontier
+
+from test_sweep import TINY  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    base = tmp_path_factory.mktemp("study")
+    p = base / "tiny.toml"
+    p.write_text(TINY.replace("[experiment.prune]\nrounds = 3", "[experiment.prune]\nrounds = 3\n[study]\naccuracy_floor = 0.3"))
+    sweep = load_sweep(p)
+    run_sweep(sweep, base / "runs", executor="serial")
+    return sweep, p, base
+
+
+def test_report_numbers_files_and_determinism(swept, tmp_path):
+    from sparsescope.analysis import readability
+    from sparsescope.runs import RunStore, round_flowgraph
+
+    sweep, path, base = swept
+    index = write_study(sweep, base / "runs", tmp_path / "a", executor="serial")
+    write_study(sweep, base / "runs", tmp_path / "b", executor="serial")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {str(f) for f in files} >= {"index.html", "rows.csv", "classes.csv", "aggregate.csv", "runs.csv", "finding.json",
+                                       "study.json", "figures/accuracy-density.svg", "figures/accuracy-readability.svg",
+                                       "figures/per-class.svg"}
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "a" / "rows.csv").read_text())))
+    assert len(rows) == 2 * 2 * (3 + 2 * 2)  # schedules x seeds x (rounds + kinds x pruned rounds)
+    assert {r["variant"] for r in rows} == {"ticket", "reinit", "random-mask"}
+    # a control row holds the measures of that control's own flowgraph
+    row = next(r for r in rows if r["variant"] == "random-mask" and r["round"] == "2")
+    store = RunStore(base / "runs" / row["run_id"])
+    folder = f"random-mask-r002-s{row['control_seed']}"
+    rd = readability(round_flowgraph(store, control=folder))
+    assert int(row["edges"]) == rd.edges and float(row["description_bits"]) == rd.description_bits
+    assert float(row["out_edges"]) == pytest.approx(rd.mean_output("edges"), abs=1e-4)
+    assert float(row["test_accuracy"]) == store.read_round_at(store.path / "controls" / folder, "c").metrics["test_accuracy"]
+    classes = list(csv.DictReader(io.StringIO((tmp_path / "a" / "classes.csv").read_text())))
+    assert len(classes) == 10 * len(rows)
+    page = index.read_text()
+    assert page.count("<svg") == 3 and "Content-Security-Policy" in page and "<script" not in page
+    found = json.loads((tmp_path / "a" / "finding.json").read_text())
+    assert found["floor"] == 0.3 and found["measure"] == "out_edges" and len(found["finding_text"]) == 1
+
+
+def test_cli_study_and_missing_runs(swept, tmp_path, capsys):
+    sweep, path, base = swept
+    assert main(["study", str(path), "--runs-dir", str(base / "runs"), "-o", str(tmp_path / "r"), "--executor", "serial",
+                 "--floor", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "at test accuracy >= 0.200" in out and out.strip().endswith("index.html")
+    assert main(["study", str(path), "--runs-dir", str(tmp_path / "none"), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run 'sparsescope sweep' first" in err[0]
+    assert main(["study", str(path), "--runs-dir", str(base / "runs"), "--measure", "beauty"]) == 2
+    assert "unknown measure 'beauty'" in capsys.readouterr().err
+
+
+def test_frontier_keeps_exactly_the_undominated_points():
+    pts = [(5, 0.9), (3, 0.8), (3, 0.85), (10, 0.95), (7, 0.9), (1, 0.5), (10, 0.94)]
+    keep = frontier(pts)
+    want = [i for i, (m, a) in enumerate(pts)
+            if not any((m2 <= m and a2 >= a) and (m2, a2) != (m, a) for m2, a2 in pts)]
+    assert sorted(keep) == sorted(want) == [0, 2, 3, 5]
+
+
+def test_finding_chooses_per_seed_and_needs_every_seed():
+    def row(s, seed, r, acc, edges):
+        return {"dataset": "d", "schedule": s, "variant": "ticket", "seed": seed, "round": r, "test_accuracy": acc,
+                "out_edges": edges, "density": 1.0 / (r + 1)}
+
+    rows = [row("a", 0, 0, 0.95, 100), row("a", 0, 1, 0.91, 40), row("a", 0, 2, 0.80, 10),
+            row("a", 1, 0, 0.96, 110), row("a", 1, 1, 0.93, 60), row("a", 1, 2, 0.92, 20),
+            row("b", 0, 0, 0.95, 100), row("b", 0, 1, 0.90, 5), row("b", 1, 0, 0.95, 90), row("b", 1, 1, 0.7, 4),
+            {**row("a", 0, 1, 0.99, 1), "variant": "reinit"}]
+    f = {x["schedule"]: x for x in finding(rows, ["a", "b"], 0.9, "out_edges")}
+    assert f["a"]["rounds"] == [1, 2] and f["a"]["out_edges_mean"] == 30 and f["a"]["best"]
+    assert f["b"]["reached"] == 2 and f["b"]["rounds"] == [1, 0] and f["b"]["out_edges_mean"] == 47.5
+    assert not f["b"]["best"]

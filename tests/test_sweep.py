@@ -1,0 +1,143 @@
+"""Sweeps: grid expansion, checks, resume, and byte-identical runs across executors (Dask for real)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from sparsescope._errors import ConfigError
+from sparsescope.cli import main
+from sparsescope.study import load_sweep, run_sweep, sweep_from_dict
+
+TINY = """
+name = "tiny"
+seeds = [0, 1]
+datasets = ["mnist5k"]
+controls = ["reinit", "random-mask"]
+[experiment.model]
+sizes = [784, 8, 8, 10]
+[experiment.train]
+epochs = 1
+batch_size = 100
+[experiment.prune]
+rounds = 3
+[schedules.layerwise]
+rates = { h1 = 0.5, h2 = 0.3, out = 0.2 }
+[schedules.global]
+strategy = "global"
+rate = 0.5
+"""
+
+
+def run_bytes(runs_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file that the training decides (masks, weights, metrics, init), by relative path.
+
+    Left out: timing.json (wall times), DONE (it lists timing.json's checksum) and the
+    manifest's creation time; hidden lock files.
+    """
+    import json
+
+    out = {}
+    for p in sorted(runs_dir.rglob("*")):
+        if not p.is_file() or p.name in ("timing.json", "DONE") or p.name.startswith("."):
+            continue
+        data = p.read_bytes()
+        if p.name == "manifest.json":
+            m = json.loads(data)
+            m.pop("created")
+            data = json.dumps(m, sort_keys=True).encode()
+        out[str(p.relative_to(runs_dir))] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_expand_grid_and_merge_schedules(tiny):
+    sweep = load_sweep(tiny)
+    runs = sweep.runs()
+    assert [(r.schedule, r.seed) for r in runs] == [("layerwise", 0), ("layerwise", 1), ("global", 0), ("global", 1)]
+    assert len({r.run_id for r in runs}) == 4
+    assert all(r.run_id.startswith(f"tiny-{r.schedule}-") for r in runs)
+    g = runs[2].config.prune
+    assert g.strategy == "global" and g.rate == 0.5 and g.rounds == 3
+    assert runs[0].config.model.sizes == (784, 8, 8, 10) and runs[0].config.train.epochs == 1
+    # a schedule's own stop replaces the default one
+    doc = {"schedules": {"a": {"rates": {"h1": 0.2}, "target_density": 0.5}}, "experiment": {"prune": {"rounds": 3}}}
+    s = sweep_from_dict(doc)
+    assert s.runs()[0].config.prune.rounds is None and s.runs()[0].config.prune.target_density == 0.5
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("seeds = [0]\n", "at least one [schedules.NAME]"),
+    ("bogus = 1\n[schedules.a]\nrounds = 2\n", "unknown sweep key 'bogus'"),
+    ("seeds = []\n[schedules.a]\nrounds = 2\n", "seeds"),
+    ("seeds = [1, 1]\n[schedules.a]\nrounds = 2\n", "distinct"),
+    ("controls = ['shuffle']\n[schedules.a]\nrounds = 2\n", "control kinds"),
+    ("control_rounds = [0]\n[schedules.a]\nrounds = 2\n", "control_rounds"),
+    ("[schedules.a]\nrates = { h9 = 0.2 }\nrounds = 2\n", "schedule a: prune names unknown layer(s) h9"),
+    ("[schedules.'a b']\nrounds = 2\n", "schedule name"),
+    ("[experiment]\nseed = 3\n[schedules.a]\nrounds = 2\n", "[experiment] takes"),
+    ("[schedules.a\n", "not valid TOML"),
+])
+def test_bad_sweeps_are_one_line(tmp_path, text, needle, capsys):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    code = main(["sweep", str(p), "--runs-dir", str(tmp_path / "runs"), "--executor", "serial"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_executor_is_one_line(tiny, tmp_path, capsys):
+    assert main(["sweep", str(tiny), "--runs-dir", str(tmp_path / "r"), "--executor", "mpi"]) == 2
+    assert "unknown executor 'mpi'" in capsys.readouterr().err
+
+
+def test_sweep_runs_skips_and_resumes(tiny, tmp_path):
+    from sparsescope.runs import RunStore, run_control, run_experiment
+
+    sweep = load_sweep(tiny)
+    full = tmp_path / "full"
+    res = run_sweep(sweep, full, executor="serial")
+    assert res.tasks == 4 + 4 * 2 and res.skipped == 0
+    files = run_bytes(full)
+    # every run has its rounds and a control of each kind at every pruned round
+    for r in sweep.runs():
+        store = RunStore(full / r.run_id)
+        assert store.finished_rounds() == [0, 1, 2]
+        assert sorted(p.name.split("-s")[0] for p in store.control_dirs()) == [
+            "random-mask-r001", "random-mask-r002", "reinit-r001", "reinit-r002"]
+    again = run_sweep(sweep, full, executor="serial")
+    assert again.tasks == 0 and again.skipped == 4 + 4 * 2
+    assert run_bytes(full) == files
+
+    # a sweep killed half way: one run stopped after a round, one control done, one run missing
+    part = tmp_path / "part"
+    first = sweep.runs()[0]
+    run_experiment(first.config, part, stop_after=1)
+    second = sweep.runs()[1]
+    run_experiment(second.config, part)
+    run_control(part / second.run_id, 2, "reinit")
+    res = run_sweep(sweep, part, executor="serial")
+    assert res.tasks == 3 + 1 + 4 * 2 - 1  # 3 runs, first resumed; second run's reinit task still needed for r1
+    assert run_bytes(part) == files
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_same_bytes_as_local_processes(tiny, tmp_path):
+    pytest.importorskip("distributed")
+    one = tmp_path / "one.toml"
+    one.write_text(TINY.split("[schedules.global]")[0])  # 2 seeds x 1 schedule x 2 controls
+    sweep = load_sweep(one)
+    run_sweep(sweep, tmp_path / "local", executor="local", workers=2)
+    run_sweep(sweep, tmp_path / "dask", executor="dask", workers=2)
+    a, b = run_bytes(tmp_path / "local"), run_bytes(tmp_path / "dask")
+    # per run: init + manifest, 3 rounds and 4 controls of (mask, weights, metrics)
+    assert len(a) == 2 * (2 + 3 * 3 + 4 * 3) and a == b
