@@ -211,9 +211,29 @@ def _complete_report(folder: Path) -> bool:
                for r, h in files.items())
 
 
-@pytest.mark.slow
-def test_kill_report_before_every_step(finished, tmp_path, monkeypatch):
-    """Over an earlier report (of round 0): at every kill the old or the new report is in place."""
+def _stub_build(root, graph, rounds, xs, ys, k, title):
+    """A stand-in for the report's figures: three small files whose bytes depend on the round."""
+    from sparsescope.render._report import GENERATOR
+
+    (root / "figures").mkdir()
+    (root / "index.html").write_text(f'<meta name="generator" content="{GENERATOR}"><h1>{title}</h1>')
+    (root / "figures" / "graph.svg").write_text(f"<svg><!-- {title} --></svg>")
+    (root / "figures" / "graph.png").write_bytes(title.encode())
+
+
+@pytest.mark.parametrize("real", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_kill_report_before_every_step(finished, tmp_path, monkeypatch, real):
+    """Over an earlier report (of round 0): at every kill the old or the new report is in place.
+
+    The fast variant replaces the figures by a stand-in writing three files, so that every
+    step of the folder machinery (temporary, file list, exchange, removing the old report)
+    is a kill point in seconds; the slow one draws the real report and kills at the steps
+    around the exchange and a few of the ~100 figure writes.
+    """
+    from sparsescope.render import _report
+
+    if not real:
+        monkeypatch.setattr(_report, "_build", _stub_build)
     rep = tmp_path / "work" / "rep"
     base = ["report", "fault", "--runs-dir", str(finished / "runs"), "-o", str(rep)]
     assert cli.main(base + ["--round", "1"]) == 0
@@ -222,10 +242,9 @@ def test_kill_report_before_every_step(finished, tmp_path, monkeypatch):
     old = _digest_tree(rep)
     assert old != want
     kinds = _count_steps(base + ["--round", "1"], monkeypatch, kinds=True)
-    # the ~100 writes into the private temporary folder are all alike: kill at every 10th of them,
-    # and at every step from the last few writes on (file list, exchange, removing the old report)
     commit = kinds.index("exchange")
-    chosen = sorted(set(range(0, commit - 4, 10)) | set(range(commit - 4, len(kinds))))
+    chosen = list(range(len(kinds))) if not real else sorted(
+        {0, 1, 2, commit // 2, commit - 2, commit - 1, commit, commit + 1, commit + 2, len(kinds) - 1})
     steps = len(chosen)
     log = tmp_path / "child-errors.log"
     outcomes, temporaries, mismatches, neither = [], 0, 0, 0
@@ -237,6 +256,7 @@ def test_kill_report_before_every_step(finished, tmp_path, monkeypatch):
         temporaries += len(_temporaries(rep.parent))
         mismatches += _digest_tree(rep) != want
     tracebacks = log.read_text().count("Traceback") if log.exists() else 0
-    _report_counts("report", steps, outcomes, tracebacks, temporaries, mismatches, neither)
+    _report_counts("report" + (" (real figures)" if real else " (stand-in figures)"), steps, outcomes, tracebacks,
+                   temporaries, mismatches, neither)
     assert outcomes == ["killed"] * steps
     assert (tracebacks, temporaries, mismatches, neither) == (0, 0, 0, 0)

@@ -254,7 +254,7 @@ def _symlinked_round(r: Path, run: Path) -> None:
 def _control(fn):
     def apply(run: Path, case: Path) -> None:
         c = run / "controls"
-        (src,) = c.iterdir()
+        (src,) = [p for p in c.iterdir() if not p.name.startswith(".")]
         fn(c, src)
 
     return apply
@@ -366,9 +366,11 @@ CASES = {
     "control of an unfinished round": (_control(lambda c, src: shutil.copytree(src, c / "reinit-r009-s1")), ["show"]),
     "control under another name": (_control(lambda c, src: shutil.copytree(src, c / "reinit-r001-s5")), ["show"]),
     # the lock file
-    "lock links outside": (raw_file(".lock", kind="missing"), ["run", "control"]),
-    "lock is a folder": (raw_file(".lock", kind="dir"), ["run", "control"]),
-    "lock is a FIFO": (raw_file(".lock", kind="fifo"), ["run", "control"]),
+    "lock links outside": (raw_file(".lock", kind="missing"), ["run"]),
+    "lock is a folder": (raw_file(".lock", kind="dir"), ["run"]),
+    "lock is a FIFO": (raw_file(".lock", kind="fifo"), ["run"]),
+    "control lock links outside": (raw_file("controls/.random-mask-r002-s7.lock", kind="missing"), ["control"]),
+    "control lock is a FIFO": (raw_file("controls/.random-mask-r002-s7.lock", kind="fifo"), ["control"]),
 }
 
 
@@ -380,7 +382,7 @@ def _argv(cmd: str, run: Path, cfg: Path, runs: Path) -> list:
         "graph-svg": ["graph", run, *r],
         "view": ["view", run, *r],
         "report": ["report", run, *r],
-        "control": ["control", run, "--round", 2, "--kind", "random-mask", *r],
+        "control": ["control", run, "--round", 2, "--kind", "random-mask", "--seed", 7, *r],
         "run": ["run", cfg, "--quiet", *r],
     }[cmd]
 
@@ -399,6 +401,8 @@ def test_hostile_run_folders(base, tmp_path, capsys, monkeypatch):
         mutate(run, root)
         if case == "lock links outside":
             (run / ".lock").symlink_to(root / "outside" / "planted")
+        if case == "control lock links outside":
+            (run / "controls" / ".random-mask-r002-s7.lock").symlink_to(root / "outside" / "planted")
         before = snapshot(root, work)
         monkeypatch.chdir(work)
         t.c["cases"] += 1
@@ -608,9 +612,9 @@ def test_hostile_idx_data(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(work)
     ok = tmp_path / "valid"
     _idx_folder(ok)
-    cfg_text = RUN_CONFIG.replace('"mnist5k"', '"idx:{}"').replace("rounds = 3", "rounds = 1").split("[controls]")[0]
+    cfg_text = RUN_CONFIG.replace('"mnist5k"', '"idx:IDXDIR"').replace("rounds = 3", "rounds = 1").split("[controls]")[0]
     good = tmp_path / "good.toml"
-    good.write_text(cfg_text.format(ok))
+    good.write_text(cfg_text.replace("IDXDIR", str(ok)))
     assert call(["run", good, "--runs-dir", work / "runs", "--quiet"], capsys)[0] == 0  # the baseline is fine
     shutil.rmtree(work / "runs")
     for i, (case, files) in enumerate(IDX_CASES.items()):
@@ -622,7 +626,7 @@ def test_hostile_idx_data(tmp_path, capsys, monkeypatch):
         else:
             _idx_folder(folder, **files)
         cfg = tmp_path / f"idx{i}.toml"
-        cfg.write_text(cfg_text.format(folder))
+        cfg.write_text(cfg_text.replace("IDXDIR", str(folder)))
         before = snapshot(tmp_path, work)
         t.c["cases"] += 1
         check_call(t, case, ["run", cfg, "--runs-dir", work / "runs", "--quiet"], capsys)
@@ -686,3 +690,43 @@ def test_report_keeps_user_files(base, tmp_path, capsys, monkeypatch):
     user_files_kept("legacy + user file", {legacy / "todo.md": b"todo"})
     t.bad("temporaries", "reports", "left behind", len(temporaries(tmp_path)))
     t.done()
+
+
+# -- Ctrl-C during start-up -------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_parsing_or_importing_is_one_line(monkeypatch, capsys):
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    for target in ("sparsescope.cli.build_parser", "sparsescope._commands.cmd_runs"):
+        with monkeypatch.context() as m:
+            m.setattr(target, interrupt)
+            code, out, err, tb = call(["runs"], capsys)
+        assert tb is None and code == 130 and err.count("\n") == 1 and "interrupted" in err, (target, err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.15, 0.4, 0.8, 1.5])
+def test_sigint_during_start_up(tmp_path, delay):
+    """SIGINT a real `sparsescope run` at several moments of its start-up (imports, data, first round)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(RUN_CONFIG)
+    cmd = [sys.executable, "-m", "sparsescope", "run", str(cfg), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    if proc.returncode == 130:
+        assert err.count("\n") == 1 and "interrupted" in err, err
+    else:
+        assert proc.returncode == 0, (proc.returncode, err)  # finished before the signal
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert temporaries(tmp_path) == []

@@ -63,7 +63,7 @@ def check_manifest(m: Any, where: Path) -> Any:
         isinstance(c, str) and len(c) <= 200 for c in classes)
     _err(what, ok, "data.classes must be a list of 1-100000 strings")
     if d.get("kind") == "env":  # an RL run: the environment's input names and termination limits
-        n = len(classes) and size
+        n = size
         ok = isinstance(d.get("inputs"), list) and len(d["inputs"]) == n and all(
             isinstance(x, str) and len(x) <= 200 for x in d["inputs"])
         _err(what, ok, "data.inputs must name every input")
