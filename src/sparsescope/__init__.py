@@ -20,17 +20,16 @@ __version__ = "0.1.0"
 
 from ._errors import ConfigError, DataError, GraphError, RunStoreError, SparsescopeError  # noqa: E402
 
-_LAZY = ("ExperimentConfig", "load_config")
+_LAZY = ("ExperimentConfig", "load_config")  # the config code imports numpy; `sparsescope runs` needs neither
 
 
 def __getattr__(name: str):
-    # the config module pulls in numpy (~0.2 s); loading it on first use keeps the
-    # command's start-up, where Ctrl-C must still give one clean line, short
     if name in _LAZY:
         from . import _config
 
         return getattr(_config, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",

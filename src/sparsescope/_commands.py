@@ -7,8 +7,6 @@ import sys
 
 from pathlib import Path
 
-import numpy as np
-
 from ._atomic import write_bytes, write_text
 from ._errors import SparsescopeError
 from ._untrusted import check_name, term
@@ -42,6 +40,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(round_table(result.rounds))
     trained = f"trained rounds {result.trained_now[0]}-{result.trained_now[-1]}" if result.trained_now else "all rounds were already finished"
     print(f"{trained}; training time {result.train_seconds:.2f}s")
+    runs = "" if args.runs_dir == "runs" else f" --runs-dir {args.runs_dir}"
+    print("next:")
+    print(f"  python3 -m sparsescope report {result.run_id}{runs}   # figures + statistics -> reports/{result.run_id}-rNNN/index.html")
+    print(f"  python3 -m sparsescope view {result.run_id}{runs}     # one offline HTML page to explore every round")
     return 0
 
 
@@ -56,7 +58,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if r.error:
             cells = [r.run_id, f"(unreadable: {r.error})", r.path]
         else:
-            cells = [r.run_id, r.created, r.dataset, f"{r.rounds_done}/{r.rounds_planned} rounds", r.path]
+            cells = [r.run_id, r.created, r.dataset, f"{r.rounds_done}/{r.rounds_planned} rounds", r.status, r.path]
         print("\t".join(term(c) for c in cells))
     return 0
 
@@ -68,13 +70,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = resolve_run(args.run, args.runs_dir)
     m = store.manifest()
     print(f"run {term(m['run_id'])}  dataset {term(m['data']['name'])}  created {term(m['created'])}  "
-          f"{len(store.finished_rounds())}/{m['rounds_planned']} rounds")
+          f"{len(store.finished_rounds())}/{m['rounds_planned']} rounds  {store.status()}")
     print(round_table(store.round_metrics()))
     controls = store.control_dirs()
     if controls:
         print("controls:")
         for c in controls:
-            mt = store.read_round_at(c, f"control {c.name}").metrics
+            mt = store.read_metrics_at(c, f"control {c.name}")
             print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  {_score(mt)}")
     return 0
 
@@ -93,6 +95,19 @@ def cmd_control(args: argparse.Namespace) -> int:
     print(f"control {args.kind} of round {args.round}: density {100 * mt['density']:.2f}%  "
           f"{_score(mt)}  (seed {mt['seed']})")
     return 0
+
+
+def _model_file(args: argparse.Namespace) -> bool:
+    """RUN names a model file (graph/report/view then go to _model_commands); else check run-only options."""
+    from .interop import is_model_file
+
+    if is_model_file(args.run):
+        return True
+    if args.box not in (None, "unit", "data", "env"):
+        raise SparsescopeError(f"--box {args.box}: a run takes unit, data or env (LO,HI and data:FILE.npy are for model files)")
+    if args.labels is not None:
+        raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
+    return False
 
 
 def _score(mt: dict) -> str:
@@ -118,6 +133,8 @@ def _test_image(store, index: int, round_index: int | None = None):
     if is_rl_manifest(store.manifest()):
         from types import SimpleNamespace
 
+        import numpy as np
+
         from .runs import round_episode
 
         rnd = store.finished_rounds()[-1] if round_index is None else round_index
@@ -130,57 +147,108 @@ def _test_image(store, index: int, round_index: int | None = None):
     data = run_data(store)
     if not 0 <= index < len(data.x_test):
         raise SparsescopeError(f"--input {index} is out of range: the test set has {len(data.x_test)} images")
-    return data, data.x_test[index].astype(np.float64)
+    return data, data.x_test[index].astype("float64")
+
+
+FORMATS = ("svg", "png", "json")
+
+
+def _graph_format(out: str | None, given: str | None) -> str:
+    """The figure format: from ``-o``'s extension; ``--format`` may only agree with it."""
+    ext = Path(out).suffix.lower().lstrip(".") if out and out != "-" else ""
+    if ext in FORMATS:
+        if given is not None and given != ext:
+            raise SparsescopeError(f"--format {given} contradicts -o {out} (a .{ext} file); give one or make them agree")
+        return ext
+    if given is None and ext:
+        raise SparsescopeError(f"cannot tell the format from -o {out}: give --format svg, png or json")
+    return given or "svg"
+
+
+def _write_out(out: str, data: str | bytes) -> None:
+    """Write ``data`` atomically to ``out``, or to standard output when ``out`` is ``-``."""
+    if out == "-":
+        if isinstance(data, str):
+            sys.stdout.write(data)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    elif isinstance(data, str):
+        write_text(Path(out), data)
+    else:
+        write_bytes(Path(out), data)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
+    if _model_file(args):
+        from ._model_commands import model_graph
+
+        return model_graph(args)
+    store, graph = _round_graph(args, args.box)
+
+    def sample(i: int):
+        data, x = _test_image(store, i, args.round)
+        classes, y = graph.output.labels, int(data.y_test[i])
+        return x, classes[y] if classes and 0 <= y < len(classes) else str(y)
+
+    return write_graph(args, graph, _default_name(f"{graph.meta['run']}-r{graph.meta['round']:03d}"), sample)
+
+
+def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
+    """``graph``'s body for a run or a model file: write ``graph`` (or ``--output``'s subgraph) as
+    svg/png/json to ``-o`` or ``STEM[-outK][-inI].FORMAT``; ``sample(i)`` is the ``--input i`` sample and
+    its label, ``(x, label or None)``."""
     from .graph import to_json
 
+    args.format = _graph_format(args.out, args.format)
     if args.input is not None and args.format == "json":
         raise SparsescopeError("--input applies to svg and png figures; the JSON holds the graph itself")
-    store, graph = _round_graph(args, args.box)
     if args.output is not None and not 0 <= args.output < graph.output.size:
         raise SparsescopeError(f"--output {args.output} is out of range: the model has {graph.output.size} outputs")
-    rnd = graph.meta["round"]
-    stem = f"{graph.meta['run']}-r{rnd:03d}" + (f"-out{args.output}" if args.output is not None else "") + (
+    stem += (f"-out{args.output}" if args.output is not None else "") + (
         f"-in{args.input}" if args.input is not None else "")
-    out = Path(args.out or _default_name(stem, f".{args.format}"))
+    out = args.out or f"{stem}.{args.format}"
     if args.format == "json":
         g = graph
         if args.output is not None:
             from .analysis import subgraph
 
             g = subgraph(graph, args.output).with_bounds(graph.bounds)
-        write_text(out, to_json(g))
+        _write_out(out, to_json(g))
     else:
         from .render import graph_figure
 
         x, where = None, {}
         if args.input is not None:
-            data, x = _test_image(store, args.input, args.round)
-            classes = graph.output.labels
-            y = int(data.y_test[args.input])
-            where = {"input_index": args.input, "input_label": classes[y] if classes and 0 <= y < len(classes) else str(y)}
+            x, label = sample(args.input)
+            where = {"input_index": args.input, "input_label": label}
         scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
                              off="hide" if args.hide_off else "mark", **where)
-        if args.format == "svg":
-            write_text(out, scene.to_svg())
-        else:
-            write_bytes(out, scene.to_png())
-    print(term(out))
+        _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
+    if out != "-":
+        print(term(out))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    if _model_file(args):
+        from ._model_commands import model_report
+
+        return model_report(args)
     from .render import write_report
 
+    if args.out == "-":
+        raise SparsescopeError("report writes a folder (index.html and figures); -o - is only for graph and view")
     store, graph = _round_graph(args, args.box)
     data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
-    out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}"))
-    index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype(np.float64),
+    default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
+    box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
+    out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}{box}"))
+    index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
                          title=f"{graph.meta['run']} round {rnd}")
     print(term(index))
@@ -189,11 +257,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
+    if _model_file(args):
+        from ._model_commands import model_view
+
+        return model_view(args)
     from .runs import resolve_run
     from .viewer import write_run_page
 
     store = resolve_run(args.run, args.runs_dir)
     rnd = store.finished_rounds()[-1] if args.round is None and store.finished_rounds() else args.round
+    if args.out == "-":  # the page goes through a private temporary file, then to stdout
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            page = write_run_page(store, Path(tmp) / "page.html", round_index=args.round, box=args.box,
+                                  samples=args.samples)
+            _write_out("-", page.read_bytes())
+        return 0
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
     print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
     return 0
@@ -227,4 +307,33 @@ def cmd_study(args: argparse.Namespace) -> int:
     for line in json.loads((out / "finding.json").read_text())["finding_text"]:
         print(term(line))
     print(term(index))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
+    import dataclasses
+    import json
+
+    from .study import load_sweep
+    from .study._search import search_from_dict, search_schedule
+
+    sweep = load_sweep(args.sweep)
+    if not sweep.search:
+        raise SparsescopeError(f"sweep {args.sweep} has no [search] table (rates = {{ layer = [rates to try] }})")
+    floor = float(sweep.study.get("accuracy_floor", 0.9) if args.floor is None else args.floor)
+    measure = args.measure or sweep.study.get("measure", "out_edges")
+    note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    res = search_schedule(sweep, search_from_dict(sweep.search), args.runs_dir, floor=floor, measure=measure,
+                          executor=args.executor, workers=args.workers, note=note)
+    out = Path(args.out or Path("reports") / f"search-{sweep.name}.json")
+    doc = {"floor": floor, "measure": measure, **dataclasses.asdict(res)}
+    write_text(out, json.dumps(doc, indent=1, sort_keys=True, default=str).replace("Infinity", "null") + "\n")
+    if res.best is None:
+        print(f"no candidate reaches test accuracy {floor} with every seed")
+    else:
+        b = res.best
+        print(f"best rates {b['rates']}: {measure} {b['per_seed_best']:.1f} +- {b['per_seed_sd']:.1f} over "
+              f"{b['seeds']} seeds at test accuracy >= {floor}")
+    print(out)
     return 0

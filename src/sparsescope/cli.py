@@ -7,10 +7,12 @@ mistake (a :class:`SparsescopeError`) prints one line and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from typing import Sequence
 
+from . import __version__
 from ._errors import SparsescopeError
 
 
@@ -19,24 +21,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sparsescope: error: {message} (see '{self.prog} --help')\n")
 
 
-def _runs_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs live (default: ./runs)")
+def _runs_dir(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    # Accepted before and after the command: the top-level parser sets the default,
+    # a command's own option (default SUPPRESS) overrides it only when given.
+    p.add_argument("--runs-dir", default=default, metavar="DIR", help="where runs live (default: ./runs)")
 
 
 def _run_round(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder")
+    p.add_argument("run", metavar="RUN", help="run id, config name, id prefix or folder; or a model file MODEL.onnx")
     p.add_argument("--round", type=int, default=None, metavar="N", help="round (default: the last finished)")
+    p.add_argument("--labels", default=None, metavar="FILE.json",
+                   help='model files: input/output names, {"inputs": [...], "outputs": [...]}')
 
 
 def _box(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--box", choices=["unit", "data", "env"], default=None,
-                   help="input box for the bounds: every pixel in [0, 1] (unit, default for datasets), the training "
-                        "data's range (data), or for an RL run the termination limits and visited velocities (env, its default)")
+    p.add_argument("--box", default=None, metavar="BOX",
+                   help="input box for the bounds: unit (every input in [0, 1], default for datasets), data (a run's "
+                        "training data range), env (an RL run's termination limits and visited velocities, its default); "
+                        "for model files also LO,HI (every input in [LO, HI]; write --box=-1,1 for a negative LO) or "
+                        "data:FILE.npy (per-input range of your samples)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (also used to check that each is documented)."""
     parser = _Parser(prog="sparsescope", description="Train, lottery-ticket prune and read small networks as exact flowgraphs.")
+    parser.add_argument("--version", action="version", version=f"sparsescope {__version__}")
+    _runs_dir(parser, "runs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="run (or resume) an experiment from a TOML config",
@@ -65,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--output", type=int, default=None, metavar="K", help="only the subgraph of output K")
     p.add_argument("--input", type=int, default=None, metavar="I", help="per-input figure for test image I")
-    p.add_argument("--format", choices=["svg", "png", "json"], default="svg")
+    p.add_argument("--format", choices=["svg", "png", "json"], default=None,
+                   help="svg, png or json (default: from the -o extension, else svg)")
     p.add_argument("--shared-scale", action="store_true", help="one colour scale (with a colour bar) for all weight tiles")
     p.add_argument("--hide-off", action="store_true", help="leave out units proven always off over the box (default: grey)")
     _box(p)
-    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: derived from the run, in .)")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE",
+                   help="output file, '-' for standard output (default: derived from the run, in .)")
     _runs_dir(p)
 
     p = sub.add_parser("report", help="write a folder with all figures and statistics of a round",
@@ -77,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
     _box(p)
-    p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/RUN-rN)")
+    p.add_argument("-o", dest="out", default=None, metavar="DIR",
+                   help="output folder (default: reports/RUN-rN, or reports/RUN-rN-data with --box data)")
     _runs_dir(p)
 
     p = sub.add_parser("view", help="write the single-file interactive viewer",
@@ -85,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--samples", default=None, metavar="LIST",
                    help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
-    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="output file (default: RUN-rN.html in .)")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE",
+                   help="output file, '-' for standard output (default: RUN-rN.html in .)")
     _box(p)
     _runs_dir(p)
     _study_commands(sub)
@@ -119,6 +133,17 @@ def _study_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
     _runs_dir(p)
 
+    p = sub.add_parser("search", help="search per-layer pruning rates minimising a readability measure at an accuracy floor",
+                       description="Successive halving over the [search] grid of SWEEP.toml (layerwise rates): every "
+                                   "candidate is an ordinary run; finalists are trained with every seed.")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="result JSON (default: reports/search-NAME.json)")
+    p.add_argument("--floor", type=float, default=None, metavar="ACC", help="accuracy floor (default: [study] accuracy_floor)")
+    p.add_argument("--measure", default=None, metavar="M", help="readability measure (default: [study] measure, else out_edges)")
+    p.add_argument("--executor", **executor)
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    _runs_dir(p)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted).
@@ -133,7 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         from . import _commands
 
-        return getattr(_commands, "cmd_" + args.command)(args)
+        code = getattr(_commands, "cmd_" + args.command)(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except SparsescopeError as exc:
         print(f"sparsescope: error: {term(exc)}", file=sys.stderr)
         return 2
@@ -144,8 +174,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _silence_stdout() -> None:
+    """The reader of our stdout has gone (``show | head -1``): end quietly.
+
+    Point stdout at /dev/null so that the interpreter's final flush does not
+    print "Exception ignored ... BrokenPipeError" on the way out.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,14 +79,21 @@ def conv_layer(name: str, source: Layer, weight: np.ndarray, bias: np.ndarray, *
                  dst=dst, src=src, weight=w, weight_id=tie, weight_shape=tuple(weight.shape))
 
 
+def pool_edges(in_shape: tuple[int, int, int], kernel: int, stride: int
+               ) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unrolled edges of an average pool (no padding) on a ``(C, H, W)`` map: ``(out_shape, dst, src,
+    weight, window)``, every weight ``1/kernel**2``, ``window`` the flat ``(ky, kx)`` position in the window."""
+    c = in_shape[0]
+    ones = np.zeros((c, c, kernel, kernel))
+    ones[np.arange(c), np.arange(c)] = 1.0 / (kernel * kernel)
+    shape, dst, src, wt, tie = conv_edges(ones, in_shape, stride, 0)
+    return shape, dst, src, wt, tie % (kernel * kernel)
+
+
 def pool_layer(name: str, source: Layer, kernel: int, stride: int | None = None, *, activation: str = "identity") -> Layer:
     """An average pool (no padding) as an affine layer with weights ``1/kernel**2`` per channel."""
     stride = kernel if stride is None else stride
-    c, h, w = map_shape(source)
-    ones = np.zeros((c, c, kernel, kernel))
-    ones[np.arange(c), np.arange(c)] = 1.0 / (kernel * kernel)
-    shape, dst, src, wt, tie = conv_edges(ones, (c, h, w), stride, 0)
-    window = tie % (kernel * kernel)  # the (ky, kx) position inside the window
+    shape, dst, src, wt, window = pool_edges(map_shape(source), kernel, stride)
     return Layer(name, "affine", shape, activation=activation, source=source.name, bias=np.zeros(int(np.prod(shape))),
                  dst=dst, src=src, weight=wt, weight_id=window, weight_shape=(kernel, kernel))
 

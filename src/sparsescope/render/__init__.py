@@ -2,7 +2,7 @@
 
 * :class:`Scene` -- a display list with ``to_svg()`` and ``to_png()``;
 * :func:`graph_figure` -- the flowgraph, one output's subgraph, or one input's values;
-* :func:`rounds_figures` -- accuracy against density and weights left over lottery rounds;
+* :func:`rounds_figures` -- accuracy against density and weights left over lottery rounds (matplotlib Figures);
 * :func:`write_report` -- a self-contained folder with ``index.html``, figures and statistics;
 * :func:`order_nodes` -- crossing-reducing order of units within layers (shared with the viewer).
 """

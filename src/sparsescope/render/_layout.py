@@ -22,6 +22,10 @@ def crossings(order_a: np.ndarray, order_b: np.ndarray, src: np.ndarray, dst: np
     """
     if src.size < 2:
         return 0
+    if order_a.size * order_b.size > 4 * src.size + 65536:  # sparse between big columns (unrolled convs)
+        from ..analysis._readability import crossing_count  # O(E log E), no (a, b) matrix
+
+        return crossing_count(order_a, order_b, src, dst)
     ra = np.empty(int(order_a.max()) + 1 if order_a.size else 0, dtype=np.int64)
     ra[order_a] = np.arange(order_a.size)
     rb = np.empty(int(order_b.max()) + 1 if order_b.size else 0, dtype=np.int64)

@@ -170,9 +170,16 @@ def _swap_into_place(tmp: Path, folder: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _save(figures: Path, stem: str, scene: Scene) -> tuple[str, str]:
-    (figures / f"{stem}.svg").write_text(scene.to_svg(), encoding="utf-8")
-    (figures / f"{stem}.png").write_bytes(scene.to_png())
+def _save(figures: Path, stem: str, scene: Any) -> tuple[str, str]:
+    """Write a :class:`Scene` or a matplotlib Figure (the round plots) as SVG and PNG."""
+    if isinstance(scene, Scene):
+        svg, png = scene.to_svg(), scene.to_png()
+    else:
+        from ._mpl import png_bytes, svg_text
+
+        svg, png = svg_text(scene), png_bytes(scene)
+    (figures / f"{stem}.svg").write_text(svg, encoding="utf-8")
+    (figures / f"{stem}.png").write_bytes(png)
     return f"figures/{stem}.svg", f"figures/{stem}.png"
 
 

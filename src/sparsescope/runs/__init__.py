@@ -1,9 +1,26 @@
-"""The run store and the lottery-ticket driver."""
+"""The run store and the lottery-ticket driver.
 
-from ._lottery import RunResult, control_folder, control_seed, derive_seed, run_control, run_experiment
+Finding, listing and reading runs needs no torch; the drivers (``run_experiment``,
+``run_control``, ``derive_seed``, ``RunResult``, and the RL helpers) load it on first use.
+"""
+
+import importlib
+
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
-from ._rl import is_rl_manifest, round_episode
 from ._store import RoundRecord, RunStore
+
+_LAZY = {  # name -> the private module that holds it (these import torch)
+    "RunResult": "_lottery", "control_folder": "_lottery", "control_seed": "_lottery", "derive_seed": "_lottery",
+    "run_control": "_lottery", "run_experiment": "_lottery",
+    "is_rl_manifest": "_rl", "round_episode": "_rl",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RoundRecord",

@@ -25,12 +25,14 @@ class RunInfo:
     dataset: str
     rounds_done: int
     rounds_planned: int
+    status: str = ""  # finished | interrupted | running (RunStore.status)
     error: str | None = None
 
 
 def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") -> RunStore:
-    """A run by path, by id under ``runs_dir``, by config name (newest run of
-    that name), or by a unique id prefix, in that order."""
+    """A run by path, by id under ``runs_dir``, by config name, or by a unique
+    id prefix, in that order.  A name or prefix that matches several runs is
+    an error listing them (never a silent pick)."""
     key = str(run)
     if not key.strip():
         raise RunStoreError("no run given")
@@ -45,8 +47,11 @@ def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") ->
         return RunStore(p)  # a folder that is not (or no longer) a run: reading it says why
     if base.is_dir() and "/" not in key:
         named = [r for r in list_runs(base) if r.name == key]
+        if len(named) == 1:
+            return RunStore(named[0].path)
         if named:
-            return RunStore(named[-1].path)  # newest run made from a config of that name
+            listed = "; ".join(f"{r.run_id} ({r.dataset}, created {r.created}, {r.status})" for r in named)
+            raise RunStoreError(f"run name {key!r} matches {len(named)} runs, give one id: {listed}")
         hits = sorted(q for q in base.iterdir() if q.is_dir() and q.name.startswith(key) and not q.name.startswith("."))
         if len(hits) == 1:
             return RunStore(hits[0])
@@ -73,7 +78,7 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[RunInfo]:
         try:
             m = store.manifest()
             out.append(RunInfo(m["run_id"], m["config"].get("name", ""), p, m.get("created", ""), m["data"]["name"],
-                               len(store.finished_rounds()), int(m["rounds_planned"])))
+                               len(store.finished_rounds()), int(m["rounds_planned"]), store.status()))
         except RunStoreError as exc:
             out.append(RunInfo(p.name, "", p, "", "", 0, 0, error=str(exc)))
     return sorted(out, key=lambda r: (r.created, r.run_id))

@@ -18,6 +18,10 @@ then renamed into place, so a round folder either is complete or does not
 exist; a crash leaves at most a temporary folder, removed on resume.  A lock
 file keeps two processes from writing one run at once.  Nothing is pickled:
 tensors are safetensors, the rest JSON.
+
+Reading a run's manifest, status and metrics needs no torch (``sparsescope
+runs`` and ``show`` answer fast); torch is imported where tensors are read or
+written.
 """
 
 from __future__ import annotations
@@ -32,22 +36,21 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .._atomic import FILE_MODE, remove_stale, temp_dir, write_bytes
 from .._errors import RunStoreError
 from .._resources import check_memory
 from .._untrusted import JSON_LIMIT, is_name, parse_json, read_json, read_limited, term
-from ..prune import Mask
 from ._schema import TIMING_KEYS, check_manifest, check_metrics, control_name, round_indices
 
+if TYPE_CHECKING:
+    import torch
+
+    from ..prune import Mask
+
 MANIFEST = "manifest.json"
-TENSOR_DTYPES = (torch.float32, torch.float64)
+LOCK_TRIES = 20  # x 50 ms: how long a writer waits for a lock held for an instant
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -60,16 +63,23 @@ def _sha(data: bytes) -> str:
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     """safetensors bytes of CPU copies of ``tensors`` (deterministic for equal tensors)."""
+    from safetensors.torch import save as st_save
+
     return st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
 
 
 def mask_tensors(mask: Mask) -> dict[str, torch.Tensor]:
     """A mask as bool tensors, one per layer."""
+    import torch
+
     return {n: torch.from_numpy(mask[n].copy()) for n in mask.names()}
 
 
 def load_tensors(data: bytes, what: str) -> dict[str, torch.Tensor]:
     """Parse safetensors bytes; anything unreadable is a RunStoreError naming ``what``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
     try:
         return st_load(data)
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
@@ -184,6 +194,8 @@ class RunStore:
 
         The lock file is opened without following a symbolic link and must be a
         regular file: a planted ``.lock`` link must not create or touch its target.
+        Retries for about a second first: :meth:`is_running` probes the locks
+        for an instant, and a writer starting at that instant must not fail.
         """
         p = self.path / name
         p.parent.mkdir(exist_ok=True)
@@ -196,13 +208,59 @@ class RunStore:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise RunStoreError(f"run {term(self.path)}: lock file {term(p)} is not a regular file")
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunStoreError(f"run {term(self.path)} is being written by another sparsescope process") from None
+            for attempt in range(LOCK_TRIES):
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == LOCK_TRIES - 1:
+                        raise RunStoreError(f"run {term(self.path)} is being written by another sparsescope "
+                                            "process") from None
+                    time.sleep(0.05)
             yield
         finally:
             fh.close()
+
+    def is_running(self) -> bool:
+        """Whether another process holds one of the run's locks now (``RUN/.lock`` for the
+        rounds, ``RUN/controls/.NAME.lock`` for one control)."""
+        controls = self.path / "controls"
+        locks = [self.path / ".lock", *(sorted(controls.glob(".*.lock")) if controls.is_dir() else [])]
+        return any(_is_locked(p) for p in locks)
+
+    def status(self) -> str:
+        """``running`` (a process holds the lock), ``finished`` (every planned round and
+        configured control is on disk) or ``interrupted`` (neither: run the config again to resume)."""
+        if self.is_running():
+            return "running"
+        m = self.manifest()
+        if len(self.finished_rounds()) < m["rounds_planned"]:
+            return "interrupted"
+        controls = m["config"].get("controls")
+        controls = controls if isinstance(controls, dict) else {}
+        names = {p.name for p in self.control_dirs()}
+        for kind in controls.get("kinds", []):
+            for r in controls.get("rounds", []):
+                if not any(n.startswith(f"{kind}-r{int(r):03d}-s") for n in names):
+                    return "interrupted"
+        return "finished"
+
+    def read_metrics_at(self, folder: Path, what: str) -> dict[str, Any]:
+        """The metrics of one round or control folder, checked against DONE (no tensors read)."""
+        return self._checked_metrics(read_checked(folder, what, self._file_limit()), folder, what)
+
+    def _checked_metrics(self, files: dict[str, bytes], folder: Path, what: str) -> dict[str, Any]:
+        """Metrics checked field by field; a round's must name its folder's round, a control's
+        its folder's kind, round and seed."""
+        index = None if folder.parent.name == "controls" else int(folder.name)
+        metrics = _metrics(files, what, index, self.layer_names())
+        if index is None:
+            from .._config import CONTROL_KINDS
+
+            kind, rnd, seed = control_name(folder.name, True, self.path, CONTROL_KINDS)
+            if (metrics.get("control"), metrics["round"], metrics.get("seed")) != (kind, rnd, seed):
+                raise RunStoreError(f"{what}: metrics.json does not describe control {term(folder.name)}")
+        return metrics
 
     def spec(self):
         """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
@@ -222,12 +280,14 @@ class RunStore:
 
     def _checked_params(self, tensors: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
         """Parameters in model order, with the model's names, shapes, float dtype and finite values."""
+        import torch
+
         shapes = self._param_shapes()
         if sorted(tensors) != sorted(shapes):
             raise RunStoreError(f"{what}: tensors {sorted(tensors)} do not match the model's {sorted(shapes)}")
         for k, shape in shapes.items():
             t = tensors[k]
-            if tuple(t.shape) != shape or t.dtype not in TENSOR_DTYPES:
+            if tuple(t.shape) != shape or t.dtype not in (torch.float32, torch.float64):
                 raise RunStoreError(f"{what}: {k} has shape {tuple(t.shape)} {t.dtype}, expected {shape} float32 "
                                     "or float64")
             if not torch.isfinite(t).all():
@@ -310,15 +370,10 @@ class RunStore:
 
     def read_round_at(self, folder: Path, what: str) -> RoundRecord:
         """Read and check one round (or control) folder."""
-        files = read_checked(folder, what, self._file_limit())
-        index = None if folder.parent.name == "controls" else int(folder.name)
-        metrics = _metrics(files, what, index, self.layer_names())
-        if index is None:
-            from .._config import CONTROL_KINDS
+        import torch
 
-            kind, rnd, seed = control_name(folder.name, True, self.path, CONTROL_KINDS)
-            if (metrics.get("control"), metrics["round"], metrics.get("seed")) != (kind, rnd, seed):
-                raise RunStoreError(f"{what}: metrics.json does not describe control {folder.name}")
+        files = read_checked(folder, what, self._file_limit())
+        metrics = self._checked_metrics(files, folder, what)
         for need in ("mask.safetensors", "weights.safetensors"):
             if need not in files:
                 raise RunStoreError(f"{what}: {need} is missing from the DONE marker")
@@ -330,6 +385,8 @@ class RunStore:
         bad = [n for n in names if mask_t[n].dtype != torch.bool]
         if bad:
             raise RunStoreError(f"{what}: mask of {bad[0]} is {mask_t[bad[0]].dtype}, expected bool")
+        from ..prune import Mask
+
         mask = Mask({n: mask_t[n].numpy().astype(bool) for n in names})
         mask.check_shapes({n: tuple(params[f"{n}.weight"].shape) for n in names})
         if metrics["weights_left"] != mask.kept():
@@ -350,11 +407,8 @@ class RunStore:
 
     def round_metrics(self) -> list[dict[str, Any]]:
         """Metrics (with timings) of every finished round, in order, verified against DONE."""
-        out = []
-        for i in self.finished_rounds():
-            what = f"run {term(self.path.name)} round {i}"
-            out.append(_metrics(read_checked(self.round_dir(i), what, self._file_limit()), what, i, self.layer_names()))
-        return out
+        return [self.read_metrics_at(self.round_dir(i), f"run {term(self.path.name)} round {i}")
+                for i in self.finished_rounds()]
 
     def control_dirs(self) -> list[Path]:
         """Control folders ``KIND-rNNN-sSEED`` of finished rounds, sorted; anything else there is refused."""
@@ -388,6 +442,23 @@ def _numel(shape: tuple[int, ...]) -> int:
     for s in shape:
         out *= s
     return out
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a process holds an flock on ``path`` (probed with a shared lock, released at once)."""
+    try:  # never through a link, never blocking on a FIFO: a planted lock is not a lock
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # never locked (or unreadable): nobody is writing through it
+        return False
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _ranges(xs: list[int]) -> str:

@@ -8,24 +8,15 @@ kept as text).
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
+from ..render._mpl import STYLE as _STYLE
+from ..render._mpl import mpl as _plt
+from ..render._mpl import svg_text
 from ._tables import MEASURES, aggregate, frontier
 
-_STYLE = {"svg.hashsalt": "sparsescope", "svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9,
-          "axes.spines.top": False, "axes.spines.right": False}
 _LINES = {"ticket": "-", "reinit": "--", "random-mask": ":"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return matplotlib, Figure
 
 
 def _colours(schedules: list[str]) -> dict[str, Any]:
@@ -34,13 +25,7 @@ def _colours(schedules: list[str]) -> dict[str, Any]:
     return {s: cmap(i % 10) for i, s in enumerate(schedules)}
 
 
-def svg_text(fig) -> str:
-    """The figure as SVG text, identical for identical input (no date, fixed ids)."""
-    matplotlib, _ = _plt()
-    buf = io.StringIO()
-    with matplotlib.rc_context(_STYLE):
-        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    return buf.getvalue()
+__all__ = ["accuracy_density_figure", "measure_figure", "per_class_figure", "svg_text"]
 
 
 def accuracy_density_figure(rows: list[dict[str, Any]], schedules: list[str]):

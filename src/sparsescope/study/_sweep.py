@@ -25,7 +25,7 @@ from .._errors import ConfigError
 from ._executors import open_executor
 
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$")
-_TOP = {"name", "seeds", "datasets", "controls", "control_rounds", "experiment", "schedules", "study"}
+_TOP = {"name", "seeds", "datasets", "controls", "control_rounds", "experiment", "schedules", "study", "search"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SweepConfig:
     ``model``/``train`` tables shared by every run; ``controls`` the control
     kinds trained at the rounds in ``control_rounds`` (``"all"``: every pruned
     round, 1..last); ``study`` the report's options (``accuracy_floor``,
-    ``measure``).
+    ``measure``); ``search`` the ``[search]`` table of :func:`search_schedule`.
     """
 
     name: str
@@ -62,6 +62,7 @@ class SweepConfig:
     controls: tuple[str, ...] = ()
     control_rounds: str | tuple[int, ...] = "all"
     study: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
 
     def runs(self) -> list[SweepRun]:
         """The grid, schedule-major then dataset then seed (a fixed order)."""
@@ -123,8 +124,13 @@ def sweep_from_dict(doc: dict[str, Any]) -> SweepConfig:
     study = doc.get("study", {})
     if not isinstance(study, dict) or set(study) - {"accuracy_floor", "measure"}:
         raise ConfigError("[study] takes accuracy_floor and measure")
+    search = doc.get("search", {})
+    if search:
+        from ._search import search_from_dict
+
+        search_from_dict(search)  # checked now, used by `sparsescope search`
     sweep = SweepConfig(name, tuple(seeds), tuple(datasets), schedules, {k: v for k, v in exp.items() if k != "prune"},
-                        tuple(controls), rounds, study)
+                        tuple(controls), rounds, study, search)
     expand(sweep)  # every point must be a valid experiment config
     return sweep
 
@@ -192,6 +198,8 @@ def task_controls(run_path: str, kind: str, rounds: list[int], batched: bool = F
     t0 = time.perf_counter()
     dataset = RunStore(run_path).manifest()["config"]["dataset"]
     data = _dataset(dataset)
+    if batched and "sizes" not in RunStore(run_path).manifest()["config"]["model"]:
+        batched = False  # only the MLP has the batched trainer
     if batched:
         from ._batched import train_controls_batched
 

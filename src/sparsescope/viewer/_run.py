@@ -89,3 +89,16 @@ def _episode_samples(store, round_index: int | None):
     ep = round_episode(store, rnd)
     return SimpleNamespace(x_test=np.asarray(ep["states"], dtype=np.float32).reshape(-1, len(ep["inputs"])),
                            y_test=np.asarray(ep["actions"], dtype=np.int64))
+
+
+def write_graph_page(path: str | Path, graph, *, samples_x: np.ndarray | None = None,
+                     samples_y: np.ndarray | None = None, title: str | None = None) -> Path:
+    """Write the page of one flowgraph (an imported model, say): no rounds slider, the given
+    samples (``(N, n_in)`` and their ``(N,)`` class labels) or none -- then only drawing."""
+    from ._page import _graph_metrics
+
+    n = graph.input.size
+    if samples_x is None:
+        samples_x, samples_y = np.zeros((0, n)), np.zeros(0, dtype=np.int64)
+    return write_page(path, [graph], [_graph_metrics(graph)], current=0, samples_x=samples_x,
+                      samples_y=samples_y, title=str(title or graph.meta.get("model", "flowgraph")))

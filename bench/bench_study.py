@@ -1,0 +1,97 @@
+"""Study benchmarks (a script, not a test): batched tickets, and a sweep on local processes and Dask.
+
+    python bench/bench_study.py batched [--dataset mnist] [--k 8]
+    python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--runs-dir DIR]
+
+``batched``: one round (3 epochs) of K dense tickets trained together
+(:func:`sparsescope.study.fit_batched`) against one ticket alone
+(:func:`sparsescope.train.fit`); target: K = 8 in at most 3x the time of one.
+Beside it the compute floor: 6 x kernel weights x samples x epochs FLOPs per
+ticket over the single-thread matmul FLOP/s measured in this run.
+
+``sweep``: the study sweep (3 schedules x 3 seeds x (ticket + 2 controls) to
+about 2% density) from an empty run store, wall time on the given executor;
+targets: <= 5 minutes with the local executor, local Dask within 1.2x of it.
+Prints the serial training time it contains (sum over every round and control)
+so the parallel speed-up can be read off.  The numbers depend on how busy
+the machine is: say so when quoting them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench_train import matmul_flops  # the same FLOP/s probe as the training benchmark
+
+
+def bench_batched(args: argparse.Namespace) -> None:
+    from sparsescope.data import load
+    from sparsescope.models import MLPSpec, init_params
+    from sparsescope.study import fit_batched
+    from sparsescope.train import TrainConfig, fit
+
+    torch.set_num_threads(1)
+    data = load(args.dataset)
+    spec, cfg = MLPSpec(), TrainConfig()
+    flops = matmul_flops()
+    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
+    starts = [init_params(spec, s) for s in range(args.k)]
+    fit(spec, starts[0], None, data, TrainConfig(epochs=1), seed=0)  # warm up
+    one = [fit(spec, starts[0], None, data, cfg, seed=r).train_seconds for r in range(args.repeats)]
+    many = []
+    for r in range(args.repeats):
+        res = fit_batched(spec, starts, [None] * args.k, data, cfg, seeds=list(range(args.k)))
+        many.append(res[0].train_seconds * args.k)
+    m1, mk = statistics.median(one), statistics.median(many)
+    print(f"torch {torch.__version__}, 1 thread; matmul 512x512 {flops / 1e9:.1f} GFLOP/s; {args.dataset} "
+          f"({len(data.x_train)} samples), MLP {spec.sizes}, {cfg.epochs} epochs, batch {cfg.batch_size}")
+    print(f"1 ticket alone: median {m1:.2f} s training   floor {floor1:.2f} s")
+    print(f"{args.k} tickets batched: median {mk:.2f} s training = {mk / m1:.2f}x one   floor {args.k * floor1:.2f} s "
+          f"({args.k * floor1 / m1:.2f}x one)   target <= 3x")
+
+
+def bench_sweep(args: argparse.Namespace) -> None:
+    from sparsescope.study import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="bench-sweep-"))
+    if any(runs_dir.glob("*/manifest.json")):
+        sys.exit(f"{runs_dir} already holds runs: the benchmark needs an empty run store")
+    t0 = time.perf_counter()
+    res = run_sweep(sweep, runs_dir, executor=args.executor, note=lambda s: print("  " + s, flush=True))
+    wall = time.perf_counter() - t0
+    serial = 0.0
+    trainings = 0
+    for t in runs_dir.rglob("timing.json"):
+        serial += json.loads(t.read_text()).get("wall_seconds", 0.0)
+        trainings += 1
+    print(f"sweep {sweep.name} on {args.executor}: {len(res.runs)} runs, {trainings} trainings (rounds + controls), "
+          f"wall {wall:.1f} s; their serial time (sum of per-training wall) {serial:.1f} s; target <= 300 s "
+          f"(dask: <= 1.2x local); runs in {runs_dir}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    b = sub.add_parser("batched")
+    b.add_argument("--dataset", default="mnist")
+    b.add_argument("--k", type=int, default=8)
+    b.add_argument("--repeats", type=int, default=3)
+    s = sub.add_parser("sweep")
+    s.add_argument("--sweep", default="configs/sweeps/study.toml")
+    s.add_argument("--executor", default="local")
+    s.add_argument("--runs-dir", default=None)
+    args = ap.parse_args()
+    bench_batched(args) if args.what == "batched" else bench_sweep(args)
+
+
+if __name__ == "__main__":
+    main()

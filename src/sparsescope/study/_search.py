@@ -1,0 +1,166 @@
+"""Schedule search: the per-layer pruning rates that minimise a readability measure at an accuracy floor.
+
+Successive halving over a grid of layerwise rate vectors.  Every candidate is
+an ordinary run (``NAME-search-HASH``) planned for the last rung's number of
+rounds; rung ``i`` trains each surviving candidate up to ``rungs[i]`` rounds
+(runs resume, so no round is trained twice), scores it, and keeps the best
+``1/eta``.  The score of a candidate is the smallest ``measure`` among its
+rounds whose test accuracy (mean over the seeds trained) reaches the floor;
+a candidate with no such round scores infinity.  The finalists are then
+trained with every seed of the sweep, so the answer comes with its spread.
+The same executors as the sweeps run the work.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .._config import from_dict
+from .._errors import ConfigError
+from ._executors import open_executor
+from ._sweep import SweepConfig, experiment_doc
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``rates``: per layer, the rates to try (the grid is their product); ``rungs``: rounds trained
+    at each rung (increasing); ``eta``: keep the best ``1/eta`` per rung; ``finalists``: how many get
+    every seed at the end."""
+
+    rates: dict[str, tuple[float, ...]]
+    rungs: tuple[int, ...] = (6, 12, 19)
+    eta: int = 3
+    finalists: int = 3
+
+    def grid(self) -> list[dict[str, float]]:
+        names = list(self.rates)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.rates[n] for n in names))]
+
+
+def search_from_dict(doc: dict[str, Any]) -> SearchConfig:
+    """Check a ``[search]`` table: ``rates = {h1 = [..], ..}``, ``rungs``, ``eta``, ``finalists``."""
+    if not isinstance(doc, dict) or set(doc) - {"rates", "rungs", "eta", "finalists"}:
+        raise ConfigError("[search] takes rates, rungs, eta and finalists")
+    rates = doc.get("rates")
+    if not isinstance(rates, dict) or not rates or not all(isinstance(v, list) and v for v in rates.values()):
+        raise ConfigError("search.rates must be a table of layer = [rates to try]")
+    rungs = doc.get("rungs", [6, 12, 19])
+    if not isinstance(rungs, list) or not rungs or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rungs) \
+            or sorted(set(rungs)) != rungs:
+        raise ConfigError(f"search.rungs must be increasing round counts >= 1, got {rungs!r}")
+    eta = doc.get("eta", 3)
+    finalists = doc.get("finalists", 3)
+    for key, v in (("eta", eta), ("finalists", finalists)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (2 if key == "eta" else 1):
+            raise ConfigError(f"search.{key} must be an integer >= {2 if key == 'eta' else 1}, got {v!r}")
+    return SearchConfig({k: tuple(v) for k, v in rates.items()}, tuple(rungs), eta, finalists)
+
+
+def _schedule_name(rates: dict[str, float]) -> str:
+    return "search-" + "-".join(f"{k}{v:g}" for k, v in rates.items())
+
+
+def candidate_doc(sweep: SweepConfig, rates: dict[str, float], rounds: int, seed: int) -> dict[str, Any]:
+    """The experiment config of one candidate (layerwise ``rates``, ``rounds`` rounds planned)."""
+    sched = {"strategy": "layerwise", "rates": dict(rates), "rounds": rounds}
+    s = SweepConfig(sweep.name, sweep.seeds, sweep.datasets, {_schedule_name(rates): sched}, sweep.experiment)
+    return experiment_doc(s, _schedule_name(rates), sweep.datasets[0], seed)
+
+
+def task_search_point(doc: dict[str, Any], runs_dir: str, upto: int, measure: str) -> dict[str, Any]:
+    """Train one candidate run up to ``upto`` rounds; its rounds' accuracy and ``measure`` (module-level for executors)."""
+    from ..analysis import readability
+    from ..runs import RunStore, round_flowgraph, run_experiment
+    from ._sweep import _dataset
+
+    config = from_dict(doc)
+    store = RunStore(Path(runs_dir) / config.run_id)
+    done = len(store.finished_rounds()) if store.exists else 0
+    if upto > done:
+        run_experiment(config, runs_dir, data=_dataset(config.dataset), stop_after=upto - done)
+    out = []
+    for r in store.finished_rounds()[:upto]:
+        rd = readability(round_flowgraph(store, r))
+        value = rd.mean_output(measure[4:]) if measure.startswith("out_") else getattr(rd, measure)
+        out.append({"round": r, "test_accuracy": store.read_round(r).metrics["test_accuracy"], "value": value,
+                    "density": store.read_round(r).metrics["density"]})
+    return {"run_id": config.run_id, "rounds": out}
+
+
+def score(per_seed: list[list[dict[str, Any]]], floor: float) -> tuple[float, int | None]:
+    """Smallest mean measure over rounds whose mean accuracy (over seeds) reaches ``floor``; and that round."""
+    n = min(len(rs) for rs in per_seed)
+    best, at = math.inf, None
+    for r in range(n):
+        acc = sum(rs[r]["test_accuracy"] for rs in per_seed) / len(per_seed)
+        val = sum(rs[r]["value"] for rs in per_seed) / len(per_seed)
+        if acc >= floor and val < best:
+            best, at = val, r
+    return best, at
+
+
+@dataclass
+class SearchResult:
+    """Every rung's scores, the finalists with all seeds, and the winner's rates."""
+
+    rungs: list[list[dict[str, Any]]] = field(default_factory=list)
+    finalists: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+def search_schedule(sweep: SweepConfig, search: SearchConfig, runs_dir: str | Path, *, floor: float, measure: str,
+                    executor: str = "local", workers: int | None = None,
+                    note: Callable[[str], None] | None = None) -> SearchResult:
+    """Successive halving over ``search.grid()`` (first dataset, first seed), then finalists over every seed."""
+    from ._tables import MEASURE_KEYS, mean_std
+
+    if measure not in MEASURE_KEYS:
+        raise ConfigError(f"unknown measure {measure!r} (expected one of {', '.join(MEASURE_KEYS)})")
+    say = note or (lambda s: None)
+    rounds = search.rungs[-1]
+    cands = search.grid()
+    for c in cands:  # every candidate must be a valid config before anything runs
+        from_dict(candidate_doc(sweep, c, rounds, sweep.seeds[0]))
+    result = SearchResult()
+    base = str(runs_dir)
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    with open_executor(executor, workers=workers, log_dir=runs_dir) as ex:
+
+        def evaluate(points: list[tuple[dict[str, float], int]], upto: int) -> list[dict[str, Any]]:
+            futs = [ex.submit(task_search_point, candidate_doc(sweep, c, rounds, s), base, upto, measure)
+                    for c, s in points]
+            cf.wait(futs)
+            return [f.result() for f in futs]
+
+        alive = cands
+        for i, upto in enumerate(search.rungs):
+            res = evaluate([(c, sweep.seeds[0]) for c in alive], upto)
+            rung = []
+            for c, r in zip(alive, res):
+                s, at = score([r["rounds"]], floor)
+                acc = max((x["test_accuracy"] for x in r["rounds"]), default=0.0)
+                rung.append({"rates": c, "score": s, "round": at, "rounds_trained": len(r["rounds"]), "run_id": r["run_id"],
+                             "best_accuracy": acc})
+            # by score; candidates below the floor so far rank by their best accuracy
+            rung.sort(key=lambda x: (x["score"], -x["best_accuracy"], _schedule_name(x["rates"])))
+            result.rungs.append(rung)
+            say(f"rung {i}: {len(alive)} candidates at {upto} rounds; best {_schedule_name(rung[0]['rates'])} "
+                f"score {rung[0]['score']:.1f}")
+            keep = max(1, math.ceil(len(rung) / search.eta)) if i < len(search.rungs) - 1 else search.finalists
+            alive = [x["rates"] for x in rung[:keep]]
+        for c in alive:
+            res = evaluate([(c, s) for s in sweep.seeds], rounds)
+            s, at = score([r["rounds"] for r in res], floor)
+            per_seed = [score([r["rounds"]], floor) for r in res]
+            m, sd, n = mean_std(v for v, _ in per_seed if math.isfinite(v))
+            result.finalists.append({"rates": c, "schedule": _schedule_name(c), "score_mean_over_seeds": s, "round": at,
+                                     "per_seed_best": m, "per_seed_sd": sd, "seeds_reaching": n,
+                                     "seeds": len(sweep.seeds), "run_ids": [r["run_id"] for r in res]})
+    ok = [f for f in result.finalists if f["seeds_reaching"] == f["seeds"]]
+    result.best = min(ok, key=lambda f: f["per_seed_best"]) if ok else None
+    return result
