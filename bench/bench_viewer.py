@@ -97,9 +97,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--samples", type=int, default=100, help="test images embedded in each page (default 100)")
     ap.add_argument("--rounds", type=int, default=19)
-    ap.add_argument("--run", default=None, help="also the page `sparsescope view RUN` writes (all rounds, 20 samples)")
+    ap.add_argument("--run", default=None, help="also the page `sparsescope view RUN` writes (all rounds, --samples test images)")
+    ap.add_argument("--runs-dir", default="runs")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -125,12 +126,18 @@ def main(argv=None) -> int:
         from sparsescope.runs import resolve_run
         from sparsescope.viewer import write_run_page
 
-        store = resolve_run(args.run)
+        from sparsescope.runs import run_data
+
+        store = resolve_run(args.run, args.runs_dir)
+        n_test = len(run_data(store).x_test)
+        pick = np.unique(np.linspace(0, n_test - 1, min(args.samples, n_test)).round().astype(int)).tolist()
         t = time.perf_counter()
-        page = write_run_page(store, tmp / "run.html")
+        page = write_run_page(store, tmp / "run.html", samples=pick)
         build_run = 1000 * (time.perf_counter() - t)
         n_rounds = len(store.finished_rounds())
-        cases.insert(0, (f"run {store.path.name}: last round, {n_rounds} rounds, 20 samples", page, build_run, None, 1.0, 1000))
+        dens = store.round_metrics()[-1]["density"]
+        cases.insert(0, (f"run {store.path.name}: last round ({100 * dens:.2f}% density), {n_rounds} rounds, {len(pick)} samples",
+                         page, build_run, None, 1.0, 1000))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         ok = True

@@ -11,9 +11,9 @@ case "${1:-}" in
   *) echo "usage: bash scripts/setup.sh [--test]" >&2; exit 2 ;;
 esac
 
-# Debian packages: the Fashion-MNIST data set; for the browser tests, chromium
+# Debian packages: the Fashion-MNIST data set, DejaVu Sans; for the browser tests, chromium
 # (driven by Python playwright through /usr/bin/chromium: no browser download).
-apt_pkgs=(dataset-fashion-mnist)
+apt_pkgs=(dataset-fashion-mnist fonts-dejavu-core)  # fonts: the font the SVG figures name and the PNGs use
 [ "$want_test" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -232,6 +232,23 @@ def test_figures_report_and_view_commands(finished_run, tmp_path, capsys):
     assert from_json(read_embedded(b.read_text())).meta["round"] == 1
     capsys.readouterr()
 
+    # the user picks the embedded test images; the page numbers them by test-set index
+    c = tmp_path / "c.html"
+    assert main(["view", "clirun", "--runs-dir", runs, "-o", str(c), "--samples", "3,7,11,0-1"]) == 0
+    import json as _json
+
+    assert _json.loads(read_embedded(c.read_text(), "sparsescope-data"))["samples"]["index"] == [3, 7, 11, 0, 1]
+    for bad in ("5-2", "x", "0-99999999", "3,,4"):
+        assert main(["view", "clirun", "--runs-dir", runs, "-o", str(tmp_path / "bad.html"), "--samples", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sparsescope: error: --samples") and err.count("\n") == 1, err
+    assert not (tmp_path / "bad.html").exists()
+    # the per-input figure names the test image and its true label; options reach the figure
+    svg = tmp_path / "in5.svg"
+    assert main(["graph", "clirun", "--runs-dir", runs, "-o", str(svg), "--input", "5", "--shared-scale", "--hide-off"]) == 0
+    text = svg.read_text()
+    assert "test image #5 (true label" in text and "colour-bar" in text
+
 
 def test_importing_sparsescope_loads_no_torch():
     code = "import sys, sparsescope, sparsescope.graph, sparsescope.analysis; print('torch' in sys.modules)"

@@ -283,3 +283,52 @@ def test_structure_on_a_pruned_conv_graph():
     gb = annotate(g)
     # channel 1 of c1 has no weights: exactly its bias everywhere
     assert np.all(gb.bounds.lo["c1"][16:] == 0.5) and np.all(gb.bounds.hi["c1"][16:] == 0.5)
+
+
+def test_channel_view_by_hand():
+    w1 = np.zeros((3, 1, 3, 3))
+    w1[0, 0, 1, 1] = 1.0
+    w1[0, 0, 0, 0] = -1.0  # two weights of kernel (c1[0] <- in)
+    w1[2, 0, 2, 2] = 0.5  # c1[2] has a weight but nothing reads it: dead
+    w2 = np.zeros((2, 3, 3, 3))
+    w2[1, 0, 0, 1] = 2.0
+    head = np.zeros((2, 2 * 2 * 2))
+    head[1, 4] = 1.0  # out.1 reads c2[1,0,0]
+    g = from_steps([
+        {"kind": "conv", "name": "c1", "weight": w1, "bias": [0.0, 0.0, 0.0], "activation": "relu"},
+        {"kind": "conv", "name": "c2", "weight": w2, "bias": [0.1, 0.0], "activation": "relu"},
+        {"kind": "linear", "name": "out", "weight": head, "bias": [0.0, 0.0]},
+    ], (6, 6))
+    from sparsescope.analysis import channel_id, channel_sizes, channel_view
+
+    nodes, edges = channel_view(g, [1])
+    assert [channel_id(g.layer("c1"), c) for c in np.flatnonzero(nodes["c1"])] == ["c1[0]"]
+    assert nodes["in"].tolist() == [True] and nodes["c2"].tolist() == [False, True]
+    e1 = edges["c1"]
+    # out.1 <- c2[1,0,0] <- c1[0,0,1] <- in[1,2] (w=1) and in[0,1] (w=-1): 2 unrolled edges, 2 weights
+    assert (e1.dst.tolist(), e1.src.tolist(), e1.edges.tolist(), e1.weights.tolist()) == ([0], [0], [2], [2])
+    sz = channel_sizes(g, 1)
+    assert (sz.vertices, sz.edges, sz.weights) == (4, 3, 4)
+    assert (sz.unrolled_vertices, sz.unrolled_edges) == (5, 4)
+    assert analyse(g).per_output[1] == ("out.1", 5, 4)
+    # the whole graph, not only the live part: c1[2] <- in has one weight used at 16 positions
+    _, all_edges = channel_view(g, live_only=False)
+    e = all_edges["c1"]
+    i = list(zip(e.dst.tolist(), e.src.tolist())).index((2, 0))
+    assert e.edges[i] == 16 and e.weights[i] == 1
+
+
+@FAST
+@given(conv_nets())
+def test_channel_view_is_a_projection(spec):
+    from sparsescope.analysis import channel_sizes, channel_view
+
+    g = from_torch(make_model(spec, torch.float64), spec[0])
+    st_ = analyse(g)
+    for k in range(g.output.size):
+        sz = channel_sizes(g, k)
+        assert (g.output.node_id(k), sz.unrolled_vertices, sz.unrolled_edges) == st_.per_output[k]
+        nodes, edges = channel_view(g, [k])
+        assert sum(int(e.edges.sum()) for e in edges.values()) == sz.unrolled_edges
+        assert sz.vertices <= sz.unrolled_vertices and sz.edges <= sz.unrolled_edges
+        assert all(np.all(e.weights <= e.edges) and np.all(e.weights >= 1) for e in edges.values())

@@ -248,9 +248,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
     box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
     out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}{box}"))
+    comparison = None
+    if getattr(args, "compare", None):
+        from .runs import compare_at_matched_accuracy, resolve_run
+
+        comparison = compare_at_matched_accuracy(graph, resolve_run(args.compare, args.runs_dir))
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
-                         title=f"{graph.meta['run']} round {rnd}")
+                         title=f"{graph.meta['run']} round {rnd}", comparison=comparison)
     print(term(index))
     return 0
 

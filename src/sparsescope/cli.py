@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--input", type=int, default=0, metavar="I", help="test image for the per-input figure (default 0)")
     _box(p)
+    p.add_argument("--compare", default=None, metavar="RUN",
+                   help="add a table comparing this round with RUN's round of closest test accuracy (e.g. MLP vs CNN)")
     p.add_argument("-o", dest="out", default=None, metavar="DIR",
                    help="output folder (default: reports/RUN-rN, or reports/RUN-rN-data with --box data)")
     _runs_dir(p)

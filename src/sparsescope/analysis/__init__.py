@@ -12,17 +12,30 @@ from ._readability import (
     readability,
     switching_units,
 )
+from ._channels import ChannelEdges, ChannelSizes, channel_count, channel_id, channel_of, channel_sizes, channel_view
+from ._compare import ComparisonSide, comparison_side, matched_round, weights_per_layer
 from ._states import BoxStates, box_states
 from ._structure import Structure, analyse, constant_values, live_mask, reach_from_inputs, reach_to_outputs, subgraph
 
 __all__ = [
     "BoxStates",
+    "ChannelEdges",
+    "ChannelSizes",
+    "ComparisonSide",
     "OutputReadability",
     "PER_OUTPUT_MEASURES",
     "Readability",
     "Structure",
     "analyse",
     "box_states",
+    "channel_count",
+    "channel_id",
+    "channel_of",
+    "channel_sizes",
+    "channel_view",
+    "comparison_side",
+    "matched_round",
+    "weights_per_layer",
     "constant_values",
     "crossing_count",
     "description_bits",

@@ -29,6 +29,7 @@ from .._atomic import exchange, temp_dir
 from ..analysis import Structure, analyse, box_states, live_mask
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
+from ._convfig import is_conv_graph
 from ._graphfig import fmt, graph_figure
 from ._plots import rounds_figures
 from ._scene import Scene, png_bytes
@@ -63,6 +64,7 @@ def write_report(
     samples_y: np.ndarray,
     sample_index: int = 0,
     title: str,
+    comparison: tuple[Any, Any] | None = None,
 ) -> Path:
     """Write the report to ``folder`` (replacing an earlier report there) and return ``folder/index.html``.
 
@@ -79,7 +81,7 @@ def write_report(
         raise ValueError(f"{len(samples_x)} samples but {len(samples_y)} labels")
     _check_target(folder)
     with temp_dir(folder) as tmp:  # also removes a killed report's temporaries
-        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title)
+        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title, comparison)
         _write_file_list(tmp)
         _check_target(folder)  # again: the user may have added a file while we drew
         _swap_into_place(tmp, folder)
@@ -190,13 +192,19 @@ def _figure(svg: str, png: str, caption: str) -> str:
 
 
 def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys: np.ndarray, k: int,
-           title: str) -> None:
+           title: str, comparison: tuple[Any, Any] | None = None) -> None:
     if graph.bounds is None:
         from ..bounds import annotate
 
         graph = annotate(graph, "unit")
     figures = root / "figures"
     figures.mkdir()
+    if is_conv_graph(graph):  # feature maps: the conv figures (channel view, kernels, unrolled subgraphs)
+        from ._convreport import build_conv_body
+
+        body = build_conv_body(root, graph, xs, ys, k, title)
+        _finish(root, figures, body, rounds, title, comparison)
+        return
     st = analyse(graph)
     out = graph.output
     labels = out.labels or tuple(str(i) for i in range(out.size))
@@ -243,7 +251,12 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     body.append("<h2>Structure</h2>")
     body.append(_structure_html(graph, st, figures))
 
-    # -- rounds -------------------------------------------------------------------
+    _finish(root, figures, body, rounds, title, comparison)
+
+
+def _finish(root: Path, figures: Path, body: list[str], rounds: list[dict], title: str,
+            comparison: tuple[Any, Any] | None) -> None:
+    """The rounds section, the optional comparison table, and the page itself."""
     body.append("<h2>Lottery-ticket rounds</h2>")
     figs = rounds_figures(rounds)
     body.append('<div class="grid">')
@@ -252,6 +265,10 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
         body.append(_figure(svg, png, caption))
     body.append("</div>")
     body.append(_rounds_html(rounds))
+    if comparison is not None:
+        from ._convreport import comparison_html
+
+        body.append(comparison_html(*comparison))
 
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta name="generator" content="{GENERATOR}">'

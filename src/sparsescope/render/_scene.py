@@ -214,7 +214,7 @@ class Scene:
                 x, y = geo
                 extra = ' font-weight="bold"' if bold else ""
                 extra += f' transform="rotate(-90 {_n(x)} {_n(y)})"' if rotate else ""
-                out.append(f'<text x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}" '
+                out.append(f'<text xml:space="preserve" x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}" '
                            f'text-anchor="{_ANCHOR_SVG[anchor]}" dominant-baseline="central"{extra}{attrs}>'
                            f"{escape(s)}</text>\n")
                 continue

@@ -6,6 +6,7 @@ Finding, listing and reading runs needs no torch; the drivers (``run_experiment`
 
 import importlib
 
+from ._compare import compare_at_matched_accuracy
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
 from ._store import RoundRecord, RunStore
 
@@ -23,6 +24,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "compare_at_matched_accuracy",
     "RoundRecord",
     "RunInfo",
     "RunResult",

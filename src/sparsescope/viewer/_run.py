@@ -64,6 +64,11 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     data = run_data(store) if not _is_rl(store) else _episode_samples(store, round_index)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
+    if any(len(layer.shape) == 3 for layer in current.layers):  # feature maps: the conv page, one round
+        from ._convpage import write_conv_page
+
+        return write_conv_page(path, current, store.round_metrics(), samples_x=data.x_test[pick].astype(np.float64),
+                               samples_y=data.y_test[pick], title=f"{current.meta['run']} round {current.meta['round']}")
     rounds = store.finished_rounds()
     graphs = [current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data) for r in rounds]
     return write_page(

@@ -121,3 +121,15 @@ SS.renderTip = function (tip, V, loc) {
     tip.appendChild(imgs);
   }
 };
+
+/* The two title lines of an exported figure: run and round, then density, accuracy,
+   box and what is shown (subgraph, input).  `m`: the round's metrics. */
+SS.exportTitle = function (V, m, headline, labelOf) {
+  const pct = function (v) { return typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014"; };
+  const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
+  if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
+  const outL = V.G.layers[V.G.layers.length - 1], what = [];
+  if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
+  if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
+  return [headline, bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
+};

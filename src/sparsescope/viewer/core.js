@@ -198,14 +198,17 @@ SS.samples = function (d) {
   let raw = null, scale = 1;
   /* u8: pixel k stands for k/255, in float64 or (u8f4) rounded to float32 */
   const f4 = d.x && (d.x.u8f4 !== undefined || d.x.zu8f4 !== undefined);
-  if (n) {
+  function bytes() {  /* on first use: deflated pixels are inflated after the page starts */
+    if (raw !== null || !n) return;
     if (d.x.zu8 !== undefined || d.x.zu8f4 !== undefined) { raw = d.x.bytes; scale = 255; }
     else if (d.x.u8 !== undefined || f4) { raw = SS.bytes(f4 ? d.x.u8f4 : d.x.u8); scale = 255; }
     else raw = SS.floats(d.x);
+    if (!raw) throw new Error("sample images are not inflated yet");
   }
   const index = d.index || Array.from({ length: n }, function (_, k) { return k; }), pos = new Map();
   index.forEach(function (t, k) { pos.set(t, k); });
   return { n: n, y: d.y, index: index, pos: function (t) { return pos.has(t) ? pos.get(t) : -1; }, x: function (i) {
+    bytes();
     const v = new Float64Array(size);
     for (let k = 0; k < size; k++) {
       const r = raw[i * size + k];
@@ -238,4 +241,19 @@ SS.live = function (G, back) {
     live[L.name] = m;
   });
   return live;
+};
+
+/* A brush stroke at (px, py) on a rows x cols drawing: full ink at the pixel, less around it. */
+SS.paint = function (drawn, rows, cols, px, py) {
+  const r = Math.floor(py), c = Math.floor(px);
+  const put = function (rr, cc, v) { if (rr >= 0 && rr < rows && cc >= 0 && cc < cols) { const k = rr * cols + cc; if (drawn[k] < v) drawn[k] = v; } };
+  put(r, c, 1);
+  put(r - 1, c, 160 / 255); put(r + 1, c, 160 / 255); put(r, c - 1, 160 / 255); put(r, c + 1, 160 / 255);
+  put(r - 1, c - 1, 64 / 255); put(r - 1, c + 1, 64 / 255); put(r + 1, c - 1, 64 / 255); put(r + 1, c + 1, 64 / 255);
+};
+/* Bytes as URL-safe base64 without padding (for links). */
+SS.b64url = function (u8) {
+  let s = "";
+  for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 };

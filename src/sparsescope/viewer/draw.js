@@ -275,6 +275,26 @@ SS.drawLegend = function (P, V, w, h) {
   P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer); [v] node value" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
 };
 
+/* The view (scale s, offsets tx, ty) that shows the whole placed graph in w x h
+   with margins top and bottom. */
+SS.fitted = function (V, w, h, top, bottom) {
+  const lay = V.layout, x0 = -150, x1 = lay.width + 20, y0 = -30, y1 = V.height + 10;
+  const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
+  return { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
+};
+
+/* Export: the whole graph fitted into w x h under a two-line title, whatever the
+   user's pan and zoom (the view is restored afterwards). */
+SS.exportDraw = function (P, V, w, h, title) {
+  const saved = V.view;
+  V.view = SS.fitted(V, w, h, 86, 72);
+  try {
+    SS.drawScene(P, V, w, h);
+    P.text(title[0], 16, 24, 20, "#222", "left", true);
+    P.text(title[1], 16, 50, 13, "#555", "left");
+  } finally { V.view = saved; }
+};
+
 /* A copy of the last full drawing (without the screen-fixed legend), moved and
    scaled while the user pans or zooms a large graph; see ui.js frame(). */
 SS.Snapshot = function () { this.canvas = null; this.view = null; };

@@ -1,6 +1,9 @@
 /* sparsescope viewer -- state, events, side panel, URL hash, export.
    All data-derived text goes through textContent; no HTML parsing of data. */
-SS.start = function (data) {
+/* Start the page.  `loaded` resolves once the deflated blocks (other rounds, samples)
+   are inflated: the current round draws before that; the round slider and the
+   thumbnails come alive, and `ready` is set, once it has resolved. */
+SS.start = function (data, loaded) {
   const $ = function (id) { return document.getElementById(id); };
   const el = function (tag, cls, text) {
     const e = document.createElement(tag);
@@ -190,10 +193,14 @@ SS.start = function (data) {
     }
     if (api.firstRenderMs === undefined) {
       api.firstRenderMs = performance.now(); api.initMs = performance.now() - t0;
+      api.bootMs = SS.bootMs; api.preloadMs = SS.preloadMs;
       requestAnimationFrame(function () {
         api.firstFrameMs = performance.now();
-        buildThumbs();
-        api.ready = true;
+        loaded.then(function () {
+          $("round").disabled = false;
+          buildThumbs();
+          api.ready = true;
+        }).catch(function (err) { console.error(err); $("status").textContent = String(err); });
       });
     }
     placeCard();
@@ -204,12 +211,7 @@ SS.start = function (data) {
     V.view = fitted(w, h, 40, 72);
     redraw();
   }
-  /* the view that shows the whole placed graph in w x h with margins top and bottom */
-  function fitted(w, h, top, bottom) {
-    const lay = V.layout, x0 = -150, x1 = lay.width + 20, y0 = -30, y1 = V.height + 10;
-    const s = Math.min(w / (x1 - x0), (h - top - bottom) / (y1 - y0));
-    return { s: s, tx: (w - (x1 - x0) * s) / 2 - x0 * s, ty: top + ((h - top - bottom) - (y1 - y0) * s) / 2 - y0 * s };
-  }
+  const fitted = function (w, h, top, bottom) { return SS.fitted(V, w, h, top, bottom); };
   function zoomAt(f, cx, cy) {
     const v = V.view, s = Math.max(0.05, Math.min(40, v.s * f));
     v.tx = cx - (cx - v.tx) * s / v.s; v.ty = cy - (cy - v.ty) * s / v.s; v.s = s;
@@ -296,6 +298,7 @@ SS.start = function (data) {
   }
   const nR = data.metrics.length;
   $("round").max = String(nR - 1);
+  $("round").disabled = true;  /* until the other rounds are inflated */
   $("round").addEventListener("input", function () {
     V.state.round = +this.value;
     V.state.inEdges = fewInputEdges(graphFor(V.state.round));  /* dense rounds: input edges off */
@@ -305,7 +308,7 @@ SS.start = function (data) {
   $("mode-weights").onclick = function () { V.state.mode = "weights"; recompute(); };
   $("mode-input").onclick = function () {
     V.state.mode = "input";
-    if (!V.state.input) V.state.input = V.samples.n ? { sample: 0 } : { drawn: true };
+    if (!V.state.input) V.state.input = V.samples.n && api.ready ? { sample: V.samples.index[0] } : { drawn: true };
     recompute();
   };
   const outSel = $("output"), outL = V.G0.layers[V.G0.layers.length - 1];
@@ -366,13 +369,7 @@ SS.start = function (data) {
   const pad = $("pad"), padCtx = pad.getContext("2d");
   let painting = null;
   function showPad() { SS.greyImage(pad, V.drawn, inRows, inCols); }
-  function paint(px, py) {
-    const r = Math.floor(py), c = Math.floor(px);
-    const put = function (rr, cc, v) { if (rr >= 0 && rr < inRows && cc >= 0 && cc < inCols) { const k = rr * inCols + cc; if (V.drawn[k] < v) V.drawn[k] = v; } };
-    put(r, c, 1);
-    put(r - 1, c, 160 / 255); put(r + 1, c, 160 / 255); put(r, c - 1, 160 / 255); put(r, c + 1, 160 / 255);
-    put(r - 1, c - 1, 64 / 255); put(r - 1, c + 1, 64 / 255); put(r + 1, c - 1, 64 / 255); put(r + 1, c + 1, 64 / 255);
-  }
+  function paint(px, py) { SS.paint(V.drawn, inRows, inCols, px, py); }
   function padPos(ev) { const b = pad.getBoundingClientRect(); return [(ev.clientX - b.left) / b.width * inCols, (ev.clientY - b.top) / b.height * inRows]; }
   function strokeTo(p) {
     const q = painting.last, n = Math.max(1, Math.ceil(Math.hypot(p[0] - q[0], p[1] - q[1]) * 2));
@@ -470,7 +467,7 @@ SS.start = function (data) {
   }
 
   /* ---- URL hash: the view state ---------------------------------------- */
-  function b64url(u8) { let s = ""; for (let i = 0; i < u8.length; i++) s += String.fromCharCode(u8[i]); return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+  const b64url = SS.b64url;
   function hashOf() {
     const st = V.state, p = ["r=" + st.round, "m=" + (st.mode === "input" ? "i" : "w")];
     if (st.out !== null) p.push("o=" + st.out);
@@ -524,25 +521,8 @@ SS.start = function (data) {
   /* Export: the whole graph fitted into a fixed page with a title block (run, round,
      density, accuracy, box, and what is shown), whatever the current pan and zoom. */
   const EXPORT_W = 1600, EXPORT_H = 1000;
-  function exportTitle() {
-    const m = data.metrics[V.state.round] || {}, pct = function (v) { return typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014"; };
-    const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
-    if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
-    const what = [];
-    if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
-    if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
-    return [headline(), bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
-  }
-  function exportDraw(P, w, h) {
-    const saved = V.view;
-    V.view = fitted(w, h, 86, 72);
-    try {
-      SS.drawScene(P, V, w, h);
-      const t = exportTitle();
-      P.text(t[0], 16, 24, 20, "#222", "left", true);
-      P.text(t[1], 16, 50, 13, "#555", "left");
-    } finally { V.view = saved; }
-  }
+  const exportTitle = function () { return SS.exportTitle(V, data.metrics[V.state.round] || {}, headline(), labelOf); };
+  const exportDraw = function (P, w, h) { SS.exportDraw(P, V, w, h, exportTitle()); };
   function svgText() { const P = new SS.SvgPainter(EXPORT_W, EXPORT_H); exportDraw(P, EXPORT_W, EXPORT_H); return P.svg(); }
   function exportCanvas() {
     const c = document.createElement("canvas"), k = 2;
@@ -566,6 +546,20 @@ SS.start = function (data) {
     input: function () { const x = V.state.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
     state: function () { return JSON.parse(JSON.stringify(V.state)); },
     hash: hashOf,
+    /* shown units with their screen position (CSS px in the canvas) and whether drawn faded */
+    placed: function () {
+      const out = [], geo = SS.geometry(V);
+      V.G.layers.forEach(function (L) {
+        if (L.kind === "input") return;
+        for (let i = 0; i < L.size; i++) {
+          const y = V.pos[L.name][i];
+          if (y !== y) continue;
+          const p = geo.port(L, i, false);
+          out.push({ id: SS.nodeId(L, i), x: p[0] * V.view.s + V.view.tx, y: p[1] * V.view.s + V.view.ty, live: !!V.liveAll[L.name][i] });
+        }
+      });
+      return out;
+    },
     visibleEdges: function () {
       const out = [];
       V.G.layers.forEach(function (L) { if (L.kind === "affine") for (let e = 0; e < L.dst.length; e++) if (V.visible[L.name][L.dst[e]]) out.push([L.name, L.dst[e], L.src[e]]); });
@@ -615,12 +609,3 @@ SS.start = function (data) {
   fit();
 };
 
-/* Inflate the deflated blocks, then start; a browser without DecompressionStream says so. */
-(function () {
-  const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
-  let ready;
-  try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
-  ready.then(function () { SS.start(data); }, function (err) {
-    document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
-  });
-})();

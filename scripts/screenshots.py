@@ -1,0 +1,90 @@
+"""Screenshots of the default viewer and of static figures, as a reader sees them in chromium.
+
+    python3 scripts/screenshots.py [RUN] [--runs-dir DIR] [--out docs/screenshots]
+
+RUN: a finished run (id, name or folder); without it, the default experiment
+(configs/mnist-mlp.toml) is run into a temporary runs folder first.  Writes
+viewer.png (the page as it opens), viewer-input.png (input mode with the
+selection card), figure-input.png and figure-output.png (the SVG figures drawn by
+chromium, clipped to 1600 px wide) and prints their paths.  Uses /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _wait_ready(page) -> None:
+    end = time.monotonic() + 30
+    while not page.evaluate("!!(window.sparsescope && window.sparsescope.ready)"):  # the page's CSP forbids eval polling
+        if time.monotonic() > end:
+            raise TimeoutError("viewer did not become ready")
+        time.sleep(0.02)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", nargs="?")
+    ap.add_argument("--runs-dir", default=None)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="sparsescope-shots-"))
+    runs = Path(args.runs_dir) if args.runs_dir else work / "runs"
+    run = args.run
+    py = [sys.executable, "-m", "sparsescope"]
+    if run is None:
+        subprocess.run(py + ["run", str(ROOT / "configs" / "mnist-mlp.toml"), "--quiet", "--runs-dir", str(runs)], check=True)
+        run = "mnist-mlp"
+    view = work / "view.html"
+    subprocess.run(py + ["view", run, "--runs-dir", str(runs), "-o", str(view)], check=True)
+    fig_in, fig_out = work / "figure-input.svg", work / "figure-output.svg"
+    subprocess.run(py + ["graph", run, "--runs-dir", str(runs), "--input", "3", "--format", "svg", "-o", str(fig_in)], check=True)
+    subprocess.run(py + ["graph", run, "--runs-dir", str(runs), "--output", "3", "--format", "svg", "-o", str(fig_out)], check=True)
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = b.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(view.as_uri())
+        _wait_ready(page)
+        page.wait_for_timeout(200)
+        page.screenshot(path=str(out / "viewer.png"))
+        first = page.evaluate("sparsescope.state()")
+        sample = page.evaluate("+document.querySelector('#thumbs canvas').dataset.i")
+        page.evaluate(f"sparsescope.set({{mode: 'input', input: {{sample: {sample}}}}})")
+        h2 = next(p_["id"] for p_ in page.evaluate("sparsescope.placed()") if p_["id"].startswith("h2."))
+        page.evaluate(f"sparsescope.set({{sel: '{h2}'}})")
+        page.wait_for_timeout(200)
+        page.screenshot(path=str(out / "viewer-input.png"))
+        for svg, name in ((fig_in, "figure-input.png"), (fig_out, "figure-output.png")):
+            import xml.etree.ElementTree as ET
+
+            root = ET.parse(svg).getroot()
+            w, h = (int(float(root.get(k))) + 1 for k in ("width", "height"))
+            page = b.new_page(viewport={"width": min(w, 1600), "height": min(h, 2400)})
+            page.goto(svg.as_uri())
+            page.screenshot(path=str(out / name), timeout=120000)
+        b.close()
+    from PIL import Image
+
+    for name in ("viewer.png", "viewer-input.png", "figure-input.png", "figure-output.png"):
+        img = Image.open(out / name).convert("RGB")  # 256 colours: small enough to commit, still exact text
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out / name, optimize=True)
+    for name in ("viewer.png", "viewer-input.png", "figure-input.png", "figure-output.png"):
+        print(out / name)
+    print(f"(viewer opened in state {first})")
+
+
+if __name__ == "__main__":
+    main()
