@@ -211,7 +211,7 @@ def _complete_report(folder: Path) -> bool:
                for r, h in files.items())
 
 
-def _stub_build(root, graph, rounds, xs, ys, k, title):
+def _stub_build(root, graph, rounds, xs, ys, k, title, *rest):
     """A stand-in for the report's figures: three small files whose bytes depend on the round."""
     from sparsescope.render._report import GENERATOR
 

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, RunStoreError
-from .._untrusted import RUN_ID_MAX, check_name, is_int, is_number, need, term
+from .._errors import RunStoreError
+from .._untrusted import RUN_ID_MAX, check_name, is_int, is_name, is_number, need, term
 
 RUN_FORMAT = "sparsescope.run"
 RUN_VERSION = 1
@@ -32,10 +32,9 @@ def _err(what: str, ok: bool, detail: str) -> None:
     need(what, ok, RunStoreError, detail)
 
 
-def check_manifest(m: Any, where: Path) -> Any:
-    """Check a parsed manifest; returns the run's config (an ``ExperimentConfig``)."""
-    from .._config import from_manifest
-
+def check_manifest(m: Any, where: Path) -> None:
+    """Check a parsed manifest's fields (its ``config`` table is checked by ``RunStore.spec``,
+    where the model is needed: reading the config loads numpy, which ``runs``/``show`` avoid)."""
     what = f"run {term(where)}: manifest.json"
     _err(what, isinstance(m, dict) and m.get("format") == RUN_FORMAT, "is not a sparsescope run manifest")
     _err(what, m.get("version") == RUN_VERSION, f"unsupported run version {term(repr(m.get('version')))[:40]}")
@@ -70,18 +69,15 @@ def check_manifest(m: Any, where: Path) -> Any:
         ok = isinstance(d.get("limits"), list) and len(d["limits"]) == n and all(
             x is None or is_number(x, 0.0) for x in d["limits"])
         _err(what, ok, "data.limits must be a non-negative number or null per input")
-    try:
-        config = from_manifest(m)
-    except ConfigError as exc:
-        raise RunStoreError(f"{what}: holds a bad config ({exc})") from None
-    return config
+    _err(what, isinstance(m["config"], dict) and is_name(m["config"].get("name")), "config must be a table with a name")
 
 
-def check_metrics(m: Any, timing: Any, what: str, index: int | None, layers: list[str]) -> dict[str, Any]:
+def check_metrics(m: Any, timing: Any, what: str, index: int | None) -> dict[str, Any]:
     """Check ``metrics.json`` (and ``timing.json``) of round ``index``; returns them merged.
 
-    ``layers``: the model's weight layers, the keys of ``weights_left``/``weights_total``.
-    ``index=None`` skips the round-number check (a control names its round itself).
+    ``weights_left``/``weights_total`` must name the same layers (the caller that
+    reads the mask checks them against it).  ``index=None`` skips the round-number
+    check (a control names its round itself).
     """
     what = f"{what}: metrics.json"
     _err(what, isinstance(m, dict), "is not an object")
@@ -96,10 +92,12 @@ def check_metrics(m: Any, timing: Any, what: str, index: int | None, layers: lis
         _err(what, is_number(m["test_accuracy"], 0.0, 1.0), "test_accuracy must be a number in [0, 1]")
     else:
         _err(what, is_number(m["eval_return"]), "eval_return must be a finite number")
+    layers = sorted(m["weights_total"]) if isinstance(m["weights_total"], dict) else []
     for key in ("weights_left", "weights_total"):
         v = m[key]
-        ok = isinstance(v, dict) and sorted(v) == sorted(layers) and all(is_int(c, 0) for c in v.values())
-        _err(what, ok, f"{key} must map the layers {', '.join(layers)} to counts")
+        ok = (isinstance(v, dict) and v and sorted(v) == layers and all(is_name(n) for n in v)
+              and all(is_int(c, 0) for c in v.values()))
+        _err(what, ok, f"{key} must map the same layer names to counts")
     _err(what, all(m["weights_left"][n] <= m["weights_total"][n] for n in layers), "weights_left exceeds weights_total")
     _err(what, m["kept_total"] == sum(m["weights_left"].values()) and is_int(m["kept_total"]),
          "kept_total must be the sum of weights_left")
@@ -138,9 +136,9 @@ def round_indices(names: list[tuple[str, bool]], run: Path, planned: int) -> lis
     return out
 
 
-def control_name(name: str, is_dir: bool, run: Path, kinds: tuple[str, ...]) -> tuple[str, int, int]:
+def control_name(name: str, is_dir: bool, run: Path) -> tuple[str, int, int]:
     """``(kind, round, seed)`` of a folder name ``KIND-rNNN-sSEED`` under ``RUN/controls``."""
     m = CONTROL_RE.fullmatch(name)
-    ok = is_dir and m is not None and m.group(1) in kinds and is_int(int(m.group(3)), 0, 2**63 - 1)
+    ok = is_dir and m is not None and is_int(int(m.group(3)), 0, 2**63 - 1)
     _err(f"run {term(run)}", ok, f"controls/{term(name)} is not a control folder (KIND-rNNN-sSEED); the store is invalid")
     return m.group(1), int(m.group(2)), int(m.group(3))  # type: ignore[union-attr]

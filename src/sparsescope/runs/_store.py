@@ -147,12 +147,12 @@ def read_checked(folder: Path, what: str, limit: int) -> dict[str, bytes]:
     return out
 
 
-def _metrics(files: dict[str, bytes], what: str, index: int | None, layers: list[str]) -> dict[str, Any]:
+def _metrics(files: dict[str, bytes], what: str, index: int | None) -> dict[str, Any]:
     if "metrics.json" not in files:
         raise RunStoreError(f"{what}: metrics.json is missing")
     m = parse_json(files["metrics.json"], f"{what}: metrics.json", RunStoreError)
     timing = parse_json(files["timing.json"], f"{what}: timing.json", RunStoreError) if "timing.json" in files else {}
-    return check_metrics(m, timing, what, index, layers)
+    return check_metrics(m, timing, what, index)
 
 
 class RunStore:
@@ -247,17 +247,15 @@ class RunStore:
 
     def read_metrics_at(self, folder: Path, what: str) -> dict[str, Any]:
         """The metrics of one round or control folder, checked against DONE (no tensors read)."""
-        return self._checked_metrics(read_checked(folder, what, self._file_limit()), folder, what)
+        return self._checked_metrics(read_checked(folder, what, self._file_limit(tensors=False)), folder, what)
 
     def _checked_metrics(self, files: dict[str, bytes], folder: Path, what: str) -> dict[str, Any]:
         """Metrics checked field by field; a round's must name its folder's round, a control's
         its folder's kind, round and seed."""
         index = None if folder.parent.name == "controls" else int(folder.name)
-        metrics = _metrics(files, what, index, self.layer_names())
+        metrics = _metrics(files, what, index)
         if index is None:
-            from .._config import CONTROL_KINDS
-
-            kind, rnd, seed = control_name(folder.name, True, self.path, CONTROL_KINDS)
+            kind, rnd, seed = control_name(folder.name, True, self.path)
             if (metrics.get("control"), metrics["round"], metrics.get("seed")) != (kind, rnd, seed):
                 raise RunStoreError(f"{what}: metrics.json does not describe control {term(folder.name)}")
         return metrics
@@ -265,8 +263,12 @@ class RunStore:
     def spec(self):
         """The run's model spec (``MLPSpec`` or ``SequentialSpec``), from the manifest."""
         from .._config import from_manifest
+        from .._errors import ConfigError
 
-        return from_manifest(self.manifest()).model
+        try:
+            return from_manifest(self.manifest()).model
+        except ConfigError as exc:
+            raise RunStoreError(f"run {term(self.path)}: manifest.json holds a bad config ({exc})") from None
 
     def layer_names(self) -> list[str]:
         """Weight layer names in model order (``h1``, ``h2``, ``out``; ``c1`` ... for convolutions)."""
@@ -407,13 +409,17 @@ class RunStore:
 
     def round_metrics(self) -> list[dict[str, Any]]:
         """Metrics (with timings) of every finished round, in order, verified against DONE."""
-        return [self.read_metrics_at(self.round_dir(i), f"run {term(self.path.name)} round {i}")
-                for i in self.finished_rounds()]
+        out = [self.read_metrics_at(self.round_dir(i), f"run {term(self.path.name)} round {i}")
+               for i in self.finished_rounds()]
+        for i, m in enumerate(out[1:], 1):  # one table: the same layers and the same score in every round
+            if sorted(m["weights_total"]) != sorted(out[0]["weights_total"]) or (
+                    "test_accuracy" in m) != ("test_accuracy" in out[0]):
+                raise RunStoreError(f"run {term(self.path.name)} round {i}: metrics.json describes another model "
+                                    "than round 0's")
+        return out
 
     def control_dirs(self) -> list[Path]:
         """Control folders ``KIND-rNNN-sSEED`` of finished rounds, sorted; anything else there is refused."""
-        from .._config import CONTROL_KINDS
-
         entries = self._entries("controls")
         if entries is None:
             return []
@@ -422,15 +428,21 @@ class RunStore:
         for name, is_dir in entries:
             if name.startswith("."):
                 continue
-            _, rnd, _ = control_name(name, is_dir, self.path, CONTROL_KINDS)
+            _, rnd, _ = control_name(name, is_dir, self.path)
             if rnd not in done:
                 raise RunStoreError(f"run {term(self.path)}: controls/{name} is for round {rnd}, which is not finished")
             out.append(self.path / "controls" / name)
         return sorted(out)
 
-    def _file_limit(self) -> int:
+    def _file_limit(self, tensors: bool = True) -> int:
         """The most bytes a file of this run can hold: the float64 parameters plus headers,
-        refused up front (with the figure) if that cannot fit in memory."""
+        refused up front (with the figure) if that cannot fit in memory.  ``tensors=False``
+        (reading metrics only, which must not load the model code): a quarter of the memory
+        available."""
+        if not tensors:
+            from .._resources import available_memory
+
+            return max(JSON_LIMIT, (available_memory() or 8 << 30) // 4)
         n = sum(_numel(s) for s in self._param_shapes().values())
         limit = max(JSON_LIMIT, 8 * n + (1 << 20))
         check_memory(f"run {term(self.path)} ({n:,} parameters)", 3 * limit, RunStoreError)
