@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from bench_train import matmul_flops  # the same FLOP/s probe as the training benchmark
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import matmul_flops  # noqa: E402  (the same FLOP/s probe as the training benchmark)
 
 
 def bench_batched(args: argparse.Namespace) -> None:

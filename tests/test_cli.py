@@ -10,7 +10,7 @@ import pytest
 
 from sparsescope.cli import build_parser, main
 
-COMMANDS = ["run", "runs", "show", "control", "graph", "report", "view", "sweep", "study", "search"]
+COMMANDS = ["run", "runs", "show", "control", "graph", "report", "view", "sweep", "study", "search", "analyse"]
 
 
 def cli(*args, cwd=None):

@@ -458,6 +458,15 @@ def test_wrong_version_message():
     assert_graph_error(from_dict, doc, match="unsupported flowgraph version")
 
 
+def test_version_1_documents_are_still_read():
+    """A graph without version-2 features is written as version 1 and reads back the same."""
+    g = annotate(small_graph())
+    doc = to_dict(g)
+    assert doc["version"] == 1
+    back = from_dict(doc)
+    assert to_json(back) == to_json(g)
+
+
 def test_truncated_and_garbage_json_is_refused():
     text = to_json(annotate(small_graph()))
     assert from_json(text) is not None

@@ -84,9 +84,18 @@ def quick_project(tmp: Path) -> Path:
         text = src.read_text(encoding="utf-8")
         if 'dataset = "mnist"' in text:
             text = text.replace('dataset = "mnist"', 'dataset = "mnist5k"', 1)
-            assert "epochs = 3" in text
+            assert "epochs = 3" in text or "epochs = 1" in text
             text = text.replace("epochs = 3", "epochs = 1", 1)
         (tmp / "configs" / src.name).write_text(text, encoding="utf-8")
+    # sweeps: the same schedules on mnist5k, 1 epoch, one seed, controls at the last round only
+    (tmp / "configs" / "sweeps").mkdir()
+    for src in sorted((ROOT / "configs" / "sweeps").glob("*.toml")):
+        text = src.read_text(encoding="utf-8")
+        for old, new in (('datasets = ["mnist"]', 'datasets = ["mnist5k"]'), ("epochs = 3", "epochs = 1"),
+                         ("seeds = [0, 1, 2]", "seeds = [0]"), ('control_rounds = "all"', "control_rounds = [18]")):
+            assert old in text, (src.name, old)
+            text = text.replace(old, new, 1)
+        (tmp / "configs" / "sweeps" / src.name).write_text(text, encoding="utf-8")
     return tmp
 
 
@@ -165,7 +174,9 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
         rel = line.split()[0].removeprefix("runs/RUN_ID/")
         pattern = re.sub(r"NNN", "[0-9][0-9][0-9]", rel.rstrip("/")).replace("KIND", "*").replace("SEED", "*")
         assert list(run.glob(pattern)), f"README layout line {line!r} matches nothing in {run}"
-    assert len(list((work / "reports").iterdir())) == 2  # the unit-box and the data-box report
+    reports = sorted(p.name for p in (work / "reports").iterdir())
+    assert len([r for r in reports if not r.startswith("study-")]) == 2  # the unit-box and the data-box report
+    assert (work / "reports" / "study-study" / "index.html").is_file()  # and the study of the sweep
 
 
 def _run_python_block(work: Path) -> subprocess.CompletedProcess:

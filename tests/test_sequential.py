@@ -274,3 +274,22 @@ def test_conv_config_that_does_not_fit_the_data(tmp_path, mnist5k):
     with pytest.raises(ConfigError, match="does not fit"):
         run_experiment(load_config(p), tmp_path / "runs", data=mnist5k)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_conv_run_report_view_with_the_cli(tmp_path, capsys):
+    from sparsescope.cli import main
+
+    p = tmp_path / "cnn.toml"
+    p.write_text(CNN_TOML.format(seed=0, rewind=0).replace("[controls]\nkinds = [\"reinit\", \"random-mask\"]\nrounds = [1]\n", ""))
+    runs = str(tmp_path / "runs")
+    assert main(["run", str(p), "--runs-dir", runs, "--quiet"]) == 0
+    assert main(["graph", "tinycnn", "--runs-dir", runs, "-o", str(tmp_path / "g.svg")]) == 0
+    assert 'class="channel"' in (tmp_path / "g.svg").read_text()
+    assert main(["graph", "tinycnn", "--runs-dir", runs, "--format", "json", "-o", str(tmp_path / "g.json")]) == 0
+    assert '"weight_id"' in (tmp_path / "g.json").read_text()
+    assert main(["report", "tinycnn", "--runs-dir", runs, "--compare", "tinycnn", "-o", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Channel-level view" in page and "Comparison at matched accuracy" in page
+    assert main(["view", "tinycnn", "--runs-dir", runs, "-o", str(tmp_path / "v.html")]) == 0
+    assert "conv" in (tmp_path / "v.html").read_text()[:20000].lower()

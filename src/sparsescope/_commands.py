@@ -224,8 +224,14 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
         if args.input is not None:
             x, label = sample(args.input)
             where = {"input_index": args.input, "input_label": label}
-        scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
-                             off="hide" if args.hide_off else "mark", **where)
+        from .render._convfig import channel_figure, is_conv_graph
+
+        if is_conv_graph(graph):  # feature maps: the channel-level view (of one output's subgraph with --output)
+            scene = channel_figure(graph, output=args.output, x=x, title=f"{graph.meta.get('run', '')} round "
+                                   f"{graph.meta.get('round', '')}")
+        else:
+            scene = graph_figure(graph, output=args.output, x=x, shared_scale=args.shared_scale,
+                                 off="hide" if args.hide_off else "mark", **where)
         _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
     if out != "-":
         print(term(out))
@@ -253,9 +259,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         from .runs import compare_at_matched_accuracy, resolve_run
 
         comparison = compare_at_matched_accuracy(graph, resolve_run(args.compare, args.runs_dir))
+    exact = None
+    if getattr(args, "exact", False):  # the exact analysis over the same box; its bounds are tighter
+        from .exact import Box, analyse_box
+
+        name0 = graph.input.name
+        b = Box(graph.bounds.box, graph.bounds.lo[name0], graph.bounds.hi[name0])  # the box the bounds are over
+        exact = analyse_box(graph.with_bounds(None), b, exact=True)
+        graph = exact.graph
+        out = out.with_name(out.name + "-exact") if not args.out else out
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
-                         title=f"{graph.meta['run']} round {rnd}", comparison=comparison)
+                         title=f"{graph.meta['run']} round {rnd}", comparison=comparison, exact=exact)
     print(term(index))
     return 0
 
@@ -312,6 +327,35 @@ def cmd_study(args: argparse.Namespace) -> int:
     for line in json.loads((out / "finding.json").read_text())["finding_text"]:
         print(term(line))
     print(term(index))
+    return 0
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    """Analyse a round over a box; text or JSON on standard output or -o FILE."""
+    import json
+
+    from .exact import analyse_run
+
+    if not (args.time_limit > 0):
+        raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    ext = {".json": "json", ".txt": "text"}.get(Path(args.out).suffix.lower()) if args.out and args.out != "-" else None
+    if ext and args.format and args.format != ext:
+        raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
+    fmt = ext or args.format or "text"
+    a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                    time_limit=args.time_limit)
+    if fmt == "json":
+        from .exact import analysis_dict
+
+        text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    else:
+        from .exact import analysis_text
+
+        text = analysis_text(a)
+    out = args.out or "-"
+    _write_out(out, text + "\n")
+    if out != "-":
+        print(out)
     return 0
 
 

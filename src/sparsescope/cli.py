@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _box(p)
     p.add_argument("--compare", default=None, metavar="RUN",
                    help="add a table comparing this round with RUN's round of closest test accuracy (e.g. MLP vs CNN)")
+    p.add_argument("--exact", action="store_true", help="add the exact analysis: exact vs interval bounds, simplified graph")
     p.add_argument("-o", dest="out", default=None, metavar="DIR",
                    help="output folder (default: reports/RUN-rN, or reports/RUN-rN-data with --box data)")
     _runs_dir(p)
@@ -105,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     _box(p)
     _runs_dir(p)
     _study_commands(sub)
+
+    p = sub.add_parser("analyse", help="what holds over an input box: structure, bounds, exact ranges, simplification",
+                       description="Analyse RUN at --round over an input box: structure and interval box states; with "
+                                   "--exact the exact range of every unit (MILP, HiGHS) with witnesses, the exactly "
+                                   "simplified graph and its certificate; for a ball, the robustness verdict.")
+    _run_round(p)
+    p.add_argument("--exact", action="store_true", help="exact ranges, simplified graph and certificate")
+    p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
+                   help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
+                        "around test image IMAGE (clipped to [0, 1])")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
+    p.add_argument("--format", choices=["text", "json"], default=None,
+                   help="text (default) or json; follows -o's extension (.json, .txt)")
+    p.add_argument("-o", dest="out", default=None, metavar="FILE", help="write to FILE ('-' or none: standard output)")
+    _runs_dir(p)
     return parser
 
 

@@ -172,7 +172,13 @@ class Bounds:
     ``pre_lo``/``pre_hi`` the affine sums before it; all float64 ``(size,)``.
     For the input layer both are the box itself.  ``box`` names where the box
     came from (``"unit"``: every input in [0, 1]; ``"data"``: per-input
-    min/max of the training data; ``"custom"``).
+    min/max of the training data; ``"ball"``; ``"custom"``).  The bounds hold
+    in exact arithmetic and in float32/float64 evaluation.
+
+    ``exact`` (optional, from :mod:`sparsescope.exact`): per affine layer
+    ``{"lo", "hi"}`` the exact pre-activation ranges (float64, NaN where no
+    witness was found) and ``{"lo_status", "hi_status"}`` (``"exact"`` or
+    ``"bound"``) per node.
     """
 
     box: str
@@ -180,6 +186,7 @@ class Bounds:
     hi: dict[str, np.ndarray]
     pre_lo: dict[str, np.ndarray]
     pre_hi: dict[str, np.ndarray]
+    exact: dict[str, dict[str, np.ndarray]] | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,9 @@ from ._flowgraph import Bounds, Flowgraph, Layer
 
 FORMAT = "sparsescope.flowgraph"
 VERSION = 2
-READS = (1, 2)  # version 2 adds per-edge ``weight_id`` and per-layer ``weight_shape`` (shared weights)
+# version 2 adds per-edge ``weight_id`` and per-layer ``weight_shape`` (shared
+# weights), and the optional exact ranges in "bounds"; version 1 is read too
+READS = (1, 2)
 
 
 def _floats(a: np.ndarray) -> list[float]:
@@ -49,7 +51,9 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
         if layer.labels is not None:
             d["labels"] = list(layer.labels)
         layers.append(d)
-    version = 2 if any(layer.weight_id is not None for layer in graph.layers) else 1
+    # version 1 unless a version-2 feature is used (weight ties, exact ranges), so version-1 readers keep working
+    exact = graph.bounds is not None and graph.bounds.exact is not None
+    version = 2 if exact or any(layer.weight_id is not None for layer in graph.layers) else 1
     doc: dict[str, Any] = {"format": FORMAT, "version": version, "meta": plain_json(graph.meta), "layers": layers}
     b = graph.bounds
     if b is not None:
@@ -61,11 +65,25 @@ def to_dict(graph: Flowgraph) -> dict[str, Any]:
                     "hi": _floats(b.hi[layer.name]),
                     "pre_lo": _floats(b.pre_lo[layer.name]),
                     "pre_hi": _floats(b.pre_hi[layer.name]),
+                    **_exact_entry(b, layer.name),
                 }
                 for layer in graph.layers
             },
         }
     return doc
+
+
+def _exact_entry(b: Bounds, name: str) -> dict[str, Any]:
+    """Version 2: the exact ranges of one layer, when the bounds carry them (NaN -> null)."""
+    if b.exact is None or name not in b.exact:
+        return {}
+    e = b.exact[name]
+    return {"exact": {
+        "lo": [v if math.isfinite(v) else None for v in _floats(e["lo"])],
+        "hi": [v if math.isfinite(v) else None for v in _floats(e["hi"])],
+        "lo_status": [str(v) for v in e["lo_status"]],
+        "hi_status": [str(v) for v in e["hi_status"]],
+    }}
 
 
 def plain_json(value: Any) -> Any:
@@ -137,12 +155,34 @@ def from_dict(doc: Any) -> Flowgraph:
                 for lo, hi in (("lo", "hi"), ("pre_lo", "pre_hi")):
                     if np.any(arr[lo][layer.name] > arr[hi][layer.name]):
                         raise GraphError(f"bounds of layer {layer.name} have {lo} > {hi}")
-            graph = graph.with_bounds(Bounds(str(bd["box"]), arr["lo"], arr["hi"], arr["pre_lo"], arr["pre_hi"]))
+            exact = _read_exact(graph, bd["layers"]) if version >= 2 else None
+            graph = graph.with_bounds(Bounds(str(bd["box"]), arr["lo"], arr["hi"], arr["pre_lo"], arr["pre_hi"], exact))
         return graph
     except GraphError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, MemoryError) as exc:
         raise GraphError(f"malformed flowgraph document: {type(exc).__name__}: {exc}") from None
+
+
+def _read_exact(graph: Flowgraph, entries: dict[str, Any]) -> dict[str, dict[str, np.ndarray]] | None:
+    """The optional exact ranges of a version-2 document, checked."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in graph.layers:
+        e = entries[layer.name].get("exact")
+        if e is None:
+            continue
+        d = {k: np.asarray([np.nan if v is None else v for v in e[k]], dtype=np.float64) for k in ("lo", "hi")}
+        d.update({k: np.asarray([str(v) for v in e[k]], dtype=object) for k in ("lo_status", "hi_status")})
+        for k, a in d.items():
+            if a.shape != (layer.size,):
+                raise GraphError(f"exact ranges of layer {layer.name} have the wrong length")
+        for k in ("lo_status", "hi_status"):
+            if not all(v in ("exact", "bound") for v in d[k]):
+                raise GraphError(f"exact ranges of layer {layer.name}: status must be 'exact' or 'bound'")
+        if np.any(np.isinf(d["lo"])) or np.any(np.isinf(d["hi"])):
+            raise GraphError(f"exact ranges of layer {layer.name} are infinite")
+        out[layer.name] = d
+    return out or None
 
 
 def from_json(text: str | bytes) -> Flowgraph:

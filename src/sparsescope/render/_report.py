@@ -65,12 +65,15 @@ def write_report(
     sample_index: int = 0,
     title: str,
     comparison: tuple[Any, Any] | None = None,
+    exact: Any = None,
 ) -> Path:
     """Write the report to ``folder`` (replacing an earlier report there) and return ``folder/index.html``.
 
     ``samples_x``: ``(N, *input_shape)`` or ``(N, n_in)``; ``samples_y``: ``(N,)``
     labels; the per-input figure is drawn for ``samples_x[sample_index]``.
     A non-empty ``folder`` that is not a sparsescope report is refused.
+    ``exact``: an exact :class:`sparsescope.exact.BoxAnalysis` of ``graph``
+    adds a section (exact against interval bounds, the simplified graph).
     """
     folder = Path(folder)
     samples_x = np.asarray(samples_x)
@@ -81,7 +84,7 @@ def write_report(
         raise ValueError(f"{len(samples_x)} samples but {len(samples_y)} labels")
     _check_target(folder)
     with temp_dir(folder) as tmp:  # also removes a killed report's temporaries
-        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title, comparison)
+        _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title, comparison, exact)
         _write_file_list(tmp)
         _check_target(folder)  # again: the user may have added a file while we drew
         _swap_into_place(tmp, folder)
@@ -192,7 +195,7 @@ def _figure(svg: str, png: str, caption: str) -> str:
 
 
 def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys: np.ndarray, k: int,
-           title: str, comparison: tuple[Any, Any] | None = None) -> None:
+           title: str, comparison: tuple[Any, Any] | None = None, exact: Any = None) -> None:
     if graph.bounds is None:
         from ..bounds import annotate
 
@@ -224,6 +227,11 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
                         f"edges. Cards show each node's range <lo, hi> over the input box '{graph.bounds.box}' and "
                         "its bias b; constant (bias-only) units are drawn in blue; unused inputs and units that "
                         "contribute nothing are omitted."))
+
+    if exact is not None:
+        from ._exact import exact_section
+
+        body.append(exact_section(exact, figures, _save, _figure, title))
 
     # -- one input ----------------------------------------------------------------
     x = xs[k]

@@ -121,7 +121,7 @@ def per_class_figure(classes: list[dict[str, Any]], chosen: dict[tuple[str, str,
     """
     matplotlib, Figure = _plt()
     colours = _colours(schedules)
-    datasets = sorted({d for d, _, _ in chosen}) or sorted({c["dataset"] for c in classes})
+    datasets = sorted({d for d, _, _ in chosen} | {c["dataset"] for c in classes}) or ["(no data)"]
     panels = (("edges", "edges in the output's subgraph"), ("inputs_used", "inputs used"),
               ("switching", "switching units"))
     with matplotlib.rc_context(_STYLE):
@@ -148,7 +148,10 @@ def per_class_figure(classes: list[dict[str, Any]], chosen: dict[tuple[str, str,
                 ax.set_xticklabels([str(x)[:10] for x in labels], fontsize=7)
                 ax.set_ylabel(label)
                 ax.set_title(f"{ds}: {label} per class", fontsize=8)
-                if p == 0:
+                if not labels:
+                    ax.text(0.5, 0.5, "no round reaches the accuracy floor", ha="center", va="center",
+                            transform=ax.transAxes, fontsize=8, color="#666666")
+                elif p == 0:
                     ax.legend(fontsize=7)
         fig.tight_layout()
     return fig

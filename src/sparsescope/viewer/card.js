@@ -39,6 +39,8 @@ SS.renderCard = function (box, V, hl, labelOf) {
   row("layer", L.name + " (" + (L.kind === "input" ? "input" : L.act) + ")");
   if (vals) row("value", SS.short(vals.post[L.name][i]));
   if (L.lo) row("bounds", "<" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">" + (G.box ? " over box \u201c" + G.box + "\u201d" : ""));
+  if (L.exLo) row("exact sum", "[" + SS.short(L.exLo[i]) + ", " + SS.short(L.exHi[i]) + "] " + (L.exSt[i] ? "exact, witnessed" : "bound only") +
+                  "; sound [" + SS.short(L.preLo[i]) + ", " + SS.short(L.preHi[i]) + "] in float32 too");
   if (L.kind === "affine" && !V.liveAll[L.name][i]) row("note", "contributes nothing to any output");
   if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
   let na = 0, nd = 0;

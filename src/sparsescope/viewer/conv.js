@@ -275,6 +275,26 @@
       }
     }
     S.lastDrawMs = performance.now() - t;
+    snap = null;  // the canvas holds a full frame; copied only when motion starts (copying forces rasterising)
+    full = { k: S.k, tx: S.tx, ty: S.ty };
+  }
+  // While panning/zooming, move a bitmap of the last full frame; redraw fully once motion stops.
+  const snapCanvas = document.createElement("canvas"), snapCtx = snapCanvas.getContext("2d");
+  let snap = null, full = null, settle = 0;
+  function drawMoving() {
+    if (!snap && full) {
+      snapCanvas.width = canvas.width; snapCanvas.height = canvas.height;
+      snapCtx.drawImage(canvas, 0, 0);
+      snap = full;
+    }
+    if (!snap) { draw(); return; }
+    const r = S.k / snap.k;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#fbfbfa"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(r, 0, 0, r, dpr * (S.tx - snap.tx * r), dpr * (S.ty - snap.ty * r));
+    ctx.drawImage(snapCanvas, 0, 0);
+    clearTimeout(settle);
+    settle = setTimeout(() => requestAnimationFrame(draw), 150);
   }
   function fit() {
     const w = canvas.clientWidth, h = canvas.clientHeight, sc = S.scene;
@@ -283,6 +303,8 @@
   }
   let pending = false;
   function redraw() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } }
+  let pendingMove = false;
+  function redrawMoving() { if (!pendingMove) { pendingMove = true; requestAnimationFrame(() => { pendingMove = false; drawMoving(); }); } }
 
   // -- interaction ---------------------------------------------------------------------------------
   function world(ev) { const r = canvas.getBoundingClientRect(); return [(ev.clientX - r.left - S.tx) / S.k, (ev.clientY - r.top - S.ty) / S.k]; }
@@ -343,7 +365,7 @@
     if (drag) {
       const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
       if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
-      S.tx = drag.tx + dx; S.ty = drag.ty + dy; redraw(); return;
+      S.tx = drag.tx + dx; S.ty = drag.ty + dy; redrawMoving(); return;
     }
     const h = hit(...world(ev)), tip = $("tip");
     S.hover = h;
@@ -355,7 +377,7 @@
     $("sel").textContent = text;
   });
   canvas.addEventListener("mouseleave", () => { $("tip").hidden = true; });
-  function zoomAt(f, cx, cy) { S.tx = cx - (cx - S.tx) * f; S.ty = cy - (cy - S.ty) * f; S.k *= f; redraw(); }
+  function zoomAt(f, cx, cy) { S.tx = cx - (cx - S.tx) * f; S.ty = cy - (cy - S.ty) * f; S.k *= f; redrawMoving(); }
   canvas.addEventListener("wheel", (ev) => {
     ev.preventDefault();
     const r = canvas.getBoundingClientRect();
@@ -453,6 +475,19 @@
       for (let i = 0; i < n; i++) { S.tx += 3; S.k *= i % 2 ? 1.01 : 0.99; const t = performance.now(); draw(); times.push(performance.now() - t); }
       times.sort((a, b) => a - b);
       return times[Math.floor(times.length / 2)];
+    },
+    benchFrames(n, full) {  // median interval between animation frames while panning/zooming (rasterising included);
+      // full: redraw everything each frame instead of moving the snapshot (what a frame costs once motion stops)
+      return new Promise((resolve) => {
+        const ts = [];
+        let i = 0;
+        const step = (t) => {
+          ts.push(t); S.tx += 3; S.k *= i % 2 ? 1.01 : 0.99; if (full) draw(); else drawMoving();
+          if (++i < n) requestAnimationFrame(step);
+          else { const d = []; for (let j = 1; j < ts.length; j++) d.push(ts[j] - ts[j - 1]); d.sort((a, b) => a - b); resolve(d[Math.floor(d.length / 2)]); }
+        };
+        requestAnimationFrame(step);
+      });
     },
   };
   window.sparsescope = api;

@@ -85,6 +85,11 @@ SS.fromDoc = function (doc) {
       const b = doc.bounds.layers[L.name];
       L.lo = Float64Array.from(b.lo); L.hi = Float64Array.from(b.hi);
       L.preLo = Float64Array.from(b.pre_lo); L.preHi = Float64Array.from(b.pre_hi);
+      if (b.exact) {  /* schema version 2: exact ranges of the sums, with their status */
+        const num = function (v) { return v === null ? NaN : v; };
+        L.exLo = Float64Array.from(b.exact.lo.map(num)); L.exHi = Float64Array.from(b.exact.hi.map(num));
+        L.exSt = b.exact.lo_status.map(function (s, k) { return s === "exact" && b.exact.hi_status[k] === "exact"; });
+      }
     });
   }
   SS.index(G);

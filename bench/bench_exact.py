@@ -1,0 +1,104 @@
+"""Benchmark: exact analysis (sparsescope.exact) of trained runs.
+
+Targets (this 2-core machine): exact ranges of all units of the ~2% MLP <= 1 s
+with witnesses; the ~7% MLP <= 10 s; the layer-1-dense final round <= 15 s
+(and how many ends are exact); exact adversarial accuracy at eps = 0.1 over
+1,000 test images of the 2% net <= 10 min.
+
+Run: ``python bench/bench_exact.py [--runs-dir DIR] [--images N] [--eps E]``.
+Trains the shipped configs (``configs/mnist-mlp.toml``,
+``configs/mnist-mlp-dense-l1.toml``) into ``--runs-dir`` first if they are
+missing (a finished run is reused).  There is no compute floor for an
+NP-hard problem; beside each figure it prints the interval bounds' time (the
+cheap sound answer) and the number and size of the programs solved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from sparsescope import load_config
+from sparsescope.bounds import interval_bounds
+from sparsescope.exact import adversarial_accuracy, exact_ranges, simplify
+from sparsescope.runs import resolve_run, round_flowgraph, run_data, run_experiment
+
+
+def ensure_run(config: str, runs_dir: str):
+    cfg = load_config(config)
+    return resolve_run(run_experiment(cfg, runs_dir).run_id, runs_dir)
+
+
+def median(fn, runs: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def one(label: str, graph, target: float, runs: int) -> None:
+    lo, hi = np.zeros(graph.input.size), np.ones(graph.input.size)
+    t_iv, _ = median(lambda: interval_bounds(graph, lo, hi), 5)
+    t, r = median(lambda: exact_ranges(graph, lo, hi, box="unit"), runs)
+    exact, total = r.count("exact")
+    s = simplify(graph, r)
+    o, n = s.sizes["original"], s.sizes["simplified"]
+    print(f"{label}: density {graph.meta.get('density', 0) * 100:.2f}%, {graph.num_edges} edges, "
+          f"test acc {graph.meta.get('test_accuracy', 0) * 100:.1f}%")
+    print(f"  exact ranges, unit box: {t:.3f} s (median of {runs}; target <= {target:g} s)  "
+          f"[interval bounds {t_iv * 1000:.1f} ms]  {exact}/{total} ends exact, {len(r.witnesses)} witnesses, "
+          f"{r.solves} programs, up to {r.max_binaries} binaries")
+    for name in r.layers:
+        iw = r.interval.pre_hi[name] - r.interval.pre_lo[name]
+        ew = r.hi[name] - r.lo[name]
+        ok = np.isfinite(ew) & (ew > 1e-12)
+        ratio = iw[ok] / ew[ok]
+        how = {h: int(np.sum(r.how[name] == h)) for h in ("constant", "greedy", "milp", "interval")}
+        print(f"    {name:<4} interval/exact width mean {ratio.mean():.3f} max {ratio.max():.3f} "
+              f"over {ok.sum()} non-constant units; by {how}")
+    kinds: dict[str, int] = {}
+    for f in s.facts:
+        kinds[f["fact"]] = kinds.get(f["fact"], 0) + 1
+    print(f"  simplified: live vertices {o['vertices']} -> {n['vertices']}, live edges {o['edges']} -> {n['edges']}, "
+          f"all edges {o['total_edges']} -> {n['total_edges']}; facts {kinds}; composed {list(s.composed)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs-dir", default="runs")
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--skip-adversarial", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    import highspy  # noqa: F401  (import once, outside the timings)
+
+    sparse = ensure_run("configs/mnist-mlp.toml", args.runs_dir)
+    dense1 = ensure_run("configs/mnist-mlp-dense-l1.toml", args.runs_dir)
+    data_name = sparse.manifest()["data"]["name"]
+    print(f"data: {data_name}; machine shared with other jobs (2 cores)")
+    metrics = sparse.round_metrics()
+    last = metrics[-1]["round"]
+    seven = min(metrics, key=lambda m: abs(m["density"] - 0.07))["round"]
+    g2 = round_flowgraph(sparse, last).with_bounds(None)
+    one(f"{sparse.path.name} round {last} (~2%)", g2, 1.0, 5)
+    one(f"{sparse.path.name} round {seven} (~7%)", round_flowgraph(sparse, seven).with_bounds(None), 10.0, 1)
+    one(f"{dense1.path.name} round {dense1.round_metrics()[-1]['round']} (layer 1 dense)",
+        round_flowgraph(dense1).with_bounds(None), 15.0, 1)
+    if not args.skip_adversarial:
+        data = run_data(sparse)
+        x, y = data.x_test[: args.images].astype(np.float64), data.y_test[: args.images]
+        acc = adversarial_accuracy(g2, x, y, args.eps)
+        print(f"exact adversarial accuracy at eps {args.eps:g} over the first {len(x)} test images of the ~2% net: "
+              f"{acc.accuracy * 100:.1f}% (clean {acc.clean * 100:.1f}%, {acc.unknown} undecided) in "
+              f"{acc.seconds:.1f} s (target <= 600 s), {acc.solves} programs")
+
+
+if __name__ == "__main__":
+    main()

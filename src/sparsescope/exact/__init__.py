@@ -1,0 +1,33 @@
+"""Exact analysis over an input box: the true range of every unit by mixed-integer
+programming (HiGHS), each end with a witness input; exact local robustness in an
+L-infinity ball; and an exactly simplified flowgraph with a re-checkable certificate.
+Works on the generic Flowgraph layers (an unrolled convolution is the same code)."""
+
+from ._analyse import BoxAnalysis, analyse_box, analyse_run, analysis_dict, analysis_text, exact_bounds
+from ._box import Box, ball, make_box, parse_box
+from ._ranges import ExactRanges, exact_ranges, float32_bounds
+from ._robust import AdversarialAccuracy, Robustness, adversarial_accuracy, certify, robust_at
+from ._simplify import Simplified, simplify
+
+__all__ = [
+    "AdversarialAccuracy",
+    "Box",
+    "BoxAnalysis",
+    "ExactRanges",
+    "Robustness",
+    "Simplified",
+    "adversarial_accuracy",
+    "analyse_box",
+    "analyse_run",
+    "analysis_dict",
+    "analysis_text",
+    "ball",
+    "certify",
+    "exact_bounds",
+    "exact_ranges",
+    "float32_bounds",
+    "make_box",
+    "parse_box",
+    "robust_at",
+    "simplify",
+]
