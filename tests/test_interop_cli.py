@@ -118,3 +118,28 @@ def test_model_file_mistakes_are_one_line(model, capsys, tmp_path):
         rc, out, err = _run(capsys, *argv)
         assert rc == 2 and err.count("\n") == 1 and err.startswith("sparsescope: error: "), (argv, err)
         assert expect in err, (argv, err)
+
+
+def test_widget_traits_are_checked_and_anywidget_stays_optional(model):
+    import subprocess
+    import sys
+
+    code = ("import sys, sparsescope, sparsescope.viewer, sparsescope.interop; "
+            "sys.exit(1 if {'anywidget', 'onnx', 'torch'} & set(sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+    pytest.importorskip("anywidget")
+    import traitlets
+
+    import sparsescope
+    from sparsescope.interop import from_onnx
+
+    g = from_onnx(model[1])
+    w = sparsescope.widget(g)
+    assert (w.round, w.output, w.input, w.selected, w.drawn) == (0, None, [], "", [])
+    w.output, w.input = 1, [0.5] * 36
+    for name, bad in (("output", 3), ("round", 1), ("input", [0.0] * 35), ("input", [float("nan")] * 36)):
+        with pytest.raises(traitlets.TraitError):
+            setattr(w, name, bad)
+    assert "sparsescope" in w._page and "bridge" not in w._page.split("<script>")[0]
+    with pytest.raises(sparsescope.SparsescopeError):
+        sparsescope.widget([])

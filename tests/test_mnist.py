@@ -111,3 +111,13 @@ def test_shipped_mlp_configs_use_full_mnist_and_name_their_choice():
     assert load_config(ROOT / "configs" / "mnist-mlp-dense-l1.toml").prune.rates["h1"] == 0.0
     assert planned_counts({"h1": 25088, "h2": 1024, "out": 320},
                           load_config(ROOT / "configs" / "mnist-mlp.toml").prune)[-1] == 476  # 1.80%
+
+
+def test_study_page_names_the_runs_the_shipped_configs_make():
+    """docs/study-mnist.md gives the run ids of its tables: a changed config must come with new figures."""
+    from sparsescope._config import load_config
+
+    page = (ROOT / "docs" / "study-mnist.md").read_text()
+    for name in ("mnist-mlp", "mnist-mlp-dense-l1", "mnist-mlp-layerwise"):
+        assert f"`{load_config(ROOT / 'configs' / f'{name}.toml').run_id}`" in page, name
+        assert f"python3 -m sparsescope run configs/{name}.toml" in page

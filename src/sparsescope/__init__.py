@@ -13,7 +13,7 @@ Subpackages (import what you need; importing ``sparsescope`` loads no torch):
 * ``sparsescope.bounds``   interval bounds over an input box
 * ``sparsescope.analysis`` ignored inputs, dead units, constant outputs, subgraphs
 * ``sparsescope.render``   static SVG/PNG figures and reports
-* ``sparsescope.viewer``   the single-file interactive page
+* ``sparsescope.viewer``   the single-file interactive page; ``sparsescope.widget(graph)`` in Jupyter
 """
 
 __version__ = "0.1.0"
@@ -21,6 +21,13 @@ __version__ = "0.1.0"
 from ._errors import ConfigError, DataError, GraphError, RunStoreError, SparsescopeError  # noqa: E402
 
 _LAZY = ("ExperimentConfig", "load_config")  # the config code imports numpy; `sparsescope runs` needs neither
+
+
+def widget(graph, **kw):
+    """The two-way Jupyter widget of a flowgraph: :func:`sparsescope.viewer.widget` (needs ``anywidget``)."""
+    from .viewer import widget as make
+
+    return make(graph, **kw)
 
 
 def __getattr__(name: str):
@@ -40,4 +47,5 @@ __all__ = [
     "SparsescopeError",
     "__version__",
     "load_config",
+    "widget",
 ]

@@ -146,12 +146,13 @@ def analysis_text(a: BoxAnalysis) -> str:
         exact, total = r.count("exact")
         lines.append(f"exact ranges: {exact}/{total} ends exact with witnesses ({r.solves} programs, "
                      f"up to {r.max_binaries} binaries, {r.seconds:.2f} s, cap {r.time_limit:g} s per program)")
-        lines.append("  layer  units  interval/exact width  mean    max")
+        lines.append("  width of the interval bounds over the exact range (non-constant units):")
+        lines.append("  layer  units    mean     max")
         for name in r.layers:
             w = _width_ratio(r, name)
             mean = "-" if w["interval_over_exact_mean"] is None else f"{w['interval_over_exact_mean']:.3f}"
             mx = "-" if w["interval_over_exact_max"] is None else f"{w['interval_over_exact_max']:.3f}"
-            lines.append(f"  {name:<6} {w['units']:>5}  {'':20}  {mean:>6} {mx:>6}")
+            lines.append(f"  {name:<6} {w['compared']:>5}  {mean:>6}  {mx:>6}")
         out = g.output
         for j in range(out.size):
             lines.append(f"  {out.node_id(j)}: interval [{r.interval.pre_lo[out.name][j]:.4g}, {r.interval.pre_hi[out.name][j]:.4g}]"

@@ -68,6 +68,7 @@ class Solve:
     binaries: int
     size: int
     pad: float
+    relaxed: int = 0
 
 
 def cone(graph: Flowgraph, known: Known, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -161,8 +162,25 @@ def solve(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray, object
     highspy = _import_highspy()
     results = []
     for sense in senses:
-        results.append(_solve_one(highspy, graph, known, lo, hi, objective, sense, time_limit, const))
+        # first with every ReLU the objective pushes down (along all its paths) relaxed to its
+        # lower envelope: a relaxation, so its bound is sound; when the witness does not attain
+        # it (the relaxation was not tight), solve again with every binary
+        sv = _solve_one(highspy, graph, known, lo, hi, objective, sense, time_limit, const, relax=True)
+        if sv.relaxed and not _attained(graph, objective, const, sv, sense):
+            sv = _solve_one(highspy, graph, known, lo, hi, objective, sense, time_limit, const)
+        results.append(sv)
     return results
+
+
+def _attained(graph: Flowgraph, objective: dict[str, np.ndarray], const: float, sv: Solve, sense: str) -> bool:
+    """Does the witness of ``sv`` reach its proven bound (within the padding)?"""
+    if sv.status != "optimal" or sv.x is None or not np.isfinite(sv.dual):
+        return False
+    from ..graph import evaluate
+
+    ev = evaluate(graph, sv.x[None])
+    v = const + sum(float(c @ ev.pre[name][0]) for name, c in objective.items())
+    return (sv.dual - v <= sv.pad) if sense == "max" else (v - sv.dual <= sv.pad)
 
 
 def _one_way(graph: Flowgraph, need: dict[str, np.ndarray], objective: dict[str, np.ndarray],
@@ -185,8 +203,29 @@ def _one_way(graph: Flowgraph, need: dict[str, np.ndarray], objective: dict[str,
     return {n: np.where(feeds_var[n], np.nan, coef_out[n]) for n in feeds_var}
 
 
+def _path_sign(graph: Flowgraph, need: dict[str, np.ndarray], objective: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per layer, the sign (+1/-1) of every path from each node's output to the
+    objective, where all paths agree (ReLU and identity are non-decreasing), else NaN."""
+    pos = {layer.name: np.zeros(layer.size, dtype=bool) for layer in graph.layers}
+    neg = {layer.name: np.zeros(layer.size, dtype=bool) for layer in graph.layers}
+    for layer in reversed(graph.layers[1:]):
+        sp, sn = pos[layer.name].copy(), neg[layer.name].copy()  # signs of this layer's outputs
+        if layer.name in objective:
+            c = objective[layer.name]
+            sp |= c > 0
+            sn |= c < 0
+        live = need[layer.name][layer.dst]
+        d, src, w = layer.dst[live], layer.src[live], layer.weight[live]
+        up = (sp[d] & (w > 0)) | (sn[d] & (w < 0))
+        down = (sp[d] & (w < 0)) | (sn[d] & (w > 0))
+        pos[layer.source][src[up]] = True
+        neg[layer.source][src[down]] = True
+    return {n: np.where(pos[n] & ~neg[n], 1.0, np.where(neg[n] & ~pos[n], -1.0, np.nan)) for n in pos}
+
+
 def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray,
-               objective: dict[str, np.ndarray], sense: str, time_limit: float, const: float) -> Solve:
+               objective: dict[str, np.ndarray], sense: str, time_limit: float, const: float,
+               relax: bool = False) -> Solve:
     """Build and solve one program.  A ReLU whose output feeds only the objective,
     with a coefficient that pushes it down (``< 0`` when maximising, ``> 0`` when
     minimising), keeps only ``a >= z, a >= 0`` and no binary: the optimum lowers
@@ -195,6 +234,8 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
     targets = {name: np.flatnonzero(c) for name, c in objective.items()}
     need = cone(graph, known, targets)
     one_way = _one_way(graph, need, objective, targets)
+    signs = _path_sign(graph, need, objective) if relax else None
+    relaxed = 0
     # variable numbering: inputs, then one output variable per needed non-input node
     var: dict[str, np.ndarray] = {}
     col_lo: list[np.ndarray] = []
@@ -282,6 +323,11 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
         n_row += nodes.size
         push = one_way[layer.name][nodes]
         down = ~np.isnan(push) & ((push <= 0) if maximise else (push >= 0))
+        if signs is not None:  # relaxed: every unit the objective pushes down, through any path
+            sg = signs[layer.name][nodes]
+            more = ~np.isnan(sg) & ((sg < 0) if maximise else (sg > 0)) & ~down & ~linear
+            relaxed += int(more.sum()) if relu else 0
+            down = down | more
         unstable = np.flatnonzero(~linear & ~(down if relu else False))
         if unstable.size:
             k = unstable.size
@@ -373,4 +419,4 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
         dual = value if (status == "optimal" and value is not None) else none
     if not np.isfinite(dual):
         dual = none
-    return Solve(status, value, dual, x, binaries, n_col + n_row, pad)
+    return Solve(status, value, dual, x, binaries, n_col + n_row, pad, relaxed)

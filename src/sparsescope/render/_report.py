@@ -249,6 +249,8 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
 
     # -- per output ---------------------------------------------------------------
     body.append("<h2>Per output</h2>")
+    body.append("<p>Each output's live graph: the nodes and edges its figure below draws (constant units "
+                "included), so every drawn node adds up; <i>lo</i>/<i>hi</i>: the output's range over the box.</p>")
     body.append(_per_output_html(graph, st, labels))
     for i in range(out.size):
         svg, png = _save(figures, f"output-{i}", graph_figure(graph, output=i,
@@ -318,7 +320,7 @@ def _per_output_html(graph: Flowgraph, st: Structure, labels: tuple[str, ...]) -
         lo, hi = b.lo[out.name][i], b.hi[out.name][i]
         rows.append(f'<tr><td class="l">{_e(nid)}</td><td class="l">{_e(labels[i])}</td><td>{v}</td><td>{e}</td>'
                     f"<td>{fmt(lo)}</td><td>{fmt(hi)}</td></tr>")
-    return ('<table><tr><th class="l">output</th><th class="l">label</th><th>vertices</th><th>edges</th>'
+    return ('<table><tr><th class="l">output</th><th class="l">label</th><th>nodes drawn</th><th>edges drawn</th>'
             f"<th>lo</th><th>hi</th></tr>{''.join(rows)}</table>")
 
 

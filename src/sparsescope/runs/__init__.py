@@ -6,11 +6,11 @@ Finding, listing and reading runs needs no torch; the drivers (``run_experiment`
 
 import importlib
 
-from ._compare import compare_at_matched_accuracy
 from ._query import RunInfo, list_runs, resolve_run, round_flowgraph, round_table, run_data
 from ._store import RoundRecord, RunStore
 
-_LAZY = {  # name -> the private module that holds it (these import torch)
+_LAZY = {  # name -> the private module that holds it (these import torch, or numpy through analysis)
+    "compare_at_matched_accuracy": "_compare",
     "RunResult": "_lottery", "control_folder": "_lottery", "control_seed": "_lottery", "derive_seed": "_lottery",
     "run_control": "_lottery", "run_experiment": "_lottery",
     "is_rl_manifest": "_rl", "round_episode": "_rl",

@@ -39,19 +39,27 @@ class TrainResult:
     train_seconds: float = 0.0
 
 
-def _forward(ws, bs, x):
-    """Logits and the activations each layer consumed (``acts[l]`` feeds layer ``l``)."""
+def _forward(ws, bs, x, out=None):
+    """Logits and the activations each layer consumed (``acts[l]`` feeds layer ``l``);
+    ``out``: where to write the logits ``(batch, classes)`` (default: a new tensor)."""
     acts = [x]
     h = x
     last = len(ws) - 1
     for i, (w, b) in enumerate(zip(ws, bs)):
-        z = torch.addmm(b, h, w.t())
+        z = torch.addmm(b, h, w.t(), out=out) if i == last and out is not None else torch.addmm(b, h, w.t())
         if i < last:
             h = torch.relu(z)
             acts.append(h)
         else:
             h = z
     return h, acts
+
+
+def _scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``logits (N, classes)`` against labels ``y (N,)``."""
+    loss = F.cross_entropy(logits, y).item()
+    acc = (logits.argmax(1) == y).double().mean().item()
+    return loss, acc
 
 
 @torch.no_grad()
@@ -65,9 +73,7 @@ def evaluate_model(spec: MLPSpec | SequentialSpec, params: dict[str, torch.Tenso
     xt = torch.as_tensor(x).reshape(len(x), -1).float()
     yt = torch.as_tensor(y).long()
     logits, _ = _forward([params[f"{n}.weight"] for n in names], [params[f"{n}.bias"] for n in names], xt)
-    loss = F.cross_entropy(logits, yt).item()
-    acc = (logits.argmax(1) == yt).double().mean().item()
-    return loss, acc
+    return _scores(logits, yt)
 
 
 @torch.no_grad()
@@ -128,18 +134,16 @@ def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> Tra
     step = 0
     train_seconds = 0.0
     relu_backward = torch.ops.aten.threshold_backward
+    epoch_logits = torch.empty(n, spec.sizes[-1])  # the training logits of one epoch, in shuffled order
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
-        loss_sum = torch.zeros((), dtype=torch.float32)
-        correct = torch.zeros((), dtype=torch.int64)
         for start in range(0, n, bsz):
             idx = perm[start : start + bsz]
-            xb, yb, ohb = x.index_select(0, idx), y.index_select(0, idx), onehot.index_select(0, idx)
-            logits, acts = _forward(ws, bs, xb)
+            xb, ohb = x.index_select(0, idx), onehot.index_select(0, idx)
+            # the logits land in the epoch's buffer: the training loss and accuracy come from it at the end
+            logits, acts = _forward(ws, bs, xb, out=epoch_logits[start : start + bsz])
             logp = torch.log_softmax(logits, 1)
-            loss_sum -= torch.dot(logp.view(-1), ohb.view(-1))
-            correct += (logits.argmax(1) == yb).sum()
             # d(mean CE)/d logits = (softmax - onehot) / batch
             g = logp.exp_().sub_(ohb).mul_(1.0 / idx.shape[0])
             for i in range(last, -1, -1):
@@ -157,8 +161,7 @@ def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> Tra
             if on_step is not None and (step % 50 == 0 or step == total):
                 on_step(step, total)
         train_seconds += time.perf_counter() - t0
-        tr_loss = float(loss_sum) / n
-        tr_acc = float(correct) / n
+        tr_loss, tr_acc = _scores(epoch_logits, y.index_select(0, perm))
         te_loss, te_acc = evaluate_model(spec, _collect(names, ws, bs), data.x_test, data.y_test)
         result.history.append(
             {"epoch": epoch + 1, "train_loss": tr_loss, "train_accuracy": tr_acc, "test_loss": te_loss, "test_accuracy": te_acc}
@@ -182,14 +185,16 @@ class _FusedAdam:
         self.params, self.grads = params, grads
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
+        # one step count shared by every parameter (they all step together): one add per step, not six
+        self.step_count = torch.zeros((), dtype=torch.float32)
+        self.steps = [self.step_count] * len(params)
         self.kw = dict(
             amsgrad=False, lr=float(config.lr), beta1=float(config.betas[0]), beta2=float(config.betas[1]),
             weight_decay=0.0, eps=float(config.eps), maximize=False,
         )
 
     def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)
+        self.step_count.add_(1)
         torch._fused_adam_(self.params, self.grads, self.m, self.v, [], self.steps, **self.kw)
 
 
@@ -203,6 +208,7 @@ def masked_copies(spec: MLPSpec, params: dict[str, torch.Tensor], masks: dict[st
     for w, m in zip(ws, ms):
         if m is not None:
             w.mul_(m)
+    ms = [None if m is None or bool(m.all()) else m for m in ms]  # a full mask changes nothing: skip it
     return ws, bs, ms
 
 

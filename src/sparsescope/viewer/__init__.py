@@ -9,6 +9,7 @@ network): graph view, per-input values, rounds slider, PNG/SVG export.
 from ._embed import read_embedded
 from ._page import build_page, notebook_html, write_page
 from ._run import parse_samples, write_graph_page, write_run_page
+from ._widget import widget
 
 __all__ = ["build_page", "notebook_html", "parse_samples", "read_embedded", "write_graph_page", "write_page",
-           "write_run_page"]
+           "widget", "write_run_page"]

@@ -16,7 +16,7 @@ from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 
-SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "boot.js")
+SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "boot.js", "bridge.js")
 _SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 
 

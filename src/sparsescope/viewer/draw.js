@@ -159,8 +159,11 @@ SS.drawScene = function (P, V, w, h, noLegend) {
   const inputEdges = V.state.inEdges, pos = V.pos;
   P.clear(w, h, "#fbfbfa");
 
-  /* edges, bucketed by colour / width / alpha so each bucket is one path */
+  /* edges, bucketed by colour / width / alpha so each bucket is one path.  Level of detail: a layer
+     draws its on-screen edges strongest first (|weight|, or |weight x value| in input mode) and at most
+     SS.EDGE_BUDGET of them (highlighted edges always); the legend says how many were left out. */
   const buckets = new Map();
+  V.lod = { drawn: 0, skipped: 0 };
   G.layers.forEach(function (L) {
     if (L.kind !== "affine") return;
     const S = G.byName[L.source], first = S === L0;
@@ -173,15 +176,22 @@ SS.drawScene = function (P, V, w, h, noLegend) {
     }
     const vl = vis[L.name], crowded = L.dst.length > 600;  /* thin lines keep software raster fast */
     const py = pos[L.name], sy = first ? null : pos[S.name];
-    for (let e = 0; e < L.dst.length; e++) {
-      const d = L.dst[e], sidx = L.src[e];
+    const lod = L.dst.length > SS.EDGE_BUDGET, order = lod ? SS.strongestFirst(L, carried) : null;
+    let drawn = 0;
+    for (let k = 0; k < L.dst.length; k++) {
+      const e = lod ? order[k] : k, d = L.dst[e], sidx = L.src[e];
       if (!vl[d] || py[d] !== py[d] || (sy && sy[sidx] !== sy[sidx])) continue;  /* hidden: NaN position */
-      let a = first ? 0.3 : 0.65;
+      let a = first ? 0.3 : 0.65, on = false;
       if (hl) {
-        const on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
+        on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
         if (first && !on) continue;
         a = on ? 0.9 : 0.07;
       }
+      const p = geo.port(S, sidx, true), q = geo.port(L, d, false);
+      const x0 = X(p[0]), y0 = Y(p[1]), x1 = X(q[0]), y1 = Y(q[1]);
+      if (lod && ((y0 < 0 && y1 < 0) || (y0 > h && y1 > h) || (x0 < 0 && x1 < 0) || (x0 > w && x1 > w))) continue;
+      if (lod && !on && drawn >= SS.EDGE_BUDGET) { V.lod.skipped++; continue; }
+      drawn++;
       const v = carried ? L.w[e] * carried[sidx] : L.w[e];
       const col = v > 0 ? 0 : v < 0 ? 1 : 2;
       const wid = v === 0 ? 0.6 : Math.round((first || crowded ? 0.3 + 1.2 * Math.abs(v) / (norm || 1) : 0.5 + 3.5 * Math.abs(v) / (norm || 1)) * 4) / 4;
@@ -189,9 +199,9 @@ SS.drawScene = function (P, V, w, h, noLegend) {
       const key = col + "|" + wid + "|" + a;
       let b = buckets.get(key);
       if (!b) { b = { col: col, wid: wid, a: a, xy: [] }; buckets.set(key, b); }
-      const p = geo.port(S, sidx, true), q = geo.port(L, d, false);
-      b.xy.push(X(p[0]), Y(p[1]), X(q[0]), Y(q[1]));
+      b.xy.push(x0, y0, x1, y1);
     }
+    V.lod.drawn += drawn;
   });
   const order = Array.from(buckets.values()).sort(function (a, b) { return a.a - b.a || a.wid - b.wid; });
   order.forEach(function (b) { P.lines(b.xy, SS.rgb([C.pos, C.neg, C.zero][b.col]), b.wid, b.a); });
@@ -264,6 +274,17 @@ SS.drawScene = function (P, V, w, h, noLegend) {
   if (!noLegend) SS.drawLegend(P, V, w, h);
 };
 
+/* Edge indices of layer L, strongest first (|w|, or |w x carried value|); cached per layer and values. */
+SS.EDGE_BUDGET = 4000;
+SS.strongestFirst = function (L, carried) {
+  if (L.lodOrder && L.lodKey === carried) return L.lodOrder;
+  const n = L.dst.length, mag = new Float64Array(n), order = new Uint32Array(n);
+  for (let e = 0; e < n; e++) { mag[e] = Math.abs(carried ? L.w[e] * carried[L.src[e]] : L.w[e]); order[e] = e; }
+  order.sort(function (a, b) { return mag[b] - mag[a] || a - b; });
+  L.lodOrder = order; L.lodKey = carried;
+  return order;
+};
+
 SS.drawLegend = function (P, V, w, h) {
   const C = SS.COLORS, x = 10, y = h - 64, input = V.state.mode === "input";
   P.rect(x, y, 360, 56, "rgba(255,255,255,0.92)", "#ccc", 1);
@@ -273,6 +294,10 @@ SS.drawLegend = function (P, V, w, h) {
   P.rect(x + 10, y + 26, 10, 10, "rgb(236,236,236)", "#999", 0.5); P.text("pruned / zero pixel", x + 26, y + 31, 11, "#333");
   P.text(input ? "h1: weights | input \u00d7 weights" : "h1: 28\u00d728 weight images (hover to enlarge)", x + 150, y + 31, 11, "#333");
   P.text(input ? "edge width \u221d |weight \u00d7 value carried| (per layer); [v] node value" : "edge width \u221d |weight| (per layer)", x + 10, y + 46, 11, "#333");
+  if (V.lod && V.lod.skipped) {  /* level of detail: say what is not drawn */
+    P.rect(x, y - 22, 360, 18, "rgba(255,255,255,0.92)", "#ccc", 1);
+    P.text("strongest " + V.lod.drawn + " edges drawn, " + V.lod.skipped + " weaker hidden: zoom in or pick a node", x + 8, y - 13, 11, "#333");
+  }
 };
 
 /* The view (scale s, offsets tx, ty) that shows the whole placed graph in w x h

@@ -43,6 +43,7 @@ SS.start = function (data, loaded) {
   /* ---- derived state ------------------------------------------------ */
   function recompute() {
     const G = V.G = graphFor(V.state.round), st = V.state;
+    slowFrames = 0;
     const out = G.layers[G.layers.length - 1];
     // visibility: edges into nodes of the chosen output's subgraph (analysis.subgraph)
     const seed = SS.masks(G);
@@ -171,7 +172,11 @@ SS.start = function (data, loaded) {
   const HEAVY_EDGES = 3000, SETTLE_MS = 140;
   const snap = new SS.Snapshot();
   let moving = false, settle = null;
-  function takeSnapshot() { if (V.G.edges < HEAVY_EDGES) snap.drop(); else snap.take(canvas, V.view); }
+  /* Heavy: many edges, or frames measured slow while moving (the rasterizer, not the draw call,
+     can be the cost: e.g. hundreds of input edges converging on a few units). */
+  let slowFrames = 0, lastFrameAt = 0;
+  function heavy() { return V.G.edges >= HEAVY_EDGES || slowFrames >= 2; }
+  function takeSnapshot() { if (!heavy()) snap.drop(); else snap.take(canvas, V.view); }
   function drawMoved() {
     const z = size(), P = new SS.CanvasPainter(ctx);
     ctx.setTransform(z.dpr, 0, 0, z.dpr, 0, 0);
@@ -186,6 +191,9 @@ SS.start = function (data, loaded) {
   }
   function frame() {
     pending = false;
+    const now = performance.now();
+    if (moving && !snap.fits(canvas) && now - lastFrameAt < 200) slowFrames += now - lastFrameAt > 40 ? 1 : 0;
+    lastFrameAt = now;
     if (moving && snap.fits(canvas)) {
       drawMoved();
     } else {
