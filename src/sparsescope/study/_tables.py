@@ -113,8 +113,9 @@ def sentence(f: list[dict[str, Any]], measure_label: str) -> list[str]:
             continue
         b = best[0]
         k = b["measure"]
-        others = "; ".join(f"{x['schedule']} {x[f'{k}_mean']:.1f} \u00b1 {x[f'{k}_std']:.1f}"
-                           + ("" if x["reached"] == x["seeds"] else f" ({x['reached']}/{x['seeds']} seeds reach it)")
+        others = "; ".join((f"{x['schedule']}: no seed reaches it" if x["reached"] == 0 else
+                            f"{x['schedule']} {x[f'{k}_mean']:.1f} \u00b1 {x[f'{k}_std']:.1f}"
+                            + ("" if x["reached"] == x["seeds"] else f" ({x['reached']}/{x['seeds']} seeds reach it)"))
                            for x in mine if x is not b)
         lines.append(
             f"{ds}: at test accuracy >= {b['floor']:.3f}, schedule {b['schedule']} gives the smallest {measure_label}: "
