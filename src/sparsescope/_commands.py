@@ -103,7 +103,7 @@ def _model_file(args: argparse.Namespace) -> bool:
 
     if is_model_file(args.run):
         return True
-    if args.box not in (None, "unit", "data", "env"):
+    if args.box not in (None, "unit", "data", "env") and not (args.command == "analyse" and args.box.startswith("ball:")):
         raise SparsescopeError(f"--box {args.box}: a run takes unit, data or env (LO,HI and data:FILE.npy are for model files)")
     if args.labels is not None:
         raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
@@ -342,8 +342,13 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
     fmt = ext or args.format or "text"
-    a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
-                    time_limit=args.time_limit)
+    if _model_file(args):
+        from ._model_commands import model_analyse
+
+        a = model_analyse(args)
+    else:
+        a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                        time_limit=args.time_limit)
     if fmt == "json":
         from .exact import analysis_dict
 

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", help="exact ranges, simplified graph and certificate")
     p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
                    help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
-                        "around test image IMAGE (clipped to [0, 1])")
+                        "around test image IMAGE (clipped to [0, 1]); for MODEL.onnx: unit, LO,HI or data:FILE.npy")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
     p.add_argument("--format", choices=["text", "json"], default=None,
                    help="text (default) or json; follows -o's extension (.json, .txt)")
