@@ -143,3 +143,16 @@ def test_widget_traits_are_checked_and_anywidget_stays_optional(model):
     assert "sparsescope" in w._page and "bridge" not in w._page.split("<script>")[0]
     with pytest.raises(sparsescope.SparsescopeError):
         sparsescope.widget([])
+
+
+def test_analyse_a_model_file(model, capsys, tmp_path):
+    root, path, m, data = model
+    out = tmp_path / "a.json"
+    rc, _, err = _run(capsys, "analyse", path, "--box=-1,2", "-o", out)
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    assert doc and "sparsescope: error" not in err
+    rc, text, err = _run(capsys, "analyse", path, "--box", f"data:{root / 'data.npy'}", "--exact", "--time-limit", 5)
+    assert rc == 0, err
+    rc, _, err = _run(capsys, "analyse", path, "--box", "ball:0:0.1")
+    assert rc == 2 and "needs a run's test images" in err and err.count("\n") == 1

@@ -58,7 +58,7 @@ def test_resume_in_process_equals_uninterrupted(small_config, tmp_path, mnist5k)
     part = run_experiment(cfg, tmp_path / "b", data=mnist5k, stop_after=2)
     assert part.trained_now == [0, 1]
     # a crash mid-write leaves a hidden temporary folder: resume must clean it
-    junk = tmp_path / "b" / cfg.run_id / "rounds" / ".002.abc.tmp"
+    junk = tmp_path / "b" / cfg.run_id / "rounds" / ".002.abc_1234.tmp"
     junk.mkdir()
     (junk / "weights.safetensors").write_bytes(b"half")
     again = run_experiment(cfg, tmp_path / "b", data=mnist5k)

@@ -9,6 +9,13 @@ from pathlib import Path
 
 from ._atomic import write_bytes, write_text
 from ._errors import SparsescopeError
+from ._untrusted import check_name, term
+
+
+def _default_name(stem: str, suffix: str = "") -> str:
+    """An output name derived from a run (its id is checked on reading; checked again here):
+    one path component, so it lands in the folder it is meant for and nowhere else."""
+    return check_name("output name", stem, SparsescopeError, 200) + suffix
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -20,14 +27,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runs import round_table, run_experiment
 
     config = load_config(args.config)
-    torch.set_num_threads(config.train.threads)
+    from ._resources import check_threads
+
+    torch.set_num_threads(check_threads(config.train.threads))
     bar = None if args.quiet else ProgressBar()
     try:
         result = run_experiment(config, args.runs_dir, progress=bar)
     finally:
         if bar:
             bar.close()
-    print(f"run {result.run_id}: {result.path}")
+    print(f"run {term(result.run_id)}: {term(result.path)}")
     print(round_table(result.rounds))
     trained = f"trained rounds {result.trained_now[0]}-{result.trained_now[-1]}" if result.trained_now else "all rounds were already finished"
     print(f"{trained}; training time {result.train_seconds:.2f}s")
@@ -44,12 +53,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = list_runs(args.runs_dir)
     if not runs:
-        print(f"no runs under {args.runs_dir}", file=sys.stderr)
+        print(f"no runs under {term(args.runs_dir)}", file=sys.stderr)
     for r in runs:
         if r.error:
-            print(f"{r.run_id}\t(unreadable: {r.error})\t{r.path}")
+            cells = [r.run_id, f"(unreadable: {r.error})", r.path]
         else:
-            print(f"{r.run_id}\t{r.created}\t{r.dataset}\t{r.rounds_done}/{r.rounds_planned} rounds\t{r.status}\t{r.path}")
+            cells = [r.run_id, r.created, r.dataset, f"{r.rounds_done}/{r.rounds_planned} rounds", r.status, r.path]
+        print("\t".join(term(c) for c in cells))
     return 0
 
 
@@ -59,7 +69,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = resolve_run(args.run, args.runs_dir)
     m = store.manifest()
-    print(f"run {m['run_id']}  dataset {m['data']['name']}  created {m['created']}  "
+    print(f"run {term(m['run_id'])}  dataset {term(m['data']['name'])}  created {term(m['created'])}  "
           f"{len(store.finished_rounds())}/{m['rounds_planned']} rounds  {store.status()}")
     print(round_table(store.round_metrics()))
     controls = store.control_dirs()
@@ -67,7 +77,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_metrics_at(c, f"control {c.name}")
-            print(f"  {c.name}: density {100 * mt['density']:.2f}%  {_score(mt)}")
+            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  {_score(mt)}")
     return 0
 
 
@@ -93,7 +103,7 @@ def _model_file(args: argparse.Namespace) -> bool:
 
     if is_model_file(args.run):
         return True
-    if args.box not in (None, "unit", "data", "env"):
+    if args.box not in (None, "unit", "data", "env") and not (args.command == "analyse" and args.box.startswith("ball:")):
         raise SparsescopeError(f"--box {args.box}: a run takes unit, data or env (LO,HI and data:FILE.npy are for model files)")
     if args.labels is not None:
         raise SparsescopeError("--labels applies to model files; a run's labels come from its dataset")
@@ -183,7 +193,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         classes, y = graph.output.labels, int(data.y_test[i])
         return x, classes[y] if classes and 0 <= y < len(classes) else str(y)
 
-    return write_graph(args, graph, f"{graph.meta['run']}-r{graph.meta['round']:03d}", sample)
+    return write_graph(args, graph, _default_name(f"{graph.meta['run']}-r{graph.meta['round']:03d}"), sample)
 
 
 def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
@@ -224,7 +234,7 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
                                  off="hide" if args.hide_off else "mark", **where)
         _write_out(out, scene.to_svg() if args.format == "svg" else scene.to_png())
     if out != "-":
-        print(out)
+        print(term(out))
     return 0
 
 
@@ -243,7 +253,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     rnd = graph.meta["round"]
     default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
     box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
-    out = Path(args.out or Path("reports") / f"{graph.meta['run']}-r{rnd:03d}{box}")
+    out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}{box}"))
     comparison = None
     if getattr(args, "compare", None):
         from .runs import compare_at_matched_accuracy, resolve_run
@@ -261,7 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     index = write_report(out, graph, rounds=store.round_metrics(), samples_x=data.x_test.astype("float64"),
                          samples_y=data.y_test, sample_index=args.input,
                          title=f"{graph.meta['run']} round {rnd}", comparison=comparison, exact=exact)
-    print(index)
+    print(term(index))
     return 0
 
 
@@ -284,8 +294,8 @@ def cmd_view(args: argparse.Namespace) -> int:
                                   samples=args.samples)
             _write_out("-", page.read_bytes())
         return 0
-    out = Path(args.out or f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}.html")
-    print(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples))
+    out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
     return 0
 
 
@@ -315,8 +325,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
                         workers=args.workers)
     for line in json.loads((out / "finding.json").read_text())["finding_text"]:
-        print(line)
-    print(index)
+        print(term(line))
+    print(term(index))
     return 0
 
 
@@ -332,8 +342,13 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
     fmt = ext or args.format or "text"
-    a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
-                    time_limit=args.time_limit)
+    if _model_file(args):
+        from ._model_commands import model_analyse
+
+        a = model_analyse(args)
+    else:
+        a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                        time_limit=args.time_limit)
     if fmt == "json":
         from .exact import analysis_dict
 

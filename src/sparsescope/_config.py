@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from ._checks import MAX_SEED, need_int
 from ._errors import ConfigError
+from ._untrusted import check_name, read_limited, term
 from .models import MLPSpec, SequentialSpec, sequential_from_table
 from .prune import PruneConfig
 from .rl import DQNConfig, EnvConfig
@@ -65,8 +65,7 @@ class ExperimentConfig:
             object.__setattr__(self, "rl", DQNConfig())
         if self.rl is not None and self.env is None:
             raise ConfigError("[rl] needs an [env] section naming the environment")
-        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
-            raise ConfigError(f"name must be 1-64 letters, digits, '-', '_' or '.', got {self.name!r}")
+        check_name("name", self.name, ConfigError)
         need_int("seed", self.seed, 0, MAX_SEED)
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError(f"data.dataset must be a dataset name, got {self.dataset!r}")
@@ -248,17 +247,32 @@ def from_manifest(manifest: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"the run's manifest holds a malformed config ({type(exc).__name__}: {exc})") from None
 
 
+CONFIG_LIMIT = 1 << 20  # a config is a few hundred bytes; a megabyte is plenty
+
+
 def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file raises ConfigError naming ``what``."""
+    """Parse a TOML file of at most 1 MiB; a missing, oversized or malformed file (including
+    nesting deeper than the parser's stack) raises ConfigError naming ``what``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
+    if not path.exists():
+        raise ConfigError(f"{what} file {term(path)} does not exist")
+    raw = read_limited(path, CONFIG_LIMIT, what, ConfigError)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {term(path)} is not valid TOML: {term(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {term(path)} is nested too deeply") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read a TOML config; a missing or malformed file raises ConfigError."""
-    return from_dict(read_toml(path, "config"))
+    """Read a TOML config; a missing, malformed, oversized or empty file raises ConfigError.
+
+    An empty file (or one with only comments) is an error rather than a silent
+    run of the defaults: it is far more often a truncated or wrong file.
+    """
+    doc = read_toml(path, "config")
+    if not doc:
+        raise ConfigError(f"config {term(path)} is empty; it must set at least a name "
+                          "(start from configs/mnist-mlp.toml)")
+    return from_dict(doc)

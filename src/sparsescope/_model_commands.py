@@ -1,4 +1,4 @@
-"""``graph``/``report``/``view`` on a model file (``MODEL.onnx``) instead of a run.
+"""``graph``/``report``/``view``/``analyse`` on a model file (``MODEL.onnx``) instead of a run.
 
 Each opens the model with :func:`sparsescope.interop.open_model` (labels,
 bounds over ``--box``) and calls the same API a run's command calls.  The
@@ -81,3 +81,19 @@ def model_view(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{model.stem}.html")
     print(write_graph_page(out, model.graph, samples_x=xs, samples_y=ys, title=model.stem))
     return 0
+
+
+def model_analyse(args: argparse.Namespace):
+    """``analyse MODEL.onnx``: :func:`sparsescope.exact.analyse_box` over ``--box`` (unit, LO,HI or
+    data:FILE.npy; a ball needs a run's test images)."""
+    from .exact import analyse_box
+    from .exact._box import Box
+
+    if args.box and args.box.startswith("ball:"):
+        raise SparsescopeError("--box ball:IMAGE:EPS needs a run's test images; for a model file give unit, LO,HI "
+                               "or data:FILE.npy")
+    model = _open(args)
+    g = model.graph
+    box = Box(g.bounds.box, g.bounds.lo[g.input.name], g.bounds.hi[g.input.name])
+    g = g.with_bounds(None).with_meta(run=model.stem, round=0)  # a model file is one round
+    return analyse_box(g, box, exact=args.exact, time_limit=args.time_limit)

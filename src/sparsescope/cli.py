@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", help="exact ranges, simplified graph and certificate")
     p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
                    help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
-                        "around test image IMAGE (clipped to [0, 1])")
+                        "around test image IMAGE (clipped to [0, 1]); for MODEL.onnx: unit, LO,HI or data:FILE.npy")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
     p.add_argument("--format", choices=["text", "json"], default=None,
                    help="text (default) or json; follows -o's extension (.json, .txt)")
@@ -164,9 +164,16 @@ def _study_commands(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted)."""
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted).
+
+    Everything, parsing included, runs inside the handlers, so Ctrl-C at any
+    point of start-up (importing torch takes a second) is one line and 130.
+    Messages go through ``term`` so names read from a run cannot drive the terminal.
+    """
+    from ._untrusted import term
+
     try:
+        args = build_parser().parse_args(argv)
         from . import _commands
 
         code = getattr(_commands, "cmd_" + args.command)(args)
@@ -176,11 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except SparsescopeError as exc:
-        print(f"sparsescope: error: {exc}", file=sys.stderr)
+        print(f"sparsescope: error: {term(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: unwritable, a file where a folder goes, ...
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"sparsescope: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"sparsescope: error: {term(exc.strerror or exc)}{term(where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,25 +70,77 @@ def load_mnist5k() -> Dataset:
     return make_dataset("mnist5k", x[tr], y[tr], x[te], y[te], DIGITS, source=str(path))
 
 
+IDX_MAX_BYTES = 1 << 30  # the full MNIST is 55 MB; a GiB of pixels is far beyond any data set here
+IDX_DIMS = {1: "labels", 3: "images"}  # what an MNIST-format folder holds
+
+
 def _open_idx(path: Path, raw: bytes | None = None) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a uint8 array; ``raw``: its bytes, already read."""
-    try:
+    """Read one IDX file (optionally gzipped) into a uint8 array; ``raw``: its bytes, already read.
+
+    The header is checked before the data is read: 1 dimension (labels) or 3
+    (images), a size that fits in memory; the file is read (or decompressed)
+    with that size as its limit, so a gzip bomb or a huge file is refused, not loaded.
+    """
+    import io
+
+    from .._resources import check_memory
+    from .._untrusted import open_regular, read_gzip_limited, read_limited, term
+
+    gz = path.suffix == ".gz"
+
+    def body(limit: int, head: bool = False) -> bytes:
         if raw is None:
-            raw = path.read_bytes()
-        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte IDX file")
-    ndim = data[3]
+            if gz:
+                return read_gzip_limited(path, limit, "IDX file", DataError, head=head)
+            return _head(path, limit) if head else read_limited(path, limit, "IDX file", DataError)
+        if not gz:
+            return raw[:limit] if head or len(raw) <= limit else raw[:limit + 1]
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+                return fh.read(limit) if head else fh.read(limit + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"cannot read IDX file {term(path)}: {exc}") from None
+
+    head = body(16, head=True)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+        raise DataError(f"{term(path)} is not an unsigned-byte IDX file")
+    ndim = head[3]
+    if ndim not in IDX_DIMS:
+        raise DataError(f"{term(path)}: IDX file has {ndim} dimensions; expected 1 (labels) or 3 (images)")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    count = int(np.prod(shape))
+    if len(head) < header:
+        raise DataError(f"{term(path)}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", head[4:header])
+    count = 1
+    for s in shape:
+        count *= s
+    if ndim == 3 and 0 in shape[1:]:
+        raise DataError(f"{term(path)}: images of shape {shape[1:]} hold no pixels")
+    if count > IDX_MAX_BYTES:
+        raise DataError(f"{term(path)}: IDX header promises {shape} = {count:,} bytes, more than {IDX_MAX_BYTES:,}")
+    check_memory(f"IDX file {term(path)} ({count:,} bytes)", 6 * count, DataError)  # uint8 + float32 + copies
+    if raw is None and not gz:
+        fd, size = open_regular(path, "IDX file", DataError)
+        os.close(fd)
+        if size != header + count:
+            raise DataError(f"{term(path)}: IDX data is {size - header} bytes, header promises {count} (truncated?)")
+    data = body(header + count)
     if len(data) - header != count:
-        raise DataError(f"{path}: IDX data is {len(data) - header} bytes, header promises {count} (truncated?)")
+        raise DataError(f"{term(path)}: IDX data is {len(data) - header}{'+' if len(data) > header + count else ''} "
+                        f"bytes, header promises {count} (truncated or padded?)")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _head(path: Path, n: int) -> bytes:
+    from .._untrusted import open_regular
+
+    fd, _ = open_regular(path, "IDX file", DataError)
+    try:
+        return os.read(fd, n)
+    except OSError as exc:
+        raise DataError(f"cannot read IDX file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -119,6 +172,8 @@ def _idx_dataset(files: dict[str, tuple[Path, bytes | None]], name: str, classes
         yi = _open_idx(*files[f"{prefix}-labels-idx1-ubyte"])
         if xi.ndim != 3 or yi.ndim != 1 or xi.shape[0] != yi.shape[0]:
             raise DataError(f"{name}: {split} images {xi.shape} and labels {yi.shape} do not match")
+        if xi.shape[0] == 0:
+            raise DataError(f"{name}: the {split} set has 0 images")
         if yi.size and yi.max() >= len(classes):
             raise DataError(f"{name}: {split} label {int(yi.max())} is out of range")
         parts[split] = (xi, yi)

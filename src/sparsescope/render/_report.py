@@ -1,16 +1,23 @@
 """The report folder: ``index.html`` with figures (SVG + PNG) and structure statistics.
 
-The folder is built under a temporary name beside the target and renamed
-into place at the end, so a reader never sees half a report: after a
-failure the target is untouched (absent, or the previous report).  The page
-uses no script and no network; every string from the graph is HTML-escaped.
-Bytes are deterministic: the same inputs give the same files.
+The folder is built under a locked temporary name beside the target and
+swapped into place in one step (``renameat2(RENAME_EXCHANGE)``), so at every
+moment the old report or the new one is in place, never neither and never
+half of one; a killed report's temporary is removed by the next report of
+the same folder.  ``report-files.json`` lists every file the report wrote
+with its SHA-256: a folder holding anything else (a user's notes, an edited
+figure) is refused, never deleted.  The page uses no script and no network;
+every string from the graph is HTML-escaped.  Bytes are deterministic: the
+same inputs give the same files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import DIR_MODE
+from .._atomic import exchange, temp_dir
 from ..analysis import Structure, analyse, box_states, live_mask
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
@@ -28,6 +35,9 @@ from ._plots import rounds_figures
 from ._scene import Scene, png_bytes
 
 GENERATOR = "sparsescope report"
+FILE_LIST = "report-files.json"
+# what a report written before FILE_LIST existed may hold
+_LEGACY = re.compile(r"index\.html|figures/(graph|accuracy|weights|ignored-inputs|sample-\d+|output-\d+)\.(svg|png)")
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;
 padding:0 1rem;color:#222;line-height:1.45}
@@ -73,42 +83,96 @@ def write_report(
     if len(samples_y) != len(samples_x):
         raise ValueError(f"{len(samples_x)} samples but {len(samples_y)} labels")
     _check_target(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700; a report is meant to be read
-    try:
+    with temp_dir(folder) as tmp:  # also removes a killed report's temporaries
         _build(tmp, graph, rounds, samples_x, samples_y, sample_index, title, comparison, exact)
+        _write_file_list(tmp)
+        _check_target(folder)  # again: the user may have added a file while we drew
         _swap_into_place(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder / "index.html"
 
 
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(root: Path) -> dict[str, Path]:
+    """Every entry under ``root`` that is not a folder, by its ``/``-separated relative path
+    (symbolic links included, never followed)."""
+    out = {}
+    for here, dirs, names in os.walk(root):
+        for n in names + [d for d in dirs if os.path.islink(os.path.join(here, d))]:
+            p = Path(here) / n
+            out[p.relative_to(root).as_posix()] = p
+    return out
+
+
+def _write_file_list(root: Path) -> None:
+    files = {rel: _sha(p) for rel, p in sorted(_files(root).items())}
+    text = json.dumps({"generator": GENERATOR, "files": files}, indent=1, sort_keys=True) + "\n"
+    (root / FILE_LIST).write_text(text, encoding="utf-8")
+
+
 def _check_target(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()):
+    """Refuse to replace ``folder`` unless everything in it was written, unchanged, by a report."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise FileExistsError(f"{folder} exists and is not a folder; not replacing it")
+    found = _files(folder) if folder.is_dir() else {}
+    if not found:
+        return
+    listed = _recorded(folder)
+    if listed is None:
         index = folder / "index.html"
-        if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")[:2000]):
+        is_report = index.is_file() and not index.is_symlink() and GENERATOR in index.read_text(
+            encoding="utf-8", errors="replace")[:2000]
+        if not is_report:
             raise FileExistsError(f"{folder} is not empty and holds no sparsescope report; not replacing it")
+        foreign = sorted(r for r in found if not _LEGACY.fullmatch(r) or found[r].is_symlink())
+    else:
+        foreign = sorted(r for r, p in found.items() if r != FILE_LIST and (
+            r not in listed or p.is_symlink() or not p.is_file() or _sha(p) != listed[r]))
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise FileExistsError(f"{folder} holds files this report did not write or that changed since "
+                              f"({', '.join(foreign[:3])}{more}); move them away or choose another folder")
+
+
+def _recorded(folder: Path) -> dict[str, str] | None:
+    """The file list of the report in ``folder``, or None if there is none (or it is unreadable)."""
+    p = folder / FILE_LIST
+    if not p.is_file() or p.is_symlink() or p.stat().st_size > (16 << 20):
+        return None
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("generator") == GENERATOR else None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return None
+    return files
 
 
 def _swap_into_place(tmp: Path, folder: Path) -> None:
-    """Rename the finished ``tmp`` to ``folder``; an old report is moved aside first, then deleted."""
-    old = None
-    if folder.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-        os.rmdir(old)
-        os.rename(folder, old)
+    """Put the finished ``tmp`` at ``folder``; an old report there ends up at ``tmp`` and is deleted.
+
+    With an existing report the two names are exchanged atomically, so one
+    of the two reports is always in place.  Where the file system cannot
+    exchange, the old report is renamed aside first (a short window with
+    neither) and put back if the second rename fails.
+    """
+    if not folder.exists():
+        os.rename(tmp, folder)
+        return
+    if exchange(tmp, folder):
+        shutil.rmtree(tmp, ignore_errors=True)  # the old report, checked by _check_target
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    os.rename(folder, aside)  # onto the empty folder just made: a name the next report cleans up
     try:
         os.rename(tmp, folder)
     except BaseException:
-        if old is not None:
-            os.rename(old, folder)
+        os.rename(aside, folder)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _save(figures: Path, stem: str, scene: Any) -> tuple[str, str]:

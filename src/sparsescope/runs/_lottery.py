@@ -25,6 +25,7 @@ from .. import __version__
 from .._config import CONTROL_KINDS, ExperimentConfig
 from .._config import from_manifest as config_from_manifest
 from .._errors import ConfigError, RunStoreError, SparsescopeError
+from .._resources import check_threads, check_train_memory
 from ..data import Dataset, load
 from ..models import SequentialSpec, init_params
 from ..prune import Mask, planned_counts, prune, random_mask
@@ -137,6 +138,8 @@ def _check_fit(config: ExperimentConfig, data: Dataset) -> None:
     steps = math.ceil(len(data.x_train) / config.train.batch_size) * config.train.epochs
     if config.prune.rewind_step > steps:
         raise ConfigError(f"prune.rewind_step {config.prune.rewind_step} is past the end of round 0 ({steps} steps)")
+    check_threads(config.train.threads)
+    check_train_memory(config.model, config.train.batch_size)
 
 
 def _fit_checked(what: str, *args: Any, **kw: Any) -> TrainResult:

@@ -10,6 +10,7 @@ from typing import Any
 
 
 from .._errors import RunStoreError
+from .._untrusted import term
 from ._store import RunStore, check_data
 
 
@@ -103,7 +104,11 @@ def round_flowgraph(store: RunStore, index: int | None = None, *, box: str | Non
     if not done:
         raise RunStoreError(f"run {store.path.name} has no finished round yet")
     if control is not None:  # a control folder (controls/KIND-rNNN-sSEED) instead of a round
-        rec = store.read_round_at(store.path / "controls" / control, f"control {control}")
+        folder = store.path / "controls" / str(control)
+        if folder not in store.control_dirs():  # also checks the name: no path can be smuggled in
+            have = ", ".join(p.name for p in store.control_dirs()) or "none"
+            raise RunStoreError(f"run {term(store.path.name)} has no control {term(control)!r} (controls: {have})")
+        rec = store.read_round_at(folder, f"control {control}")
         index = int(rec.metrics["round"])
     else:
         index = done[-1] if index is None else index
