@@ -151,9 +151,9 @@ def test_shell_blocks_run(tmp_path, monkeypatch, capsys):
         if cmd.startswith(prefix) and re.search(r"\b[A-Z]{3,}\.toml\b", cmd):
             # a syntax line with a placeholder file (SWEEP.toml), not a command: its --help must work
             cmd = prefix + cmd[len(prefix):].split()[0] + " --help"
-        if cmd.startswith("python3 bench/"):  # minutes of benchmarking: check that the script starts
+        if cmd.startswith(("python3 bench/", "python3 scripts/")):  # minutes of benchmarking or seeds: check that the script starts
             monkeypatch.setattr(sys, "argv", [cmd.split()[1], "--help"])
-            monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as running the script puts its folder first
+            monkeypatch.syspath_prepend(str((ROOT / cmd.split()[1]).parent))  # as running the script puts its folder first
             with pytest.raises(SystemExit) as done:
                 runpy.run_path(str(ROOT / cmd.split()[1]), run_name="__main__")
             assert done.value.code == 0
