@@ -1,7 +1,7 @@
 """Study benchmarks (a script, not a test): batched tickets, and a sweep on local processes and Dask.
 
     python bench/bench_study.py batched [--dataset mnist] [--k 8]
-    python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--runs-dir DIR]
+    python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--dataset D]
 
 ``batched``: one round (3 epochs) of K dense tickets trained together
 (:func:`sparsescope.study.fit_batched`) against one ticket alone
@@ -12,15 +12,17 @@ ticket over the single-thread matmul FLOP/s measured in this run.
 ``sweep``: the study sweep (3 schedules x 3 seeds x (ticket + 2 controls) to
 about 2% density) from an empty run store, wall time on the given executor;
 targets: <= 5 minutes with the local executor, local Dask within 1.2x of it.
-Prints the serial training time it contains (sum over every round and control)
-so the parallel speed-up can be read off.  The numbers depend on how busy
-the machine is: say so when quoting them.
+Prints where the time goes (training loops, the rest of each task, and time
+outside tasks: start-up, scheduling, idle), the CPU seconds and the load
+average before and after.  The numbers depend on how busy the machine is:
+say so when quoting them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -59,24 +61,55 @@ def bench_batched(args: argparse.Namespace) -> None:
           f"({args.k * floor1 / m1:.2f}x one)   target <= 3x")
 
 
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the local executor's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     from sparsescope.study import load_sweep, run_sweep
+    from sparsescope.study._executors import default_workers, open_executor
 
     sweep = load_sweep(args.sweep)
+    if args.dataset:
+        from dataclasses import replace
+
+        sweep = replace(sweep, datasets=(args.dataset,))
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="bench-sweep-"))
     if any(runs_dir.glob("*/manifest.json")):
         sys.exit(f"{runs_dir} already holds runs: the benchmark needs an empty run store")
-    t0 = time.perf_counter()
-    res = run_sweep(sweep, runs_dir, executor=args.executor, note=lambda s: print("  " + s, flush=True))
-    wall = time.perf_counter() - t0
-    serial = 0.0
-    trainings = 0
-    for t in runs_dir.rglob("timing.json"):
-        serial += json.loads(t.read_text()).get("wall_seconds", 0.0)
-        trainings += 1
-    print(f"sweep {sweep.name} on {args.executor}: {len(res.runs)} runs, {trainings} trainings (rounds + controls), "
-          f"wall {wall:.1f} s; their serial time (sum of per-training wall) {serial:.1f} s; target <= 300 s "
-          f"(dask: <= 1.2x local); runs in {runs_dir}")
+    workers = args.workers or default_workers()
+    print(f"before: {_load()}", flush=True)
+    if args.executor.startswith("dask"):  # the cluster's own start-up and shut-down, measured apart
+        t0 = time.perf_counter()
+        with open_executor(args.executor, workers=workers):
+            up = time.perf_counter() - t0
+        print(f"{args.executor}: cluster start {up:.1f} s, start + stop {time.perf_counter() - t0:.1f} s "
+              "(an empty cluster; the sweep below starts its own)", flush=True)
+    c0, t0 = _cpu(), time.perf_counter()
+    res = run_sweep(sweep, runs_dir, executor=args.executor, workers=workers,
+                    note=(lambda s: print("  " + s, flush=True)) if args.verbose else None)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    n_rounds = sum(1 for _ in runs_dir.glob("*/rounds/[0-9]*"))
+    n_controls = sum(1 for p in runs_dir.glob("*/controls/*-r*") if p.is_dir() and not p.name.startswith("."))
+    rounds_with = sweep.control_rounds if sweep.control_rounds != "all" else "every pruned round (1..last), the lottery-ticket standard"
+    print(f"sweep {sweep.name} on {args.executor} ({workers} workers), dataset {', '.join(sweep.datasets)}: "
+          f"{len(res.runs)} runs ({len(sweep.schedules)} schedules x {len(sweep.seeds)} seeds), "
+          f"{res.trained} trainings = {n_rounds} rounds + {n_controls} controls "
+          f"({' + '.join(sweep.controls) or 'none'} at {rounds_with})")
+    print(f"  wall {wall:.1f} s   target <= 300 s (local; dask <= 1.2x local)")
+    print(f"  inside tasks {res.task_seconds:.1f} worker-s, of which training loops {res.train_seconds:.1f} s, "
+          f"reading/pruning/evaluating/writing {res.task_seconds - res.train_seconds:.1f} s; "
+          f"outside tasks (start-up, scheduling, idle) {wall * workers - res.task_seconds:.1f} worker-s of "
+          f"{wall * workers:.1f}")
+    print(f"  CPU {cpu:.1f} s (this process + local workers; Dask workers are not children)   {res.tasks} tasks")
+    print(f"after: {_load()}   runs in {runs_dir}")
 
 
 def main() -> None:
@@ -90,6 +123,9 @@ def main() -> None:
     s.add_argument("--sweep", default="configs/sweeps/study.toml")
     s.add_argument("--executor", default="local")
     s.add_argument("--runs-dir", default=None)
+    s.add_argument("--dataset", default=None, help="run the sweep on this dataset instead (e.g. mnist5k)")
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--verbose", action="store_true", help="print every finished task")
     args = ap.parse_args()
     bench_batched(args) if args.what == "batched" else bench_sweep(args)
 

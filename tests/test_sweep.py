@@ -153,3 +153,53 @@ def test_dask_cluster_gives_the_same_bytes_as_local_processes(tiny, tmp_path):
     a, b = run_bytes(tmp_path / "local"), run_bytes(tmp_path / "dask")
     # per run: init + manifest, 3 rounds and 4 controls of (mask, weights, metrics)
     assert len(a) == 2 * (2 + 3 * 3 + 4 * 3) and a == b
+
+
+RL = """
+name = "rl"
+seeds = [3]
+controls = ["reinit"]
+[experiment.env]
+name = "CartPole-v1"
+num_envs = 2
+[experiment.model]
+sizes = [4, 8, 8, 2]
+[experiment.rl]
+budget_steps = 300
+learning_starts = 100
+buffer_size = 400
+batch_size = 16
+eps_steps = 200
+eval_every = 150
+eval_episodes = 4
+[experiment.prune]
+rounds = 2
+[schedules.even]
+rates = { h1 = 0.5, h2 = 0.5, out = 0.5 }
+[schedules.inputs]
+rates = { h1 = 0.7 }
+"""
+
+
+def test_rl_sweep_runs_seeds_x_schedules_as_ordinary_rl_runs(tmp_path):
+    pytest.importorskip("gymnasium")
+    from sparsescope.runs import RunStore, run_control, run_experiment
+
+    sweep = sweep_from_dict(__import__("tomllib").loads(RL))
+    assert sweep.datasets == ("CartPole-v1",) and all(r.config.is_rl for r in sweep.runs())
+    res = run_sweep(sweep, tmp_path / "s", executor="serial")
+    assert (res.trained, res.skipped) == (2 * 2 + 2, 0)  # 2 runs x 2 rounds, a reinit control of each round 1
+    again = run_sweep(sweep, tmp_path / "s", executor="serial")
+    assert (again.tasks, again.trained) == (0, 0)
+    for r in sweep.runs():
+        assert RunStore(tmp_path / "s" / r.run_id).finished_rounds() == [0, 1]
+        run_experiment(r.config, tmp_path / "p")
+        run_control(tmp_path / "p" / r.run_id, 1, "reinit")
+    assert run_bytes(tmp_path / "s") == run_bytes(tmp_path / "p")
+
+
+def test_rl_sweep_errors(tmp_path):
+    with pytest.raises(ConfigError, match="remove datasets"):
+        sweep_from_dict({"datasets": ["mnist"], "experiment": {"env": {"name": "CartPole-v1"}}, "schedules": {"a": {}}})
+    with pytest.raises(ConfigError, match="environment's name"):
+        sweep_from_dict({"experiment": {"rl": {}}, "schedules": {"a": {"rounds": 2}}})
