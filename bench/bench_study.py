@@ -108,7 +108,8 @@ def bench_sweep(args: argparse.Namespace) -> None:
           f"reading/pruning/evaluating/writing {res.task_seconds - res.train_seconds:.1f} s; "
           f"outside tasks (start-up, scheduling, idle) {wall * workers - res.task_seconds:.1f} worker-s of "
           f"{wall * workers:.1f}")
-    print(f"  CPU {cpu:.1f} s (this process + local workers; Dask workers are not children)   {res.tasks} tasks")
+    print(f"  CPU: {res.task_cpu_seconds:.1f} s in the step tasks' threads (any executor); {cpu:.1f} s of this "
+          f"process and its reaped children (local workers; not a remote Dask's)   {res.tasks} tasks")
     print(f"after: {_load()}   runs in {runs_dir}")
 
 

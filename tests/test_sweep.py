@@ -203,3 +203,42 @@ def test_rl_sweep_errors(tmp_path):
         sweep_from_dict({"datasets": ["mnist"], "experiment": {"env": {"name": "CartPole-v1"}}, "schedules": {"a": {}}})
     with pytest.raises(ConfigError, match="environment's name"):
         sweep_from_dict({"experiment": {"rl": {}}, "schedules": {"a": {"rounds": 2}}})
+
+
+def test_slurm_without_sbatch_falls_back_to_local_processes(monkeypatch, tmp_path):
+    """No Slurm here: `slurm` says so and runs on local processes.  (Never run on a real Slurm cluster.)"""
+    import concurrent.futures as cf
+
+    from sparsescope.study import open_executor
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch on it
+    said = []
+    with open_executor("slurm", workers=1, log_dir=tmp_path, note=said.append) as ex:
+        assert isinstance(ex, cf.ProcessPoolExecutor)
+        assert ex.submit(abs, -3).result() == 3
+    assert said == ["sparsescope: no Slurm here (sbatch not found); using the local executor"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # submitit's debug jobs leave log files open
+def test_submitit_adapter_runs_a_sweep_like_serial(tiny, tmp_path):
+    """The submitit path (jobs pickled by submitit, futures adapted) through submitit's in-process debug cluster."""
+    submitit = pytest.importorskip("submitit")
+    from sparsescope.study._executors import _SubmititExecutor
+
+    one = tmp_path / "one.toml"
+    one.write_text(TINY.split("[schedules.global]")[0].replace("seeds = [0, 1]", "seeds = [0]"))
+    sweep = load_sweep(one)
+    inner = submitit.AutoExecutor(folder=str(tmp_path / "jobs"), cluster="debug")
+    res = run_sweep(sweep, tmp_path / "submitit", executor=_SubmititExecutor(inner))
+    run_sweep(sweep, tmp_path / "serial", executor="serial")
+    assert res.trained == 3 + 2 * 2 and run_bytes(tmp_path / "submitit") == run_bytes(tmp_path / "serial")
+
+
+def test_shipped_sweeps_load():
+    from sparsescope.study import search_from_dict
+
+    root = Path(__file__).resolve().parent.parent / "configs" / "sweeps"
+    study = load_sweep(root / "study.toml")
+    assert len(study.runs()) == 9 and study.controls == ("reinit", "random-mask") and study.control_rounds == "all"
+    search = load_sweep(root / "search.toml")
+    assert len(search_from_dict(search.search).grid()) == 12 and search.datasets == ("mnist",)

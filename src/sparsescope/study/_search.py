@@ -158,7 +158,7 @@ def search_schedule(sweep: SweepConfig, search: SearchConfig, runs_dir: str | Pa
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     from ._executors import default_workers
 
-    n_chains = 1 if executor == "serial" else (workers or default_workers())
+    n_chains = 1 if isinstance(executor, str) and executor == "serial" else (workers or default_workers())
     scored: dict[str, dict[int, dict[str, Any]]] = {}  # run id -> round -> its row (a round is scored once)
     with open_executor(executor, workers=workers, log_dir=runs_dir) as ex:
 

@@ -218,7 +218,7 @@ def task_step(docs: list[dict[str, Any]], runs_dir: str, r: int, kinds: list[str
     from ..runs._lottery import open_run
     from ._steps import step_jobs, train_jobs
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     configs = [from_dict(doc) for doc in docs]
     data = _dataset(configs[0].dataset)
     with contextlib.ExitStack() as held:
@@ -230,7 +230,8 @@ def task_step(docs: list[dict[str, Any]], runs_dir: str, r: int, kinds: list[str
             stores.append(store)
         jobs = step_jobs(configs, stores, r, kinds)
         train = train_jobs(jobs, data)
-    return {"round": r, "trained": len(jobs), "train_seconds": train, "seconds": time.perf_counter() - t0}
+    return {"round": r, "trained": len(jobs), "train_seconds": train, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.thread_time() - c0}
 
 
 def task_run(doc: dict[str, Any], runs_dir: str) -> dict[str, Any]:
@@ -261,8 +262,10 @@ class SweepResult:
     """What a sweep did: its runs, tasks sent, trainings done now and found done, and times.
 
     ``task_seconds``: the workers' time inside tasks (summed); ``train_seconds``:
-    the part spent in training loops.  ``wall_seconds`` x workers minus
-    ``task_seconds`` is start-up, scheduling and idle time.
+    the part spent in training loops; ``task_cpu_seconds``: the CPU time of
+    the threads that ran the step tasks (less than ``task_seconds`` when the
+    machine is shared).  ``wall_seconds`` x workers minus ``task_seconds`` is
+    start-up, scheduling and idle time.
     """
 
     runs: list[SweepRun]
@@ -272,6 +275,7 @@ class SweepResult:
     trained: int = 0
     task_seconds: float = 0.0
     train_seconds: float = 0.0
+    task_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -370,7 +374,7 @@ def run_sweep(
     sweep: SweepConfig,
     runs_dir: str | Path = "runs",
     *,
-    executor: str = "local",
+    executor: str | cf.Executor = "local",
     workers: int | None = None,
     note: Callable[[str], None] | None = None,
 ) -> SweepResult:
@@ -390,7 +394,7 @@ def run_sweep(
     base = Path(runs_dir)
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    n_workers = 1 if executor == "serial" else (workers or default_workers())
+    n_workers = 1 if isinstance(executor, str) and executor == "serial" else (workers or default_workers())
     chains, planned, skipped = _chains(sweep, base, n_workers)
     res = SweepResult(runs, 0, skipped, 0.0)
     with open_executor(executor, workers=workers, log_dir=base, note=say) as ex:
@@ -429,6 +433,7 @@ def run_sweep(
                     res.trained += out["trained"]
                     res.task_seconds += out["seconds"]
                     res.train_seconds += out["train_seconds"]
+                    res.task_cpu_seconds += out.get("cpu_seconds", 0.0)
                     if kind == "step":
                         say(f"{what.label} round {out['round']}: {out['trained']} trained ({out['seconds']:.1f} s)")
                         step(what)
