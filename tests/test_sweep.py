@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,16 @@ def test_shipped_sweeps_load():
     assert len(study.runs()) == 9 and study.controls == ("reinit", "random-mask") and study.control_rounds == "all"
     search = load_sweep(root / "search.toml")
     assert len(search_from_dict(search.search).grid()) == 12 and search.datasets == ("mnist",)
+
+
+def _die() -> None:
+    os._exit(9)
+
+
+def test_a_dead_worker_is_one_clear_error():
+    from sparsescope._errors import SparsescopeError
+    from sparsescope.study import open_executor
+
+    with pytest.raises(SparsescopeError, match="worker process died"):
+        with open_executor("local", workers=1) as ex:
+            ex.submit(_die).result()

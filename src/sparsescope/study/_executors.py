@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .._errors import ConfigError
+from .._errors import ConfigError, SparsescopeError
 
 EXECUTORS = ("local", "serial", "dask", "slurm")
 
@@ -131,7 +131,11 @@ def open_executor(spec: str | cf.Executor = "local", *, workers: int | None = No
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=one_thread) as ex:
-            yield ex
+            try:
+                yield ex
+            except cf.process.BrokenProcessPool:
+                raise SparsescopeError("a worker process died (killed, or out of memory); run the same command "
+                                       "again to resume: finished rounds and controls are kept") from None
         return
     if kind == "dask":
         try:
