@@ -96,18 +96,6 @@ SS.valueImage = function (canvas, values, rows, cols, vmax) {
   ctx.putImageData(img, 0, 0);
   return canvas;
 };
-/* A greyscale image, white ink on black like MNIST. */
-SS.greyImage = function (canvas, values, rows, cols) {
-  canvas.width = cols; canvas.height = rows;
-  const ctx = canvas.getContext("2d"), img = ctx.createImageData(cols, rows), d = img.data;
-  for (let k = 0; k < rows * cols; k++) {
-    const g = Math.round(255 * Math.max(0, Math.min(1, values[k])));
-    d[4 * k] = d[4 * k + 1] = d[4 * k + 2] = g; d[4 * k + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
-  return canvas;
-};
-
 /* Place the shown units: per layer, in the Python layout's order (rank), the live
    units of the whole graph (or every unit with "show unused units"); outputs always.
    Sets V.pos[name] (world y, NaN when not shown), V.height and V.inputY. */
