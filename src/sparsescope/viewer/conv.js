@@ -466,6 +466,7 @@
     cards: () => S.scene.cols.flatMap((c) => c.cards.map((cd) => cd.id)),
     value: (id) => { for (const l of L) for (let i = 0; i < l.size; i++) if (nodeId(l, i) === id) return S.vals ? S.vals[l.name][i] : null; return null; },
     outputs: () => (S.vals ? Array.from(S.vals[OUT.name]) : null),
+    input: () => { const x = S.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
     state: () => ({ round: S.round, view: S.view, mode: S.mode, output: S.output, input: S.input, inputName: S.inputName }),
     slider: () => SLIDER.slice(),
     header: () => ({ title: $("title").textContent, subtitle: $("subtitle").textContent, label: $("round-label").textContent }),
