@@ -20,7 +20,7 @@ from sparsescope.bounds import annotate
 from sparsescope.graph import evaluate, from_torch
 from sparsescope.viewer._convpage import build_conv_page, write_conv_page
 
-from test_viewer_browser import Session, browser, wait_for  # noqa: F401  (browser is a fixture)
+from test_viewer_browser import browser, opened  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.browser
 PICK = np.array([9, 2, 33, 480])
@@ -65,11 +65,8 @@ def conv(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, conv):  # noqa: F811
-    s = Session(browser)
-    p = s.open(conv["url"])
-    yield p
-    s.check_clean()
-    s.close()
+    with opened(browser, conv["url"]) as p:
+        yield p
 
 
 def _same_graph(page, g) -> None:

@@ -14,7 +14,7 @@ from sparsescope.bounds import annotate
 from sparsescope.graph import evaluate, from_torch
 from sparsescope.viewer import write_page
 
-from test_viewer_browser import Session, _model, browser, wait_for  # noqa: F401  (browser is a fixture)
+from test_viewer_browser import Session, opened, _model, browser, wait_for  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.browser
 PICK = np.array([5, 17, 42, 400, 873])
@@ -54,11 +54,8 @@ def glance(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, glance):  # noqa: F811
-    s = Session(browser)
-    p = s.open(glance["url"])
-    yield p
-    s.check_clean()
-    s.close()
+    with opened(browser, glance["url"]) as p:
+        yield p
 
 
 def _live_ids(g, outputs=None) -> set[str]:
