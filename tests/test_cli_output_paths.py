@@ -55,3 +55,19 @@ def test_an_os_error_names_the_users_path_not_our_temporary(tmp_path, monkeypatc
 ])
 def test_user_path(given, shown):
     assert cli._user_path(given) == shown
+
+
+@pytest.mark.parametrize("command", [["graph", "somerun"], ["view", "somerun"], ["analyse", "somerun"],
+                                     ["report", "somerun"]])
+@pytest.mark.parametrize("inside", ["rounds/002/metrics.json", "manifest.json", "rounds/new.svg", "x.svg", "rounds/002/report"])
+def test_o_inside_a_run_folder_is_refused(tmp_path, monkeypatch, capsys, command, inside):
+    """A finished round's file replaced by a figure would make the run corrupt for every command."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "r-12345678"
+    (run / "rounds" / "002").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / "rounds" / "002" / "metrics.json").write_text("finished")
+    line = _one_line(capsys, [*command, "-o", f"runs/r-12345678/{inside}"])
+    assert f"is inside the run folder {run}" in line, line
+    assert (run / "rounds" / "002" / "metrics.json").read_text() == "finished"
+    assert (run / "manifest.json").read_text() == "{}"

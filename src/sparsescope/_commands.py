@@ -201,8 +201,9 @@ def _graph_format(out: str | None, given: str | None) -> str:
 
 
 def _check_out_file(out: str | None) -> None:
-    """``-o FILE`` must name a file we can create, checked before any work: not a folder, and
-    under folders (a file where a folder should be would only show after minutes of work)."""
+    """``-o FILE`` must name a file we can create, checked before any work: not a folder, under
+    folders (a file where a folder should be would only show after minutes of work), and not
+    inside a run folder (:func:`_outside_runs`)."""
     if not out or out == "-":
         return
     path = Path(out)
@@ -212,7 +213,19 @@ def _check_out_file(out: str | None) -> None:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise SparsescopeError(f"-o {out}: {parent} is not a folder")
-            return
+            break
+    _outside_runs(out)
+
+
+def _outside_runs(out: str | None) -> None:
+    """An output (file or report folder) never goes inside a run folder: a finished round's
+    metrics.json replaced by a figure would make the run corrupt for every command."""
+    if not out or out == "-":
+        return
+    for parent in Path(out).resolve().parents:
+        if (parent / "manifest.json").is_file():
+            raise SparsescopeError(f"-o {out} is inside the run folder {parent}: write it elsewhere "
+                                   "(a run's files are never replaced)")
 
 
 def _write_out(out: str, data: str | bytes) -> None:
@@ -291,6 +304,7 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    _outside_runs(args.out)
     if _model_file(args):
         from ._model_commands import model_report
 
