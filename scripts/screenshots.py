@@ -34,6 +34,16 @@ def _wait_ready(page) -> None:
         time.sleep(0.02)
 
 
+def _opened(p, view: Path):
+    """A chromium and a 1400x900 page of ``view``, once the viewer is ready."""
+    b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = b.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(view.as_uri())
+    _wait_ready(page)
+    page.wait_for_timeout(200)
+    return b, page
+
+
 def _quantize(paths) -> None:
     from PIL import Image
 
@@ -50,11 +60,7 @@ def cnn_shots(run: str, runs: Path, out: Path, work: Path) -> list[Path]:
 
     shots = []
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = b.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(view.as_uri())
-        _wait_ready(page)
-        page.wait_for_timeout(200)
+        b, page = _opened(p, view)
         for name, state in (("cnn-channel-view.png", None),
                             ("cnn-channel-expanded.png", "{expand: ['in', 'c1[0]', 'c2[0]']}"),
                             ("cnn-unrolled-out7.png", "{fold: ['in', 'c1[0]', 'c2[0]'], view: 'unrolled', output: 7}"),
@@ -101,11 +107,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = b.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(view.as_uri())
-        _wait_ready(page)
-        page.wait_for_timeout(200)
+        b, page = _opened(p, view)
         page.screenshot(path=str(out / "viewer.png"))
         first = page.evaluate("sparsescope.state()")
         sample = page.evaluate("+document.querySelector('#thumbs canvas').dataset.i")
