@@ -123,7 +123,7 @@ def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> Tra
         raise ConfigError(f"model has {spec.sizes[-1]} outputs but dataset {data.name} has label {int(y.max())}")
     ws, bs, ms = masked_copies(spec, params, masks)
     cols = kept_columns(ms[0], spec.sizes[0])
-    net = FlatMLP(spec.sizes, ws, bs, ms, cols)
+    net = FlatMLP(spec.sizes, *([None if t is None else t.unsqueeze(0) for t in ts] for ts in (ws, bs, ms)), cols)
     if cols is not None:
         x = x.index_select(1, cols)  # the unused pixels only ever meet pruned weights
     n, bsz = x.shape[0], config.batch_size

@@ -37,58 +37,62 @@ COMPACT_BELOW = 0.7
 
 
 class FlatMLP:
-    """A masked MLP's parameters, gradients and mask in three flat float32 buffers.
+    """The parameters, gradients and mask of K masked MLPs of one architecture in three flat float32 buffers.
 
-    ``sizes``: layer widths, input first.  ``ws[l]`` ``(out, in)``, ``bs[l]``
-    ``(out,)``, ``ms[l]`` a float 0/1 ``(out, in)`` or ``None`` (dense), the
-    weights already multiplied by their mask (``masked_copies``).  ``cols``:
-    the layer-1 input columns kept (``None``: all).  ``w[l]`` / ``g[l]`` are
-    the ``(out, in_kept + 1)`` views of layer ``l`` (last column: bias).
+    ``sizes``: layer widths, input first.  ``ws[l]`` ``(K, out, in)``,
+    ``bs[l]`` ``(K, out)``, ``ms[l]`` a float 0/1 ``(K, out, in)`` or
+    ``None`` (dense), the weights already multiplied by their mask.
+    ``cols``: the layer-1 input columns kept (``None``: all).  ``w[l]`` /
+    ``g[l]`` are the ``(K, out, in_kept + 1)`` views of layer ``l`` (last
+    column: bias); layer by layer the K tickets lie one after another, so
+    ``w[0].view(K * out, in_kept + 1)`` is every ticket's layer 1 as one
+    matrix (the batched trainer's wide product).  K = 1 is the single path.
     """
 
     def __init__(self, sizes, ws, bs, ms, cols: torch.Tensor | None = None) -> None:
-        self.sizes, self.cols = tuple(sizes), cols
+        self.sizes, self.cols, self.k = tuple(sizes), cols, ws[0].shape[0]
         ins = [sizes[0] if cols is None else len(cols), *sizes[1:-1]]
         self.shapes = [(o, i + 1) for o, i in zip(sizes[1:], ins)]
-        total = sum(o * i for o, i in self.shapes)
+        total = self.k * sum(o * i for o, i in self.shapes)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
         self.mask = None if all(m is None for m in ms) else torch.ones(total)
         self.w, self.g, offset = [], [], 0
         for l, (o, i) in enumerate(self.shapes):
-            w = self.flat[offset : offset + o * i].view(o, i)
-            self.g.append(self.grad[offset : offset + o * i].view(o, i))
-            keep = (lambda t: t) if l > 0 or cols is None else (lambda t: t.index_select(1, cols))
-            w[:, :-1] = keep(ws[l])
-            w[:, -1] = bs[l]
+            size = self.k * o * i
+            w = self.flat[offset : offset + size].view(self.k, o, i)
+            self.g.append(self.grad[offset : offset + size].view(self.k, o, i))
+            keep = (lambda t: t) if l > 0 or cols is None else (lambda t: t.index_select(2, cols))
+            w[:, :, :-1] = keep(ws[l])
+            w[:, :, -1] = bs[l]
             if ms[l] is not None:
-                self.mask[offset : offset + o * i].view(o, i)[:, :-1] = keep(ms[l])
+                self.mask[offset : offset + size].view(self.k, o, i)[:, :, :-1] = keep(ms[l])
             self.w.append(w)
-            offset += o * i
+            offset += size
 
-    def collect(self, names) -> dict[str, torch.Tensor]:
-        """``{name.weight (out, in), name.bias (out,)}``: new tensors, dropped columns restored as 0."""
+    def collect(self, names, k: int = 0) -> dict[str, torch.Tensor]:
+        """Ticket ``k``'s ``{name.weight (out, in), name.bias (out,)}``: new tensors, dropped columns restored as 0."""
         out = {}
         for l, (n, w) in enumerate(zip(names, self.w)):
-            weight = w[:, :-1]
+            weight = w[k, :, :-1]
             if l == 0 and self.cols is not None:
-                full = torch.zeros(w.shape[0], self.sizes[0])
+                full = torch.zeros(w.shape[1], self.sizes[0])
                 full.index_copy_(1, self.cols, weight)
                 weight = full
             out[f"{n}.weight"] = weight.clone(memory_format=torch.contiguous_format)
-            out[f"{n}.bias"] = w[:, -1].clone()
+            out[f"{n}.bias"] = w[k, :, -1].clone()
         return out
 
 
 def kept_columns(m0: torch.Tensor | None, n_in: int) -> torch.Tensor | None:
     """The layer-1 input columns worth compacting to (``None``: keep all).
 
-    ``m0`` is layer 1's float mask ``(out, in)`` (``None``: dense).  Columns
-    with no surviving weight are dropped when at most ``COMPACT_BELOW`` of
-    them remain.
+    ``m0`` is layer 1's float mask ``(..., out, in)`` (``None``: dense; with a
+    leading ticket axis, the columns any ticket uses).  Columns with no
+    surviving weight are dropped when at most ``COMPACT_BELOW`` of them remain.
     """
     if m0 is None:
         return None
-    used = torch.nonzero(m0.any(0)).flatten()
+    used = torch.nonzero(m0.reshape(-1, n_in).any(0)).flatten()
     return used if len(used) <= COMPACT_BELOW * n_in else None
 
 
@@ -101,7 +105,7 @@ class Buffers:
     the loss gradient at layer ``l``'s output; ``sm`` ``(b, classes)`` softmax.
     """
 
-    def __init__(self, net: FlatMLP, b: int, full: "Buffers | None" = None) -> None:
+    def __init__(self, net: FlatMLP, b: int, full: Buffers | None = None) -> None:
         if full is None:
             self.a = [torch.ones(b, i) for (_, i) in net.shapes]
             self.z = [torch.empty(b, o) for (o, _) in net.shapes]
@@ -132,9 +136,9 @@ def train_epoch(net: FlatMLP, adam, x: torch.Tensor, perm: torch.Tensor, noh: to
     mm, relu, softmax, add, isel = torch.mm, torch.clamp_min, torch.softmax, torch.add, torch.index_select
     relu_back = torch.ops.aten.threshold_backward.grad_input
     last = len(net.w) - 1
-    wt = [w.t() for w in net.w]  # forward operand (in + 1, out)
-    wi = [w[:, :-1] for w in net.w]  # backward operand (out, in): the bias does not propagate
-    gw, grad, mask = net.g, net.grad, net.mask
+    wt = [w[0].t() for w in net.w]  # forward operand (in + 1, out)
+    wi = [w[0, :, :-1] for w in net.w]  # backward operand (out, in): the bias does not propagate
+    gw, grad, mask = [g[0] for g in net.g], net.grad, net.mask
     for s in range(0, n, batch):
         e = min(s + batch, n)
         buf = full if e - s == batch else short
