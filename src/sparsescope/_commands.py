@@ -308,9 +308,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None:
         need_int("--workers", args.workers, 1, 1024)
     note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
-    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
-          f"{res.wall_seconds:.1f} s wall")
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.trained} trainings (rounds and controls) in "
+          f"{res.tasks} tasks, {res.skipped} already done, {res.wall_seconds:.1f} s wall")
     return 0
 
 

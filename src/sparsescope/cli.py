@@ -135,7 +135,6 @@ def _study_commands(sub) -> None:
     p.add_argument("sweep", metavar="SWEEP.toml")
     p.add_argument("--executor", **executor)
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
-    p.add_argument("--batched", action="store_true", help="train each run's controls of one kind in one batched pass")
     _runs_dir(p)
 
     p = sub.add_parser("study", help="write the study report of a sweep (HTML, CSV, JSON)",

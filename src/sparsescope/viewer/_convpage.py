@@ -11,10 +11,7 @@ round table lists them all.
 
 from __future__ import annotations
 
-import html
 import os
-import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +19,10 @@ import numpy as np
 from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
 from ._embed import b64, dump_json, escape_json
+from ._template import asset, fill
 
-_SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
 _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}" \
              "#round-table td{padding:0 6px;text-align:right}"
-
-
-def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 def _samples(x: np.ndarray, y: np.ndarray) -> dict:
@@ -55,14 +48,8 @@ def build_conv_page(graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndar
     samples_x = samples_x.reshape(samples_x.shape[0], graph.input.size)
     data = {"title": str(title), "metrics": [plain_json(dict(m)) for m in metrics],
             "samples": _samples(samples_x, samples_y)}
-    parts = {
-        "TITLE": html.escape(str(title), quote=True),
-        "CSS": _asset("viewer.css") + _EXTRA_CSS,
-        "FLOWGRAPH": escape_json(to_json(graph)),
-        "DATA": dump_json(data),
-        "JS": _asset("conv.js"),
-    }
-    return _SLOT.sub(lambda m: parts[m.group(1)], _asset("conv.html"))
+    return fill("conv.html", title=title, css=asset("viewer.css") + _EXTRA_CSS, flowgraph=escape_json(to_json(graph)),
+                data=dump_json(data), js=asset("conv.js"))
 
 
 def write_conv_page(path: str | os.PathLike, graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndarray,
