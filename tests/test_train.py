@@ -169,8 +169,9 @@ def test_compacted_fit_keeps_pruned_weights_and_moments_exactly_zero(monkeypatch
     # the flat layout: per layer (out, in + 1), bias last; layer 1 holds only the kept input columns
     expect = [masks["h1"][:, kept], masks["h2"], masks["out"]]
     flat_mask = torch.cat([torch.cat([m, torch.ones(len(m), 1, dtype=torch.bool)], 1).flatten() for m in expect])
-    assert adam.params[0].shape == flat_mask.shape  # so the columns really were dropped
-    for t in (adam.params[0], adam.m[0], adam.v[0]):
+    flat = [torch.cat([t.flatten() for t in ts]) for ts in (adam.params, adam.m, adam.v)]
+    assert flat[0].shape == flat_mask.shape  # so the columns really were dropped
+    for t in flat:
         assert torch.all(t[~flat_mask] == 0)
     for n in spec.layer_names:
         w, m = res.params[f"{n}.weight"], masks[n]

@@ -128,7 +128,7 @@ def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> Tra
         x = x.index_select(1, cols)  # the unused pixels only ever meet pruned weights
     n, bsz = x.shape[0], config.batch_size
     total = math.ceil(n / bsz) * config.epochs
-    adam = _FusedAdam([net.flat], [net.grad], config)
+    adam = _FusedAdam(*net.adam_views(), config)
     onehot, scale = neg_onehot_table(y, spec.sizes[-1], bsz)
     gen = torch.Generator().manual_seed(int(seed))
     result = TrainResult(params={})

@@ -36,6 +36,11 @@ import torch
 COMPACT_BELOW = 0.7
 
 
+def aligned(n: int) -> int:
+    """``n`` floats rounded up to a whole number of 64-byte lines."""
+    return -(-n // 16) * 16
+
+
 class FlatMLP:
     """The parameters, gradients and mask of K masked MLPs of one architecture in three flat float32 buffers.
 
@@ -44,8 +49,9 @@ class FlatMLP:
     ``None`` (dense), the weights already multiplied by their mask.
     ``cols``: the layer-1 input columns kept (``None``: all).  ``w[l]`` /
     ``g[l]`` are the ``(K, out, in_kept + 1)`` views of layer ``l`` (last
-    column: bias); layer by layer the K tickets lie one after another, so
-    ``w[0].view(K * out, in_kept + 1)`` is every ticket's layer 1 as one
+    column: bias); layer by layer the K tickets lie one after another, each
+    block padded to 64 bytes, so when layer 1's block needs no padding
+    ``w[0]`` is every ticket's layer 1 as one ``(K * out, in_kept + 1)``
     matrix (the batched trainer's wide product).  K = 1 is the single path.
     """
 
@@ -53,21 +59,34 @@ class FlatMLP:
         self.sizes, self.cols, self.k = tuple(sizes), cols, ws[0].shape[0]
         ins = [sizes[0] if cols is None else len(cols), *sizes[1:-1]]
         self.shapes = [(o, i + 1) for o, i in zip(sizes[1:], ins)]
-        total = self.k * sum(o * i for o, i in self.shapes)
+        # every (layer, ticket) block starts on a 64-byte boundary: MKL's rounding of a small
+        # product depends on where its output sits, so a ticket's blocks must sit alike
+        # whether it is trained alone or among others
+        self.strides = [aligned(o * i) for o, i in self.shapes]
+        total = self.k * sum(self.strides)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
         self.mask = None if all(m is None for m in ms) else torch.ones(total)
         self.w, self.g, offset = [], [], 0
-        for l, (o, i) in enumerate(self.shapes):
-            size = self.k * o * i
-            w = self.flat[offset : offset + size].view(self.k, o, i)
-            self.g.append(self.grad[offset : offset + size].view(self.k, o, i))
+        for l, ((o, i), step) in enumerate(zip(self.shapes, self.strides)):
+            view = lambda t: t.as_strided((self.k, o, i), (step, i, 1), offset)  # noqa: E731
+            w = view(self.flat)
+            self.g.append(view(self.grad))
             keep = (lambda t: t) if l > 0 or cols is None else (lambda t: t.index_select(2, cols))
             w[:, :, :-1] = keep(ws[l])
             w[:, :, -1] = bs[l]
             if ms[l] is not None:
-                self.mask[offset : offset + size].view(self.k, o, i)[:, :, :-1] = keep(ms[l])
+                view(self.mask)[:, :, :-1] = keep(ms[l])
             self.w.append(w)
-            offset += size
+            offset += self.k * step
+
+    def adam_views(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(parameters, gradients) as one contiguous tensor per (layer, ticket), for the fused Adam kernel.
+
+        The kernel splits each tensor into vector blocks and a scalar tail; giving it
+        each ticket's layer as its own tensor makes a ticket's update the same bits
+        whatever K is, so a batched ticket equals the ticket trained alone.
+        """
+        return ([w[k] for w in self.w for k in range(self.k)], [g[k] for g in self.g for k in range(self.k)])
 
     def collect(self, names, k: int = 0) -> dict[str, torch.Tensor]:
         """Ticket ``k``'s ``{name.weight (out, in), name.bias (out,)}``: new tensors, dropped columns restored as 0."""
@@ -111,11 +130,13 @@ class Buffers:
             self.z = [torch.empty(b, o) for (o, _) in net.shapes]
             self.g = [torch.empty(b, o) for (o, _) in net.shapes]
             self.sm = torch.empty(b, net.shapes[-1][0])
+            self.logits = torch.empty(b, net.shapes[-1][0])
         else:
             self.a = [t[:b] for t in full.a]
             self.z = [t[:b] for t in full.z]
             self.g = [t[:b] for t in full.g]
             self.sm = full.sm[:b]
+            self.logits = torch.empty(b, net.shapes[-1][0])
         self.h = [a[:, :-1] for a in self.a]
         self.gt = [g.t() for g in self.g]
 
@@ -147,9 +168,10 @@ def train_epoch(net: FlatMLP, adam, x: torch.Tensor, perm: torch.Tensor, noh: to
         for l in range(last):
             mm(a[l], wt[l], out=z[l])
             relu(z[l], 0, out=h[l + 1])
-        out = logits[s:e]
-        mm(a[last], wt[last], out=out)
-        softmax(out, 1, out=buf.sm)
+        # into an aligned scratch (MKL's rounding depends on where the output sits), then kept
+        mm(a[last], wt[last], out=buf.logits)
+        logits[s:e] = buf.logits
+        softmax(buf.logits, 1, out=buf.sm)
         add(noh[s:e], buf.sm, alpha=1.0 / (e - s), out=g[last])
         for l in range(last, 0, -1):
             mm(gt[l], a[l], out=gw[l])
