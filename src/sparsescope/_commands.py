@@ -291,11 +291,12 @@ def cmd_view(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             page = write_run_page(store, Path(tmp) / "page.html", round_index=args.round, box=args.box,
-                                  samples=args.samples)
+                                  samples=args.samples, rounds=getattr(args, "rounds", None))
             _write_out("-", page.read_bytes())
         return 0
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
-    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
+                              rounds=getattr(args, "rounds", None))))
     return 0
 
 

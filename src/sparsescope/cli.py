@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--samples", default=None, metavar="LIST",
                    help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
+    p.add_argument("--rounds", default=None, metavar="LIST",
+                   help="rounds to embed for the round slider: e.g. 0-16 or 0,8,16 (default: every finished round)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE",
                    help="output file, '-' for standard output (default: RUN-rN.html in .)")
     _box(p)
