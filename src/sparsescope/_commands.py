@@ -12,6 +12,41 @@ from ._errors import SparsescopeError
 from ._untrusted import check_name, term
 
 
+_TORCH = ("torch", "safetensors.torch")  # numpy comes with torch
+_START_UP = {  # command -> what its work imports, loaded while Ctrl-C is held (sparsescope._interrupt)
+    "runs": ("sparsescope.runs",),
+    "show": ("sparsescope.runs",),
+    "run": _TORCH + ("sparsescope._config", "sparsescope._progress", "sparsescope.runs._lottery"),
+    "control": _TORCH + ("sparsescope._progress", "sparsescope.runs._lottery"),
+    "graph": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.render", "sparsescope.interop"),
+    "report": _TORCH + ("PIL.Image", "matplotlib.figure", "sparsescope.runs._compare", "sparsescope.render"),
+    "view": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.viewer"),
+    "analyse": _TORCH + ("sparsescope.exact",),
+    "sweep": _TORCH + ("sparsescope.study",),
+    "study": _TORCH + ("sparsescope.study",),
+    "search": _TORCH + ("sparsescope.study", "sparsescope.study._search"),
+}
+
+
+def start_up(args: argparse.Namespace) -> None:
+    """Import what ``args.command`` needs, C extensions first; ``cli.main`` calls it with Ctrl-C held.
+
+    An interrupt inside torch's or numpy's initialisers can leave them
+    half-imported or abort the process; here none can arrive.  A module that
+    is not installed is left for the command to report.
+    """
+    import importlib
+
+    names = _START_UP.get(args.command, ())
+    if getattr(args, "exact", False):
+        names += ("highspy",)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def _default_name(stem: str, suffix: str = "") -> str:
     """An output name derived from a run (its id is checked on reading; checked again here):
     one path component, so it lands in the folder it is meant for and nowhere else."""
