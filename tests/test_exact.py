@@ -168,6 +168,76 @@ def test_simplified_graph_computes_the_same_outputs(case):
         assert f["how"] in ("interval", "greedy", "milp", "constant", "structure", "no path to an output")
 
 
+@FAST
+@given(case=nets())
+def test_ideal_cuts_change_no_end(case):
+    """With the ideal ReLU cuts forced onto every program (they only tighten the
+    relaxation), every end is the same value as without them, and still witnessed."""
+    import sparsescope.exact._milp as milp
+
+    rng, model, graph, lo, hi = make(case)
+    plain = exact_ranges(graph, lo, hi, workers=1)
+    saved = milp.CUT_MIN_BINARIES
+    milp.CUT_MIN_BINARIES = 1
+    try:
+        cut = exact_ranges(graph, lo, hi, workers=1)
+    finally:
+        milp.CUT_MIN_BINARIES = saved
+    check_witnesses(model, graph, cut)
+    check_sound(model, graph, cut, lo, hi, rng, "with cuts")
+    for name in cut.layers:
+        for side in ("lo", "hi"):
+            a, b = getattr(plain, side)[name], getattr(cut, side)[name]
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * (1 + np.abs(a).max()))
+
+
+def test_ideal_cuts_are_valid_at_every_integer_point():
+    """Each separated cut holds at the program's columns for real network points
+    (inputs, ReLU outputs, on/off binaries): the cut is valid, whatever point it was cut at."""
+    from sparsescope.exact._cuts import ReluRows, separate
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 6))
+        L = rng.normal(size=m)
+        U = L + rng.exponential(size=m)
+        w = rng.normal(size=m)
+        cst = float(rng.normal())
+        # columns: 0..m-1 sources, m = a, m+1 = d; a fractional point to cut
+        rows = ReluRows(np.array([m]), np.array([m + 1]), np.zeros(m, dtype=np.int64), np.arange(m), w, np.array([cst]))
+        col_lo, col_hi = np.r_[L, 0.0, 0.0], np.r_[U, 1e9, 1.0]
+        frac = np.r_[L + (U - L) * rng.random(m), rng.exponential() * 5, rng.random()]
+        upper, starts, index, value = separate(rows, frac, col_lo, col_hi, tol=-np.inf)
+        assert upper.size == 1
+        v = L + (U - L) * rng.random((50, m))
+        z = cst + v @ w
+        pts = np.c_[v, np.maximum(z, 0), (z > 0).astype(float)]
+        lhs = pts[:, index] @ value
+        assert np.all(lhs <= upper[0] + 1e-9 * (1 + np.abs(pts).max() * np.abs(value).sum()))
+
+
+def test_parallel_workers_give_the_same_answer():
+    """Programs solved by a forked helper give byte-identical ranges and witnesses."""
+    import sparsescope.exact._ranges as ranges_mod
+
+    rng = np.random.default_rng(3)
+    model = random_mlp(rng, (12,), [10, 8, 4], [0.6, 0.6, 1.0], torch.float32)
+    graph = from_torch(model, (12,))
+    lo, hi = np.zeros(12), np.ones(12)
+    one = exact_ranges(graph, lo, hi, workers=1)
+    original = ranges_mod.run_tasks
+    ranges_mod.run_tasks = functools.partial(original, warm=0.0)  # helpers from the first program on
+    try:
+        two = exact_ranges(graph, lo, hi, workers=2)
+    finally:
+        ranges_mod.run_tasks = original
+    assert one.solves == two.solves > 0
+    np.testing.assert_array_equal(one.witnesses, two.witnesses)
+    for name in one.layers:
+        for key in ("lo", "hi", "lo_bound", "hi_bound", "lo_status", "hi_status"):
+            np.testing.assert_array_equal(getattr(one, key)[name], getattr(two, key)[name])
+
+
 def test_time_cap_keeps_sound_bounds_and_claims_nothing_unproven():
     """A dense 10-20-20-5 net with a 1 ms cap per program (uncapped it takes seconds):
     ends the solver did not finish are 'bound', and every bound still holds."""

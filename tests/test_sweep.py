@@ -106,7 +106,9 @@ def test_sweep_runs_skips_and_resumes(tiny, tmp_path):
     sweep = load_sweep(tiny)
     full = tmp_path / "full"
     res = run_sweep(sweep, full, executor="serial")
-    assert res.tasks == 4 + 4 * 2 and res.skipped == 0
+    # one task per (schedule, round): the 2 seeds' round and its 2 x 2 controls in one batched pass
+    assert (res.tasks, res.trained, res.skipped) == (2 * 3, 4 * 3 + 4 * 2 * 2, 0)
+    assert 0 < res.train_seconds <= res.task_seconds
     files = run_bytes(full)
     # every run has its rounds and a control of each kind at every pruned round
     for r in sweep.runs():
@@ -115,8 +117,17 @@ def test_sweep_runs_skips_and_resumes(tiny, tmp_path):
         assert sorted(p.name.split("-s")[0] for p in store.control_dirs()) == [
             "random-mask-r001", "random-mask-r002", "reinit-r001", "reinit-r002"]
     again = run_sweep(sweep, full, executor="serial")
-    assert again.tasks == 0 and again.skipped == 4 + 4 * 2
+    assert (again.tasks, again.trained, again.skipped) == (0, 0, 28)
     assert run_bytes(full) == files
+
+    # the sweep's runs are ordinary runs: `run` and `control` one by one give the same bytes
+    plain = tmp_path / "plain"
+    for r in sweep.runs():
+        run_experiment(r.config, plain)
+        for rnd in (1, 2):
+            for kind in ("reinit", "random-mask"):
+                run_control(plain / r.run_id, rnd, kind)
+    assert run_bytes(plain) == files
 
     # a sweep killed half way: one run stopped after a round, one control done, one run missing
     part = tmp_path / "part"
@@ -126,7 +137,8 @@ def test_sweep_runs_skips_and_resumes(tiny, tmp_path):
     run_experiment(second.config, part)
     run_control(part / second.run_id, 2, "reinit")
     res = run_sweep(sweep, part, executor="serial")
-    assert res.tasks == 3 + 1 + 4 * 2 - 1  # 3 runs, first resumed; second run's reinit task still needed for r1
+    # layerwise resumes at round 1 (2 steps), global starts from scratch (3 steps)
+    assert (res.tasks, res.trained, res.skipped) == (2 + 3, 28 - 5, 5)
     assert run_bytes(part) == files
 
 

@@ -291,11 +291,12 @@ def cmd_view(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             page = write_run_page(store, Path(tmp) / "page.html", round_index=args.round, box=args.box,
-                                  samples=args.samples)
+                                  samples=args.samples, rounds=getattr(args, "rounds", None))
             _write_out("-", page.read_bytes())
         return 0
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
-    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
+                              rounds=getattr(args, "rounds", None))))
     return 0
 
 
@@ -308,9 +309,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None:
         need_int("--workers", args.workers, 1, 1024)
     note = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, batched=args.batched, note=note)
-    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.tasks} tasks run, {res.skipped} already done, "
-          f"{res.wall_seconds:.1f} s wall")
+    res = run_sweep(sweep, args.runs_dir, executor=args.executor, workers=args.workers, note=note)
+    print(f"sweep {sweep.name}: {len(res.runs)} runs, {res.trained} trainings (rounds and controls) in "
+          f"{res.tasks} tasks, {res.skipped} already done, {res.wall_seconds:.1f} s wall")
     return 0
 
 

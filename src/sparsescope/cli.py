@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--samples", default=None, metavar="LIST",
                    help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
+    p.add_argument("--rounds", default=None, metavar="LIST",
+                   help="rounds to embed for the round slider: e.g. 0-16 or 0,8,16 (default: every finished round)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE",
                    help="output file, '-' for standard output (default: RUN-rN.html in .)")
     _box(p)
@@ -135,7 +137,6 @@ def _study_commands(sub) -> None:
     p.add_argument("sweep", metavar="SWEEP.toml")
     p.add_argument("--executor", **executor)
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")
-    p.add_argument("--batched", action="store_true", help="train each run's controls of one kind in one batched pass")
     _runs_dir(p)
 
     p = sub.add_parser("study", help="write the study report of a sweep (HTML, CSV, JSON)",

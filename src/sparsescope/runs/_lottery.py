@@ -170,8 +170,23 @@ def run_experiment(
 
         return run_rl_experiment(config, runs_dir, progress=progress, stop_after=stop_after)
     data = load(config.dataset) if data is None else data
+    store, n_rounds = open_run(config, runs_dir, data)
+    path = store.path
+    with store.lock():
+        store.clean_temporaries()
+        trained, seconds = _train_rounds(config, store, data, n_rounds, progress, stop_after)
+        if stop_after is None or len(trained) < stop_after:
+            for r in config.controls.rounds:
+                for kind in config.controls.kinds:
+                    run_control(path, r, kind, data=data, progress=progress, _locked=True)
+    return RunResult(path, config.run_id, store.round_metrics(), trained, seconds)
+
+
+def open_run(config: ExperimentConfig, runs_dir: str | Path, data: Dataset) -> tuple[RunStore, int]:
+    """The run folder of ``config`` and its planned rounds: created (manifest + initial weights) if
+    missing, else checked to hold the same config and data.  Everything checkable before training is
+    checked before the folder is created."""
     _check_fit(config, data)
-    spec = config.model
     n_rounds = planned_rounds(config)
     path = Path(runs_dir) / config.run_id
     store = RunStore(path)
@@ -183,15 +198,32 @@ def run_experiment(
     else:
         if path.exists():
             raise RunStoreError(f"{path} exists but is not a run (no manifest.json); move it away first")
-        RunStore.create(path, manifest_for(config, data, n_rounds), init_params(spec, config.seed))
-    with store.lock():
-        store.clean_temporaries()
-        trained, seconds = _train_rounds(config, store, data, n_rounds, progress, stop_after)
-        if stop_after is None or len(trained) < stop_after:
-            for r in config.controls.rounds:
-                for kind in config.controls.kinds:
-                    run_control(path, r, kind, data=data, progress=progress, _locked=True)
-    return RunResult(path, config.run_id, store.round_metrics(), trained, seconds)
+        RunStore.create(path, manifest_for(config, data, n_rounds), init_params(config.model, config.seed))
+    return store, n_rounds
+
+
+def round_start(config: ExperimentConfig, store: RunStore, r: int,
+                init: dict[str, torch.Tensor] | None = None) -> tuple[Mask, dict[str, torch.Tensor]]:
+    """``(mask, start weights)`` of round ``r``: dense from the initial weights for round 0; else
+    round ``r - 1``'s saved trained weights pruned, survivors rewound (``init``: the initial weights, if read)."""
+    spec = config.model
+    if r == 0:
+        return Mask.ones(spec.kernel_shapes), store.init_params() if init is None else init
+    prev = store.read_round(r - 1)
+    mask = prune({n: prev.params[f"{n}.weight"].numpy() for n in spec.layer_names}, prev.mask, config.prune)
+    if config.prune.rewind_step == 0:
+        return mask, store.init_params() if init is None else init
+    return mask, store.rewind_params()
+
+
+def round_seed(config: ExperimentConfig, r: int) -> int:
+    """The shuffle seed of round ``r``'s training."""
+    return derive_seed(config.seed, "shuffle", r)
+
+
+def control_shuffle_seed(config: ExperimentConfig, kind: str, seed: int, r: int) -> int:
+    """The shuffle seed of the ``kind`` control (seed ``seed``) of round ``r``."""
+    return derive_seed(config.seed, "shuffle", f"control-{kind}-{seed}", r)
 
 
 def rounds_to_train(config: ExperimentConfig, store: RunStore, n_rounds: int,
@@ -202,7 +234,6 @@ def rounds_to_train(config: ExperimentConfig, store: RunStore, n_rounds: int,
     saved trained weights and starts from the rewound survivors.  Each is read
     from disk when the caller asks for it, so it sees the round written just before.
     """
-    spec, rewind_step = config.model, config.prune.rewind_step
     init = store.init_params()
     done = set(store.finished_rounds())
     given = 0
@@ -211,12 +242,7 @@ def rounds_to_train(config: ExperimentConfig, store: RunStore, n_rounds: int,
             continue
         if stop_after is not None and given >= stop_after:
             return
-        if r == 0:
-            mask, start = Mask.ones(spec.kernel_shapes), init
-        else:
-            prev = store.read_round(r - 1)
-            mask = prune({n: prev.params[f"{n}.weight"].numpy() for n in spec.layer_names}, prev.mask, config.prune)
-            start = init if rewind_step == 0 else store.rewind_params()
+        mask, start = round_start(config, store, r, init)
         given += 1
         yield r, mask, start
 
@@ -229,7 +255,7 @@ def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after)
         t0 = time.perf_counter()
         result = _fit_checked(
             f"round {r}", spec, start, mask_tensors(mask), data, config.train,
-            seed=derive_seed(config.seed, "shuffle", r),
+            seed=round_seed(config, r),
             snapshot_step=rewind_step if (r == 0 and rewind_step > 0) else None,
             on_step=(lambda s, t, r=r: progress(f"round {r}/{n_rounds - 1}", s, t)) if progress else None,
         )
@@ -288,7 +314,7 @@ def run_control(
             return store.read_round_at(folder, f"control {folder.name}").metrics
         result = _fit_checked(
             f"control {kind} of round {round_index}", config.model, start, mask_tensors(mask), data, config.train,
-            seed=derive_seed(config.seed, "shuffle", f"control-{kind}-{seed}", round_index),
+            seed=control_shuffle_seed(config, kind, seed, round_index),
             on_step=(lambda s, t: progress(f"control {kind} r{round_index}", s, t)) if progress else None,
         )
         metrics = {**round_metrics(round_index, mask, result, time.perf_counter() - t0), "control": kind, "seed": seed}

@@ -11,7 +11,8 @@
 """
 
 from ._executors import EXECUTORS, open_executor
-from ._batched import fit_batched, train_controls_batched
+from ._batched import fit_batched
+from ._steps import train_controls_batched
 from ._collect import StudyData, collect
 from ._figures import accuracy_density_figure, measure_figure, per_class_figure, svg_text
 from ._report import study_tables, write_study

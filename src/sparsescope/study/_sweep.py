@@ -172,7 +172,7 @@ _DATA: dict[str, Any] = {}
 
 
 def _dataset(name: str):
-    """The dataset, loaded once per worker process."""
+    """The dataset, loaded once per worker process (workers live as long as the sweep)."""
     if name not in _DATA:
         from ..data import load
 
@@ -180,47 +180,140 @@ def _dataset(name: str):
     return _DATA[name]
 
 
+def task_step(docs: list[dict[str, Any]], runs_dir: str, r: int, kinds: list[str]) -> dict[str, Any]:
+    """Round ``r`` of the runs ``docs`` (creating them if new) and their ``kinds`` controls of round ``r``.
+
+    Every run's round ``r - 1`` is finished (the driver sends a chain's steps in
+    order).  The missing trainings go through one :func:`train_jobs` call (one
+    batched pass for MLPs); the run locks are held throughout.
+    """
+    import contextlib
+
+    from ..runs._lottery import open_run
+    from ._steps import step_jobs, train_jobs
+
+    t0 = time.perf_counter()
+    configs = [from_dict(doc) for doc in docs]
+    data = _dataset(configs[0].dataset)
+    with contextlib.ExitStack() as held:
+        stores = []
+        for config in configs:
+            store, _ = open_run(config, runs_dir, data)
+            held.enter_context(store.lock())
+            store.clean_temporaries()
+            stores.append(store)
+        jobs = step_jobs(configs, stores, r, kinds)
+        train = train_jobs(jobs, data)
+    return {"round": r, "trained": len(jobs), "train_seconds": train, "seconds": time.perf_counter() - t0}
+
+
 def task_run(doc: dict[str, Any], runs_dir: str) -> dict[str, Any]:
-    """Train (or resume) every round of one run; returns its id, rounds trained now and seconds."""
+    """Train (or resume) every round of one run (RL runs); returns its id, rounds trained now and seconds."""
     from ..runs import run_experiment
 
     config = from_dict(doc)
     t0 = time.perf_counter()
-    result = run_experiment(config, runs_dir, data=_dataset(config.dataset))
+    result = run_experiment(config, runs_dir, data=None if config.is_rl else _dataset(config.dataset))
     return {"run_id": result.run_id, "trained": len(result.trained_now), "rounds": len(result.rounds),
-            "seconds": time.perf_counter() - t0}
+            "train_seconds": result.train_seconds, "seconds": time.perf_counter() - t0}
 
 
-def task_controls(run_path: str, kind: str, rounds: list[int], batched: bool = False) -> dict[str, Any]:
-    """Train the ``kind`` controls of ``rounds`` of one finished run (existing ones are kept)."""
-    from ..runs import RunStore, run_control
+def task_controls(run_path: str, kind: str, rounds: list[int]) -> dict[str, Any]:
+    """Train the ``kind`` controls of ``rounds`` of one finished run (RL runs; existing ones are kept)."""
+    from ..runs import run_control
 
     t0 = time.perf_counter()
-    dataset = RunStore(run_path).manifest()["config"]["dataset"]
-    data = _dataset(dataset)
-    if batched and "sizes" not in RunStore(run_path).manifest()["config"]["model"]:
-        batched = False  # only the MLP has the batched trainer
-    if batched:
-        from ._batched import train_controls_batched
-
-        done = train_controls_batched(run_path, kind, rounds, data=data)
-    else:
-        done = 0
-        for r in rounds:
-            run_control(run_path, r, kind, data=data)
-            done += 1
-    return {"run": Path(run_path).name, "kind": kind, "trained": done, "seconds": time.perf_counter() - t0}
+    for r in rounds:
+        run_control(run_path, r, kind)
+    return {"run": Path(run_path).name, "kind": kind, "trained": len(rounds), "train_seconds": 0.0,
+            "seconds": time.perf_counter() - t0}
 
 
 # -- the driver ----------------------------------------------------------------
 @dataclass
 class SweepResult:
-    """What a sweep did: its runs, tasks run and skipped, and the wall time."""
+    """What a sweep did: its runs, tasks sent, trainings done now and found done, and times.
+
+    ``task_seconds``: the workers' time inside tasks (summed); ``train_seconds``:
+    the part spent in training loops.  ``wall_seconds`` x workers minus
+    ``task_seconds`` is start-up, scheduling and idle time.
+    """
 
     runs: list[SweepRun]
     tasks: int
     skipped: int
     wall_seconds: float
+    trained: int = 0
+    task_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+
+@dataclass
+class _Chain:
+    """Runs that step through their rounds together (the seeds of one schedule and dataset)."""
+
+    runs: list[SweepRun]
+    n_rounds: int
+    rounds: list[int]  # the rounds that still need a step, in order
+
+    @property
+    def label(self) -> str:
+        r = self.runs[0]
+        return f"{r.schedule}/{r.dataset} seeds {','.join(str(x.seed) for x in self.runs)}"
+
+
+def _round_kinds(sweep: SweepConfig, n_rounds: int) -> dict[int, list[str]]:
+    with_controls = set(control_rounds(sweep, n_rounds))
+    return {r: list(sweep.controls) if r in with_controls else [] for r in range(n_rounds)}
+
+
+def _missing(sweep: SweepConfig, run: SweepRun, path: Path, n_rounds: int) -> tuple[set[int], int]:
+    """Rounds of one run with something missing (the round or a control), and how many trainings are stored."""
+    from ..runs import RunStore
+    from ..runs._lottery import control_folder, control_seed
+
+    store = RunStore(path)
+    done = set(store.finished_rounds()) if store.exists else set()
+    need, have = set(), 0
+    for r, kinds in _round_kinds(sweep, n_rounds).items():
+        ok = r in done
+        have += ok
+        for kind in kinds:
+            there = control_folder(path, r, kind, control_seed(run.config, kind, r)).is_dir()
+            have += there
+            ok = ok and there
+        if not ok:
+            need.add(r)
+    return need, have
+
+
+def _chains(sweep: SweepConfig, base: Path, workers: int) -> tuple[list[_Chain], int, int]:
+    """The supervised runs grouped into chains (with the rounds each still needs), trainings
+    planned and trainings already stored.  A chain is split by seeds while there are fewer chains
+    than workers, so that every worker has one."""
+    from ..runs._lottery import planned_rounds
+
+    groups: dict[tuple[str, str], list[SweepRun]] = {}
+    for run in expand(sweep):
+        if not run.config.is_rl:
+            groups.setdefault((run.schedule, run.dataset), []).append(run)
+    parts = list(groups.values())
+    while len(parts) < workers and max((len(p) for p in parts), default=1) > 1:
+        big = max(range(len(parts)), key=lambda i: len(parts[i]))
+        p = parts.pop(big)
+        parts[big:big] = [p[: len(p) // 2 + len(p) % 2], p[len(p) // 2 + len(p) % 2:]]
+    chains, planned, have = [], 0, 0
+    for runs in parts:
+        n_rounds = planned_rounds(runs[0].config)
+        need: set[int] = set()
+        for run in runs:
+            n, h = _missing(sweep, run, base / run.run_id, n_rounds)
+            need |= n
+            have += h
+            planned += sum(1 + len(k) for k in _round_kinds(sweep, n_rounds).values())
+        # a round is stepped once its predecessors are done: from the first missing round on, in order
+        chains.append(_Chain(runs, n_rounds, list(range(min(need), n_rounds)) if need else []))
+    return chains, planned, have
 
 
 def missing_controls(sweep: SweepConfig, run_path: Path) -> dict[str, list[int]]:
@@ -253,52 +346,74 @@ def run_sweep(
     *,
     executor: str = "local",
     workers: int | None = None,
-    batched: bool = False,
     note: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Run every missing round and control of ``sweep`` on ``executor`` (see :func:`open_executor`).
 
-    ``batched``: train each (run, kind)'s controls in one batched pass
-    (:func:`train_controls_batched`).  ``note(line)`` reports each finished task.
+    The runs of one schedule and dataset form a *chain*: task ``r`` of a chain
+    trains round ``r`` of each of its runs and every control of round ``r``, in
+    one batched pass (:func:`task_step`); a chain's next task is sent when its
+    previous one is done, so the chains share the workers.  RL runs go as one
+    task per run, then one per (run, control kind).  ``note(line)`` reports
+    each finished task.
     """
+    from ._executors import default_workers
+
     say = note or (lambda s: None)
     runs = expand(sweep)
     base = Path(runs_dir)
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tasks = skipped = 0
+    n_workers = 1 if executor == "serial" else (workers or default_workers())
+    chains, planned, skipped = _chains(sweep, base, n_workers)
+    res = SweepResult(runs, 0, skipped, 0.0)
     with open_executor(executor, workers=workers, log_dir=base, note=say) as ex:
-        pending: dict[cf.Future, str] = {}
+        pending: dict[cf.Future, tuple[str, Any]] = {}
 
-        def submit_controls(path: Path) -> None:
-            nonlocal skipped
-            todo = missing_controls(sweep, path)
-            skipped += len(sweep.controls) - len(todo)
-            for kind, rounds in todo.items():
-                pending[ex.submit(task_controls, str(path), kind, rounds, batched)] = f"{path.name} {kind} x{len(rounds)}"
+        def step(chain: _Chain) -> None:
+            if chain.rounds:
+                r = chain.rounds.pop(0)
+                docs = [experiment_doc(sweep, x.schedule, x.dataset, x.seed) for x in chain.runs]
+                kinds = _round_kinds(sweep, chain.n_rounds)[r]
+                pending[ex.submit(task_step, docs, str(base), r, kinds)] = ("step", chain)
 
+        def rl_controls(path: Path) -> None:
+            for kind, rounds in missing_controls(sweep, path).items():
+                pending[ex.submit(task_controls, str(path), kind, rounds)] = ("controls", f"{path.name} {kind}")
+
+        for chain in chains:
+            step(chain)
         for run in runs:
+            if not run.config.is_rl:
+                continue
             path = base / run.run_id
             if _finished(path):
-                skipped += 1
-                submit_controls(path)
+                rl_controls(path)
             else:
                 doc = experiment_doc(sweep, run.schedule, run.dataset, run.seed)
-                pending[ex.submit(task_run, doc, str(base))] = run.run_id
+                pending[ex.submit(task_run, doc, str(base))] = ("run", run.run_id)
         try:
             while pending:
                 done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-                for fut in sorted(done, key=lambda f: pending[f]):
-                    label = pending.pop(fut)
-                    res = fut.result()  # a failed task raises here, after which the rest is cancelled
-                    tasks += 1
-                    if "run_id" in res:
-                        say(f"run {res['run_id']}: {res['trained']} rounds trained ({res['seconds']:.1f} s)")
-                        submit_controls(base / res["run_id"])
+                for fut in sorted(done, key=lambda f: str(pending[f][1] if pending[f][0] != "step"
+                                                          else pending[f][1].label)):
+                    kind, what = pending.pop(fut)
+                    out = fut.result()  # a failed task raises here, after which the rest is cancelled
+                    res.tasks += 1
+                    res.trained += out["trained"]
+                    res.task_seconds += out["seconds"]
+                    res.train_seconds += out["train_seconds"]
+                    if kind == "step":
+                        say(f"{what.label} round {out['round']}: {out['trained']} trained ({out['seconds']:.1f} s)")
+                        step(what)
+                    elif kind == "run":
+                        say(f"run {out['run_id']}: {out['trained']} rounds trained ({out['seconds']:.1f} s)")
+                        rl_controls(base / out["run_id"])
                     else:
-                        say(f"controls {label}: {res['trained']} trained ({res['seconds']:.1f} s)")
+                        say(f"controls {what}: {out['trained']} trained ({out['seconds']:.1f} s)")
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
-    return SweepResult(runs, tasks, skipped, time.perf_counter() - t0)
+    res.wall_seconds = time.perf_counter() - t0
+    return res

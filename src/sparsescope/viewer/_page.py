@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,13 +13,11 @@ from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
+from ._template import asset, fill
 
-SCRIPTS = ("core.js", "draw.js", "card.js", "ui.js", "episode.js", "boot.js", "bridge.js")  # episode.js acts only on data["episode"]
-_SLOT = re.compile(r"\{\{(TITLE|CSS|FLOWGRAPH|DATA|JS)\}\}")
-
-
-def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+# app.js defines SS.start (the context) and calls the parts after it; episode.js acts only on data["episode"]
+SCRIPTS = ("core.js", "pixels.js", "draw.js", "card.js", "app.js", "stage.js", "panel.js", "inputs.js", "share.js", "hooks.js",
+           "episode.js", "boot.js", "bridge.js")
 
 
 def _check(rounds: Sequence[Flowgraph], metrics: Sequence[dict], current: int) -> None:
@@ -82,16 +78,8 @@ def build_page(
         if len(episode["states"]) != samples_x.shape[0]:
             raise ValueError("the episode's states must be the page's samples")
         data["episode"] = plain_json(dict(episode))
-    page = _asset("page.html")
-    parts = {
-        "TITLE": html.escape(str(title), quote=True),
-        "CSS": _asset("viewer.css"),
-        "FLOWGRAPH": escape_json(to_json(graph)),
-        "DATA": dump_json(data),
-        "JS": "\n".join(_asset(name) for name in SCRIPTS),
-    }
-    # One pass, so nothing substituted (a title, say) is ever scanned again.
-    return _SLOT.sub(lambda m: parts[m.group(1)], page)
+    return fill("page.html", title=title, css=asset("viewer.css"), flowgraph=escape_json(to_json(graph)),
+                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS))
 
 
 def write_page(

@@ -39,12 +39,7 @@ SS.drawCartPole = function (canvas, x, theta, action, xMax, thetaMax) {
 SS.episodeMode = function (data, api) {
   const ep = data.episode, T = ep.states.length;
   const $ = function (id) { return document.getElementById(id); };
-  const el = function (tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  };
+  const el = SS.el;
   const sec = el("section"); sec.id = "episode";
   const h = el("h2", null, "Greedy episode \u00b7 step "); const stepLab = el("span"); stepLab.id = "ep-label"; h.appendChild(stepLab);
   sec.appendChild(h);
