@@ -12,6 +12,41 @@ from ._errors import SparsescopeError
 from ._untrusted import check_name, term
 
 
+_TORCH = ("torch", "safetensors.torch")  # numpy comes with torch
+_START_UP = {  # command -> what its work imports, loaded while Ctrl-C is held (sparsescope._interrupt)
+    "runs": ("sparsescope.runs",),
+    "show": ("sparsescope.runs",),
+    "run": _TORCH + ("sparsescope._config", "sparsescope._progress", "sparsescope.runs._lottery"),
+    "control": _TORCH + ("sparsescope._progress", "sparsescope.runs._lottery"),
+    "graph": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.render", "sparsescope.interop"),
+    "report": _TORCH + ("PIL.Image", "matplotlib.figure", "sparsescope.runs._compare", "sparsescope.render"),
+    "view": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.viewer"),
+    "analyse": _TORCH + ("sparsescope.exact",),
+    "sweep": _TORCH + ("sparsescope.study",),
+    "study": _TORCH + ("sparsescope.study",),
+    "search": _TORCH + ("sparsescope.study", "sparsescope.study._search"),
+}
+
+
+def start_up(args: argparse.Namespace) -> None:
+    """Import what ``args.command`` needs, C extensions first; ``cli.main`` calls it with Ctrl-C held.
+
+    An interrupt inside torch's or numpy's initialisers can leave them
+    half-imported or abort the process; here none can arrive.  A module that
+    is not installed is left for the command to report.
+    """
+    import importlib
+
+    names = _START_UP.get(args.command, ())
+    if getattr(args, "exact", False):
+        names += ("highspy",)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def _default_name(stem: str, suffix: str = "") -> str:
     """An output name derived from a run (its id is checked on reading; checked again here):
     one path component, so it lands in the folder it is meant for and nowhere else."""
@@ -343,26 +378,55 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
     fmt = ext or args.format or "text"
-    if _model_file(args):
-        from ._model_commands import model_analyse
-
-        a = model_analyse(args)
+    if args.robust is not None or args.samples is not None:
+        text = _analyse_robust(args, fmt)
     else:
-        a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
-                        time_limit=args.time_limit)
-    if fmt == "json":
-        from .exact import analysis_dict
+        if _model_file(args):
+            from ._model_commands import model_analyse
 
-        text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    else:
-        from .exact import analysis_text
+            a = model_analyse(args)
+        else:
+            a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                            time_limit=args.time_limit)
+        if fmt == "json":
+            from .exact import analysis_dict
 
-        text = analysis_text(a)
+            text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        else:
+            from .exact import analysis_text
+
+            text = analysis_text(a)
     out = args.out or "-"
     _write_out(out, text + "\n")
     if out != "-":
         print(out)
     return 0
+
+
+def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
+    """``analyse RUN --robust EPS [--samples LIST]``: exact adversarial accuracy, as text or JSON."""
+    import json
+
+    from .exact import robust_dict, robust_run, robust_text
+
+    if args.robust is None:
+        raise SparsescopeError("--samples goes with --robust EPS (the images whose balls to decide)")
+    if args.box != "unit":
+        raise SparsescopeError(f"--robust puts an L-inf ball around each --samples image; it cannot take --box {args.box}")
+    if _model_file(args):
+        raise SparsescopeError("--robust needs a run (its labelled test set), not a model file")
+    samples = data = None
+    if args.samples is not None:
+        from .runs import resolve_run, run_data
+        from .viewer._run import parse_samples
+
+        data = run_data(resolve_run(args.run, args.runs_dir))
+        samples = parse_samples(args.samples, len(data.x_test))
+    graph, acc = robust_run(args.run, args.runs_dir, eps=args.robust, round_index=args.round, samples=samples,
+                            time_limit=args.time_limit, data=data)
+    if fmt == "json":
+        return json.dumps(robust_dict(graph, acc), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return robust_text(graph, acc)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
