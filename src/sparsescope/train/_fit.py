@@ -32,12 +32,14 @@ from ._config import TrainConfig
 class TrainResult:
     """Trained parameters (float32, same keys as the input), per-epoch metrics,
     the parameters at step ``snapshot_step`` (for late rewinding) and the
-    wall time of training alone (no evaluation or I/O)."""
+    wall time of training alone (no evaluation or I/O); ``train_cpu_seconds``:
+    the CPU time of the training thread over the same span (0 where not measured)."""
 
     params: dict[str, torch.Tensor]
     history: list[dict] = field(default_factory=list)
     snapshot: dict[str, torch.Tensor] | None = None
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
 
 
 def _forward(ws, bs, x, out=None):
