@@ -114,10 +114,12 @@ def main() -> None:
     if not args.skip_adversarial:
         data = run_data(sparse)
         x, y = data.x_test[: args.images].astype(np.float64), data.y_test[: args.images]
-        acc = adversarial_accuracy(g2, x, y, args.eps)
+        before, c = load(), cpu_seconds()
+        acc = adversarial_accuracy(g2, x, y, args.eps, workers=w)
         print(f"exact adversarial accuracy at eps {args.eps:g} over the first {len(x)} test images of the ~2% net: "
-              f"{acc.accuracy * 100:.1f}% (clean {acc.clean * 100:.1f}%, {acc.unknown} undecided) in "
-              f"{acc.seconds:.1f} s (target <= 600 s), {acc.solves} programs")
+              f"{acc.accuracy * 100:.1f}% (clean {acc.clean * 100:.1f}%, {acc.counts()}) in "
+              f"{acc.seconds:.1f} s wall, {cpu_seconds() - c:.1f} CPU-s (target <= 600 s), {acc.solves} programs")
+        print(f"  before: {before}; after: {load()}")
 
 
 if __name__ == "__main__":

@@ -227,10 +227,22 @@ def test_parallel_workers_give_the_same_answer():
     one = exact_ranges(graph, lo, hi, workers=1)
     original = ranges_mod.run_tasks
     ranges_mod.run_tasks = functools.partial(original, warm=0.0)  # helpers from the first program on
+    import sparsescope.exact._robust as robust_mod
+
+    x = rng.random((16, 12))
+    y = evaluate(graph, x).pre["out"].argmax(1)
+    acc1 = adversarial_accuracy(graph, x, y, 0.05, workers=1)
+    robust_mod.run_tasks = functools.partial(original, warm=0.0)
     try:
         two = exact_ranges(graph, lo, hi, workers=2)
+        acc2 = adversarial_accuracy(graph, x, y, 0.05, workers=2, images=range(100, 116))
     finally:
-        ranges_mod.run_tasks = original
+        ranges_mod.run_tasks = robust_mod.run_tasks = original
+    assert acc1.verdicts == acc2.verdicts and [r.image for r in acc2.results] == list(range(100, 116))
+    for a, b in zip(acc1.results, acc2.results):
+        assert a.margin_bound == b.margin_bound
+        np.testing.assert_array_equal(a.counterexample if a.counterexample is not None else [],
+                                      b.counterexample if b.counterexample is not None else [])
     assert one.solves == two.solves > 0
     np.testing.assert_array_equal(one.witnesses, two.witnesses)
     for name in one.layers:
@@ -364,12 +376,45 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     capsys.readouterr()
     assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
+    _check_cli_robust(runs, capsys)
     for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],
-                ["-o", str(tmp_path / "x.json"), "--format", "text"]):
+                ["-o", str(tmp_path / "x.json"), "--format", "text"], ["--samples", "0-9"],
+                ["--robust", "0.1", "--box", "data"], ["--robust", "2"], ["--robust", "nan"],
+                ["--robust", "0.1", "--samples", "0-100000"], ["--robust", "0.1", "--samples", "9-3"]):
         capsys.readouterr()
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+
+
+def _check_cli_robust(runs, capsys):
+    """``analyse RUN --robust EPS --samples LIST``: text and JSON agree; every counterexample
+    lies in its ball and another class wins there (evaluated again here)."""
+    from sparsescope.runs import resolve_run, round_flowgraph, run_data
+
+    capsys.readouterr()
+    assert main(["analyse", "small", "--runs-dir", str(runs), "--robust", "0.05", "--samples", "0-11,20"]) == 0
+    text = capsys.readouterr().out
+    assert "exact adversarial accuracy at eps 0.05 over 13 test images" in text
+    assert main(["analyse", "small", "--runs-dir", str(runs), "--robust", "0.05", "--samples", "0-11,20",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    adv = doc["adversarial"]
+    assert doc["box"]["images"] == [*range(12), 20] and adv["images"] == 13
+    assert sum(adv["counts"].values()) == 13 and f"{adv['accuracy'] * 100:.1f}%" in text
+    assert adv["accuracy"] == adv["counts"]["robust"] / 13
+    store = resolve_run("small", str(runs))
+    graph, data = round_flowgraph(store), run_data(store)
+    for res in adv["results"]:
+        x0 = data.x_test[res["image"]].reshape(-1).astype(np.float64)
+        assert res["label"] == int(data.y_test[res["image"]])
+        if res["verdict"] == "not robust":
+            c = np.asarray(res["counterexample"])
+            assert np.all(np.abs(c - x0) <= 0.05 + 1e-12) and np.all((c >= 0) & (c <= 1))
+            z = evaluate(graph, c[None]).pre["out"][0]
+            assert z[res["adversarial_class"]] >= z[res["label"]]
+        elif res["verdict"] == "robust":
+            assert res["margin_bound"] > 0
 
 
 def test_conv_net_goes_through_the_same_code():

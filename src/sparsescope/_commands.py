@@ -410,26 +410,55 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
     fmt = ext or args.format or "text"
-    if _model_file(args):
-        from ._model_commands import model_analyse
-
-        a = model_analyse(args)
+    if args.robust is not None or args.samples is not None:
+        text = _analyse_robust(args, fmt)
     else:
-        a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
-                        time_limit=args.time_limit)
-    if fmt == "json":
-        from .exact import analysis_dict
+        if _model_file(args):
+            from ._model_commands import model_analyse
 
-        text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    else:
-        from .exact import analysis_text
+            a = model_analyse(args)
+        else:
+            a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                            time_limit=args.time_limit)
+        if fmt == "json":
+            from .exact import analysis_dict
 
-        text = analysis_text(a)
+            text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        else:
+            from .exact import analysis_text
+
+            text = analysis_text(a)
     out = args.out or "-"
     _write_out(out, text + "\n")
     if out != "-":
         print(out)
     return 0
+
+
+def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
+    """``analyse RUN --robust EPS [--samples LIST]``: exact adversarial accuracy, as text or JSON."""
+    import json
+
+    from .exact import robust_dict, robust_run, robust_text
+
+    if args.robust is None:
+        raise SparsescopeError("--samples goes with --robust EPS (the images whose balls to decide)")
+    if args.box != "unit":
+        raise SparsescopeError(f"--robust puts an L-inf ball around each --samples image; it cannot take --box {args.box}")
+    if _model_file(args):
+        raise SparsescopeError("--robust needs a run (its labelled test set), not a model file")
+    samples = data = None
+    if args.samples is not None:
+        from .runs import resolve_run, run_data
+        from .viewer._run import parse_samples
+
+        data = run_data(resolve_run(args.run, args.runs_dir))
+        samples = parse_samples(args.samples, len(data.x_test))
+    graph, acc = robust_run(args.run, args.runs_dir, eps=args.robust, round_index=args.round, samples=samples,
+                            time_limit=args.time_limit, data=data)
+    if fmt == "json":
+        return json.dumps(robust_dict(graph, acc), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return robust_text(graph, acc)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
                    help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
                         "around test image IMAGE (clipped to [0, 1]); for MODEL.onnx: unit, LO,HI or data:FILE.npy")
+    p.add_argument("--robust", type=float, default=None, metavar="EPS",
+                   help="exact adversarial accuracy: decide every --samples test image's L-inf ball of radius EPS "
+                        "(robust, not robust with a counterexample, misclassified, or unknown at the time cap)")
+    p.add_argument("--samples", default=None, metavar="LIST",
+                   help="with --robust: test images by index, e.g. 0-999 or 3,7,11 (default 0-99)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
     p.add_argument("--format", choices=["text", "json"], default=None,
                    help="text (default) or json; follows -o's extension (.json, .txt)")
