@@ -16,6 +16,8 @@ cheap sound answer) and the number and size of the programs solved.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import time
 
@@ -33,27 +35,43 @@ def ensure_run(config: str, runs_dir: str):
     return resolve_run(run_experiment(cfg, runs_dir).run_id, runs_dir)
 
 
-def median(fn, runs: int) -> tuple[float, object]:
-    times, out = [], None
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished helper processes."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def median(fn, runs: int) -> tuple[float, float, object]:
+    """Median wall seconds, median CPU seconds (all processes) and the last result."""
+    times, cpus, out = [], [], None
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         out = fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        cpus.append(cpu_seconds() - c)
+    return statistics.median(times), statistics.median(cpus), out
 
 
-def one(label: str, graph, target: float, runs: int) -> None:
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def one(label: str, graph, target: float, runs: int, workers: int) -> None:
     lo, hi = np.zeros(graph.input.size), np.ones(graph.input.size)
-    t_iv, _ = median(lambda: interval_bounds(graph, lo, hi), 5)
-    t, r = median(lambda: exact_ranges(graph, lo, hi, box="unit"), runs)
+    t_iv, _, _ = median(lambda: interval_bounds(graph, lo, hi), 5)
+    before = load()
+    t, cpu, r = median(lambda: exact_ranges(graph, lo, hi, box="unit", workers=workers), runs)
     exact, total = r.count("exact")
     s = simplify(graph, r)
     o, n = s.sizes["original"], s.sizes["simplified"]
     print(f"{label}: density {graph.meta.get('density', 0) * 100:.2f}%, {graph.num_edges} edges, "
           f"test acc {graph.meta.get('test_accuracy', 0) * 100:.1f}%")
-    print(f"  exact ranges, unit box: {t:.3f} s (median of {runs}; target <= {target:g} s)  "
-          f"[interval bounds {t_iv * 1000:.1f} ms]  {exact}/{total} ends exact, {len(r.witnesses)} witnesses, "
+    print(f"  exact ranges, unit box: {t:.3f} s wall, {cpu:.3f} CPU-s over {workers} process(es) "
+          f"(median of {runs}; target <= {target:g} s)  [interval bounds {t_iv * 1000:.1f} ms]  "
+          f"{exact}/{total} ends exact, {len(r.witnesses)} witnesses, "
           f"{r.solves} programs, up to {r.max_binaries} binaries")
+    print(f"  before: {before}; after: {load()}")
     for name in r.layers:
         iw = r.interval.pre_hi[name] - r.interval.pre_lo[name]
         ew = r.hi[name] - r.lo[name]
@@ -75,6 +93,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--skip-adversarial", action="store_true")
+    ap.add_argument("--workers", type=int, default=2, help="processes solving one layer's programs (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import highspy  # noqa: F401  (import once, outside the timings)
@@ -87,17 +106,20 @@ def main() -> None:
     last = metrics[-1]["round"]
     seven = min(metrics, key=lambda m: abs(m["density"] - 0.07))["round"]
     g2 = round_flowgraph(sparse, last).with_bounds(None)
-    one(f"{sparse.path.name} round {last} (~2%)", g2, 1.0, 5)
-    one(f"{sparse.path.name} round {seven} (~7%)", round_flowgraph(sparse, seven).with_bounds(None), 10.0, 1)
+    w = args.workers
+    one(f"{sparse.path.name} round {last} (~2%)", g2, 1.0, 5, w)
+    one(f"{sparse.path.name} round {seven} (~7%)", round_flowgraph(sparse, seven).with_bounds(None), 10.0, 3, w)
     one(f"{dense1.path.name} round {dense1.round_metrics()[-1]['round']} (layer 1 dense)",
-        round_flowgraph(dense1).with_bounds(None), 15.0, 1)
+        round_flowgraph(dense1).with_bounds(None), 15.0, 3, w)
     if not args.skip_adversarial:
         data = run_data(sparse)
         x, y = data.x_test[: args.images].astype(np.float64), data.y_test[: args.images]
-        acc = adversarial_accuracy(g2, x, y, args.eps)
+        before, c = load(), cpu_seconds()
+        acc = adversarial_accuracy(g2, x, y, args.eps, workers=w)
         print(f"exact adversarial accuracy at eps {args.eps:g} over the first {len(x)} test images of the ~2% net: "
-              f"{acc.accuracy * 100:.1f}% (clean {acc.clean * 100:.1f}%, {acc.unknown} undecided) in "
-              f"{acc.seconds:.1f} s (target <= 600 s), {acc.solves} programs")
+              f"{acc.accuracy * 100:.1f}% (clean {acc.clean * 100:.1f}%, {acc.counts()}) in "
+              f"{acc.seconds:.1f} s wall, {cpu_seconds() - c:.1f} CPU-s (target <= 600 s), {acc.solves} programs")
+        print(f"  before: {before}; after: {load()}")
 
 
 if __name__ == "__main__":

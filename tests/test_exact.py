@@ -168,6 +168,88 @@ def test_simplified_graph_computes_the_same_outputs(case):
         assert f["how"] in ("interval", "greedy", "milp", "constant", "structure", "no path to an output")
 
 
+@FAST
+@given(case=nets())
+def test_ideal_cuts_change_no_end(case):
+    """With the ideal ReLU cuts forced onto every program (they only tighten the
+    relaxation), every end is the same value as without them, and still witnessed."""
+    import sparsescope.exact._milp as milp
+
+    rng, model, graph, lo, hi = make(case)
+    plain = exact_ranges(graph, lo, hi, workers=1)
+    saved = milp.CUT_MIN_BINARIES
+    milp.CUT_MIN_BINARIES = 1
+    try:
+        cut = exact_ranges(graph, lo, hi, workers=1)
+    finally:
+        milp.CUT_MIN_BINARIES = saved
+    check_witnesses(model, graph, cut)
+    check_sound(model, graph, cut, lo, hi, rng, "with cuts")
+    for name in cut.layers:
+        for side in ("lo", "hi"):
+            a, b = getattr(plain, side)[name], getattr(cut, side)[name]
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * (1 + np.abs(a).max()))
+
+
+def test_ideal_cuts_are_valid_at_every_integer_point():
+    """Each separated cut holds at the program's columns for real network points
+    (inputs, ReLU outputs, on/off binaries): the cut is valid, whatever point it was cut at."""
+    from sparsescope.exact._cuts import ReluRows, separate
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 6))
+        L = rng.normal(size=m)
+        U = L + rng.exponential(size=m)
+        w = rng.normal(size=m)
+        cst = float(rng.normal())
+        # columns: 0..m-1 sources, m = a, m+1 = d; a fractional point to cut
+        rows = ReluRows(np.array([m]), np.array([m + 1]), np.zeros(m, dtype=np.int64), np.arange(m), w, np.array([cst]))
+        col_lo, col_hi = np.r_[L, 0.0, 0.0], np.r_[U, 1e9, 1.0]
+        frac = np.r_[L + (U - L) * rng.random(m), rng.exponential() * 5, rng.random()]
+        upper, starts, index, value = separate(rows, frac, col_lo, col_hi, tol=-np.inf)
+        assert upper.size == 1
+        v = L + (U - L) * rng.random((50, m))
+        z = cst + v @ w
+        pts = np.c_[v, np.maximum(z, 0), (z > 0).astype(float)]
+        lhs = pts[:, index] @ value
+        assert np.all(lhs <= upper[0] + 1e-9 * (1 + np.abs(pts).max() * np.abs(value).sum()))
+
+
+def test_parallel_workers_give_the_same_answer():
+    """Programs solved by a forked helper give byte-identical ranges and witnesses."""
+    import sparsescope.exact._ranges as ranges_mod
+
+    rng = np.random.default_rng(3)
+    model = random_mlp(rng, (12,), [10, 8, 4], [0.6, 0.6, 1.0], torch.float32)
+    graph = from_torch(model, (12,))
+    lo, hi = np.zeros(12), np.ones(12)
+    one = exact_ranges(graph, lo, hi, workers=1)
+    original = ranges_mod.run_tasks
+    ranges_mod.run_tasks = functools.partial(original, warm=0.0)  # helpers from the first program on
+    import sparsescope.exact._robust as robust_mod
+
+    x = rng.random((16, 12))
+    y = evaluate(graph, x).pre["out"].argmax(1)
+    acc1 = adversarial_accuracy(graph, x, y, 0.05, workers=1)
+    robust_mod.run_tasks = functools.partial(original, warm=0.0)
+    try:
+        two = exact_ranges(graph, lo, hi, workers=2)
+        acc2 = adversarial_accuracy(graph, x, y, 0.05, workers=2, images=range(100, 116))
+    finally:
+        ranges_mod.run_tasks = robust_mod.run_tasks = original
+    assert acc1.verdicts == acc2.verdicts and [r.image for r in acc2.results] == list(range(100, 116))
+    for a, b in zip(acc1.results, acc2.results):
+        assert a.margin_bound == b.margin_bound
+        np.testing.assert_array_equal(a.counterexample if a.counterexample is not None else [],
+                                      b.counterexample if b.counterexample is not None else [])
+    assert one.solves == two.solves > 0
+    np.testing.assert_array_equal(one.witnesses, two.witnesses)
+    for name in one.layers:
+        for key in ("lo", "hi", "lo_bound", "hi_bound", "lo_status", "hi_status"):
+            np.testing.assert_array_equal(getattr(one, key)[name], getattr(two, key)[name])
+
+
 def test_time_cap_keeps_sound_bounds_and_claims_nothing_unproven():
     """A dense 10-20-20-5 net with a 1 ms cap per program (uncapped it takes seconds):
     ends the solver did not finish are 'bound', and every bound still holds."""
@@ -294,12 +376,45 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     capsys.readouterr()
     assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
+    _check_cli_robust(runs, capsys)
     for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],
-                ["-o", str(tmp_path / "x.json"), "--format", "text"]):
+                ["-o", str(tmp_path / "x.json"), "--format", "text"], ["--samples", "0-9"],
+                ["--robust", "0.1", "--box", "data"], ["--robust", "2"], ["--robust", "nan"],
+                ["--robust", "0.1", "--samples", "0-100000"], ["--robust", "0.1", "--samples", "9-3"]):
         capsys.readouterr()
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+
+
+def _check_cli_robust(runs, capsys):
+    """``analyse RUN --robust EPS --samples LIST``: text and JSON agree; every counterexample
+    lies in its ball and another class wins there (evaluated again here)."""
+    from sparsescope.runs import resolve_run, round_flowgraph, run_data
+
+    capsys.readouterr()
+    assert main(["analyse", "small", "--runs-dir", str(runs), "--robust", "0.05", "--samples", "0-11,20"]) == 0
+    text = capsys.readouterr().out
+    assert "exact adversarial accuracy at eps 0.05 over 13 test images" in text
+    assert main(["analyse", "small", "--runs-dir", str(runs), "--robust", "0.05", "--samples", "0-11,20",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    adv = doc["adversarial"]
+    assert doc["box"]["images"] == [*range(12), 20] and adv["images"] == 13
+    assert sum(adv["counts"].values()) == 13 and f"{adv['accuracy'] * 100:.1f}%" in text
+    assert adv["accuracy"] == adv["counts"]["robust"] / 13
+    store = resolve_run("small", str(runs))
+    graph, data = round_flowgraph(store), run_data(store)
+    for res in adv["results"]:
+        x0 = data.x_test[res["image"]].reshape(-1).astype(np.float64)
+        assert res["label"] == int(data.y_test[res["image"]])
+        if res["verdict"] == "not robust":
+            c = np.asarray(res["counterexample"])
+            assert np.all(np.abs(c - x0) <= 0.05 + 1e-12) and np.all((c >= 0) & (c <= 1))
+            z = evaluate(graph, c[None]).pre["out"][0]
+            assert z[res["adversarial_class"]] >= z[res["label"]]
+        elif res["verdict"] == "robust":
+            assert res["margin_bound"] > 0
 
 
 def test_conv_net_goes_through_the_same_code():

@@ -32,7 +32,6 @@ from safetensors.torch import save as st_save
 from conftest import TINY_CONFIG, make_tiny_run
 from sparsescope import cli
 
-RUN_CONFIG = TINY_CONFIG.format(name="hostile", rounds=3)
 _CTRL_ERR = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _CTRL_OUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 COUNTS: dict[str, dict[str, int]] = {}
@@ -501,31 +500,4 @@ def test_ctrl_c_while_parsing_or_importing_is_one_line(monkeypatch, capsys):
         assert tb is None and code == 130 and err.count("\n") == 1 and "interrupted" in err, (target, err)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known defect: a SIGINT landing inside torch's import or at interpreter "
-                   "shutdown can abort the process (-6) or print the line and still die by SIGINT; timing-dependent")
-@pytest.mark.parametrize("delay", [0.15, 0.4, 0.8, 1.5])
-def test_sigint_during_start_up(tmp_path, delay):
-    """SIGINT a real `sparsescope run` at several moments of its start-up (imports, data, first round)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(RUN_CONFIG)
-    cmd = [sys.executable, "-m", "sparsescope", "run", str(cfg), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert "Traceback" not in err, err
-    if proc.returncode == 130:
-        assert err.count("\n") == 1 and "interrupted" in err, err
-    elif proc.returncode == -signal.SIGINT:  # before Python installed its handler: killed silently (shell: 130)
-        assert err == "", err
-    else:
-        assert proc.returncode == 0, (proc.returncode, err)  # finished before the signal
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert temporaries(tmp_path) == []
+# SIGINT sent to a real process at random moments of its start-up and run: tests/test_sigint.py

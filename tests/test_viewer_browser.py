@@ -6,6 +6,7 @@ the test on any that is not file:, data: or blob: (the page is self-contained).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -64,6 +65,17 @@ def run(tmp_path_factory):
     path = write_page(tmp_path_factory.mktemp("viewer") / "view.html", rounds, metrics, current=3,
                       samples_x=x, samples_y=y, title="run " + HOSTILE)
     return {"rounds": rounds, "metrics": metrics, "x": x, "y": y, "path": path, "url": path.as_uri()}
+
+
+@contextlib.contextmanager
+def opened(browser, url: str):
+    """A page of ``url`` once the viewer is ready; on exit, checks that it stayed clean."""
+    s = Session(browser)
+    try:
+        yield s.open(url)
+        s.check_clean()
+    finally:
+        s.close()
 
 
 @pytest.fixture(scope="module")

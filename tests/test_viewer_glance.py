@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from sparsescope.analysis import live_mask
+from sparsescope.analysis import box_states, live_mask
 from sparsescope.bounds import annotate
 from sparsescope.graph import evaluate, from_torch
 from sparsescope.viewer import write_page
 
-from test_viewer_browser import Session, _model, browser, wait_for  # noqa: F401  (browser is a fixture)
+from test_viewer_browser import Session, opened, _model, browser, wait_for  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.browser
 PICK = np.array([5, 17, 42, 400, 873])
@@ -35,6 +35,11 @@ def glance(tmp_path_factory):
                 m[3].weight[7] = 0.0
                 m[3].bias[7] = 0.25
                 m[5].weight[:, 7] = 0.5
+                # h2.3 proven always off over the unit box: nonpositive weights from h1 (>= 0), bias < 0
+                m[3].weight[3] = -m[3].weight[3].abs()
+                m[3].weight[3, :6] = -0.2
+                m[3].bias[3] = -0.5
+                m[5].weight[:, 3] = 0.3
         g = annotate(from_torch(m, (28, 28), output_labels=labels, meta={"run": "glance-run", "round": r}), "unit")
         left = {layer.name: layer.num_edges for layer in g.layers[1:]}
         rounds.append(g)
@@ -49,11 +54,8 @@ def glance(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, glance):  # noqa: F811
-    s = Session(browser)
-    p = s.open(glance["url"])
-    yield p
-    s.check_clean()
-    s.close()
+    with opened(browser, glance["url"]) as p:
+        yield p
 
 
 def _live_ids(g, outputs=None) -> set[str]:
@@ -157,3 +159,52 @@ def test_export_is_fitted_and_titled(page, glance):
     assert circles and all(0 <= x <= w and 0 <= y <= h for x, y in circles)
     g = glance["rounds"][2]
     assert sum(1 for t in texts if re.fullmatch(r"out\.\d  \d", t)) == g.output.size
+
+
+def test_units_proven_always_off_are_hatched_with_a_legend_entry(page, glance):
+    g = glance["rounds"][2]
+    placed = page.evaluate("sparsescope.placed()")
+    off = set(box_states(g).off)
+    shown_off = {p["id"] for p in placed if p["off"]}
+    assert shown_off and shown_off == off & {p["id"] for p in placed}
+    assert "always off" in page.locator("#figures").text_content()
+    root = ET.fromstring(page.evaluate("sparsescope.svgText()"))
+    ns = "{http://www.w3.org/2000/svg}"
+    label_y = {t.text: float(t.get("y")) for t in root.iter(ns + "text") if t.text in {p["id"] for p in placed}}
+    grey_y = [float(c.get("cy")) for c in root.iter(ns + "circle") if c.get("fill") == "#ececec"]
+    grey_y += [float(r.get("y")) + float(r.get("height")) / 2 for r in root.iter(ns + "rect") if r.get("fill") == "#ececec"]
+    for nid, y in label_y.items():  # every always-off unit drawn grey (hatched), no other unit
+        assert any(abs(y - gy) < 0.6 for gy in grey_y) == (nid in shown_off), nid
+    legend = [t.text for t in root.iter(ns + "text") if t.text and t.text.startswith("always off over box")]
+    assert legend == [f"always off over box \u201cunit\u201d (ReLU, exactly 0): {len(shown_off)} units"]
+
+
+def test_sample_values_equal_the_graph_input_figure(tmp_path, browser):  # noqa: F811
+    """``view --samples`` numbers images by test-set index: the page's values for image N are
+    the values ``graph --input N`` writes into its figure (data-value, full precision)."""
+    from sparsescope import cli
+
+    from conftest import make_tiny_run
+
+    _, run = make_tiny_run(tmp_path, "tiny", 2)
+    html, svg = tmp_path / "v.html", tmp_path / "g.svg"
+    assert cli.main(["view", str(run), "--samples", "40,11,7", "-o", str(html)]) == 0
+    assert cli.main(["graph", str(run), "--input", "11", "-o", str(svg)]) == 0
+    want = {e.get("data-node"): float(e.get("data-value")) for e in ET.parse(svg).getroot().iter()
+            if e.get("data-node") is not None and e.get("data-value") is not None}  # the node cards
+    assert len(want) > 5
+    s = Session(browser)
+    try:
+        page = s.open(html.as_uri())
+        assert page.evaluate("Array.from(document.querySelectorAll('#thumbs canvas')).map(c => +c.dataset.i)") == [40, 11, 7]
+        page.locator("#thumbs canvas").nth(1).click()
+        assert "test image #11 " in page.locator("#input-info").text_content()
+        got = page.evaluate("sparsescope.values()")
+        for nid, v in want.items():
+            layer, i = (nid.split(".")[0], int(nid.split(".")[1])) if "[" not in nid else (None, None)
+            if layer is None:
+                continue
+            assert abs(got[layer][i] - v) <= 1e-9 * max(1.0, abs(v)), nid
+        s.check_clean()
+    finally:
+        s.close()

@@ -12,6 +12,41 @@ from ._errors import SparsescopeError
 from ._untrusted import check_name, term
 
 
+_TORCH = ("torch", "safetensors.torch")  # numpy comes with torch
+_START_UP = {  # command -> what its work imports, loaded while Ctrl-C is held (sparsescope._interrupt)
+    "runs": ("sparsescope.runs",),
+    "show": ("sparsescope.runs",),
+    "run": _TORCH + ("sparsescope._config", "sparsescope._progress", "sparsescope.runs._lottery"),
+    "control": _TORCH + ("sparsescope._progress", "sparsescope.runs._lottery"),
+    "graph": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.render", "sparsescope.interop"),
+    "report": _TORCH + ("PIL.Image", "matplotlib.figure", "sparsescope.runs._compare", "sparsescope.render"),
+    "view": _TORCH + ("PIL.Image", "sparsescope.runs", "sparsescope.viewer"),
+    "analyse": _TORCH + ("sparsescope.exact",),
+    "sweep": _TORCH + ("sparsescope.study",),
+    "study": _TORCH + ("sparsescope.study",),
+    "search": _TORCH + ("sparsescope.study", "sparsescope.study._search"),
+}
+
+
+def start_up(args: argparse.Namespace) -> None:
+    """Import what ``args.command`` needs, C extensions first; ``cli.main`` calls it with Ctrl-C held.
+
+    An interrupt inside torch's or numpy's initialisers can leave them
+    half-imported or abort the process; here none can arrive.  A module that
+    is not installed is left for the command to report.
+    """
+    import importlib
+
+    names = _START_UP.get(args.command, ())
+    if getattr(args, "exact", False):
+        names += ("highspy",)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def _default_name(stem: str, suffix: str = "") -> str:
     """An output name derived from a run (its id is checked on reading; checked again here):
     one path component, so it lands in the folder it is meant for and nowhere else."""
@@ -165,6 +200,34 @@ def _graph_format(out: str | None, given: str | None) -> str:
     return given or "svg"
 
 
+def _check_out_file(out: str | None) -> None:
+    """``-o FILE`` must name a file we can create, checked before any work: not a folder, under
+    folders (a file where a folder should be would only show after minutes of work), and not
+    inside a run folder (:func:`_outside_runs`)."""
+    if not out or out == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise SparsescopeError(f"-o {out} is a folder: give a file name (e.g. {out.rstrip('/')}/NAME{path.suffix or '.EXT'})")
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise SparsescopeError(f"-o {out}: {parent} is not a folder")
+            break
+    _outside_runs(out)
+
+
+def _outside_runs(out: str | None) -> None:
+    """An output (file or report folder) never goes inside a run folder: a finished round's
+    metrics.json replaced by a figure would make the run corrupt for every command."""
+    if not out or out == "-":
+        return
+    for parent in Path(out).resolve().parents:
+        if (parent / "manifest.json").is_file():
+            raise SparsescopeError(f"-o {out} is inside the run folder {parent}: write it elsewhere "
+                                   "(a run's files are never replaced)")
+
+
 def _write_out(out: str, data: str | bytes) -> None:
     """Write ``data`` atomically to ``out``, or to standard output when ``out`` is ``-``."""
     if out == "-":
@@ -182,6 +245,7 @@ def _write_out(out: str, data: str | bytes) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
+    _check_out_file(args.out)
     if _model_file(args):
         from ._model_commands import model_graph
 
@@ -240,6 +304,7 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    _outside_runs(args.out)
     if _model_file(args):
         from ._model_commands import model_report
 
@@ -277,6 +342,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
+    _check_out_file(args.out)
     if _model_file(args):
         from ._model_commands import model_view
 
@@ -291,11 +357,12 @@ def cmd_view(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             page = write_run_page(store, Path(tmp) / "page.html", round_index=args.round, box=args.box,
-                                  samples=args.samples)
+                                  samples=args.samples, rounds=getattr(args, "rounds", None))
             _write_out("-", page.read_bytes())
         return 0
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
-    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples)))
+    print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
+                              rounds=getattr(args, "rounds", None))))
     return 0
 
 
@@ -338,30 +405,60 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
     if not (args.time_limit > 0):
         raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    _check_out_file(args.out)
     ext = {".json": "json", ".txt": "text"}.get(Path(args.out).suffix.lower()) if args.out and args.out != "-" else None
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")
     fmt = ext or args.format or "text"
-    if _model_file(args):
-        from ._model_commands import model_analyse
-
-        a = model_analyse(args)
+    if args.robust is not None or args.samples is not None:
+        text = _analyse_robust(args, fmt)
     else:
-        a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
-                        time_limit=args.time_limit)
-    if fmt == "json":
-        from .exact import analysis_dict
+        if _model_file(args):
+            from ._model_commands import model_analyse
 
-        text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    else:
-        from .exact import analysis_text
+            a = model_analyse(args)
+        else:
+            a = analyse_run(args.run, args.runs_dir, round_index=args.round, box=args.box, exact=args.exact,
+                            time_limit=args.time_limit)
+        if fmt == "json":
+            from .exact import analysis_dict
 
-        text = analysis_text(a)
+            text = json.dumps(analysis_dict(a), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        else:
+            from .exact import analysis_text
+
+            text = analysis_text(a)
     out = args.out or "-"
     _write_out(out, text + "\n")
     if out != "-":
         print(out)
     return 0
+
+
+def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
+    """``analyse RUN --robust EPS [--samples LIST]``: exact adversarial accuracy, as text or JSON."""
+    import json
+
+    from .exact import robust_dict, robust_run, robust_text
+
+    if args.robust is None:
+        raise SparsescopeError("--samples goes with --robust EPS (the images whose balls to decide)")
+    if args.box != "unit":
+        raise SparsescopeError(f"--robust puts an L-inf ball around each --samples image; it cannot take --box {args.box}")
+    if _model_file(args):
+        raise SparsescopeError("--robust needs a run (its labelled test set), not a model file")
+    samples = data = None
+    if args.samples is not None:
+        from .runs import resolve_run, run_data
+        from .viewer._run import parse_samples
+
+        data = run_data(resolve_run(args.run, args.runs_dir))
+        samples = parse_samples(args.samples, len(data.x_test))
+    graph, acc = robust_run(args.run, args.runs_dir, eps=args.robust, round_index=args.round, samples=samples,
+                            time_limit=args.time_limit, data=data)
+    if fmt == "json":
+        return json.dumps(robust_dict(graph, acc), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return robust_text(graph, acc)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

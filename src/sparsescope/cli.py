@@ -12,12 +12,13 @@ import sys
 
 from typing import Sequence
 
-from . import __version__
+from . import __version__, _interrupt
 from ._errors import SparsescopeError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every user error
+        _interrupt.release()  # a Ctrl-C held during parsing wins over the mistake: one line either way
         self.exit(2, f"sparsescope: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_round(p)
     p.add_argument("--samples", default=None, metavar="LIST",
                    help="test images to embed, by test-set index: e.g. 0-99 or 3,7,11 (default: 100 spread over the test set)")
+    p.add_argument("--rounds", default=None, metavar="LIST",
+                   help="rounds to embed for the round slider: e.g. 0-16 or 0,8,16 (default: every finished round)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE",
                    help="output file, '-' for standard output (default: RUN-rN.html in .)")
     _box(p)
@@ -116,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
                    help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
                         "around test image IMAGE (clipped to [0, 1]); for MODEL.onnx: unit, LO,HI or data:FILE.npy")
+    p.add_argument("--robust", type=float, default=None, metavar="EPS",
+                   help="exact adversarial accuracy: decide every --samples test image's L-inf ball of radius EPS "
+                        "(robust, not robust with a counterexample, misclassified, or unknown at the time cap)")
+    p.add_argument("--samples", default=None, metavar="LIST",
+                   help="with --robust: test images by index, e.g. 0-999 or 3,7,11 (default 0-99)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
     p.add_argument("--format", choices=["text", "json"], default=None,
                    help="text (default) or json; follows -o's extension (.json, .txt)")
@@ -165,16 +173,23 @@ def _study_commands(sub) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0, 2 for a user's mistake, 130 when interrupted).
 
-    Everything, parsing included, runs inside the handlers, so Ctrl-C at any
-    point of start-up (importing torch takes a second) is one line and 130.
-    Messages go through ``term`` so names read from a run cannot drive the terminal.
+    Start-up (parsing, and the imports the command needs: torch takes a
+    second) runs with Ctrl-C held; it is let in at one point, inside the
+    handlers below (see :mod:`sparsescope._interrupt`), so Ctrl-C at any
+    moment is one line and 130.  Messages go through ``term`` so names read
+    from a run cannot drive the terminal.
     """
+    outer = _interrupt.hold()  # True under the entry point, which held it from its first line
     from ._untrusted import term
 
     try:
-        args = build_parser().parse_args(argv)
-        from . import _commands
+        try:
+            args = build_parser().parse_args(argv)
+            from . import _commands
 
+            _commands.start_up(args)
+        finally:
+            _interrupt.release()  # a Ctrl-C held so far is raised here
         code = getattr(_commands, "cmd_" + args.command)(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code
@@ -185,12 +200,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sparsescope: error: {term(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: unwritable, a file where a folder goes, ...
-        where = f": {exc.filename}" if exc.filename else ""
+        where = f": {_user_path(exc.filename)}" if exc.filename else ""
         print(f"sparsescope: error: {term(exc.strerror or exc)}{term(where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _interrupt.hold()  # a second Ctrl-C waits: the entry point exits without it, a caller gets it below
         print("sparsescope: interrupted (finished rounds are kept; run again to resume)", file=sys.stderr)
-        return 130
+        return _interrupt.INTERRUPTED
+    finally:
+        if not outer:  # called as a function: give the caller its Ctrl-C back
+            _interrupt.release()
+
+
+def _user_path(name) -> str:
+    """The path the user asked for, not our temporary beside it: ``d/.x.svg.ab12cd34.tmp`` -> ``d/x.svg``
+    (``_atomic`` writes through such temporaries, so an OSError names them)."""
+    from ._atomic import TMP_SUFFIX, tmp_pattern
+
+    name = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    head, sep, base = name.rpartition("/")
+    if tmp_pattern().fullmatch(base):
+        return head + sep + base[1:-len(".12345678" + TMP_SUFFIX)]
+    return name
 
 
 def _silence_stdout() -> None:
@@ -208,4 +239,6 @@ def _silence_stdout() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from .__main__ import entry
+
+    entry()

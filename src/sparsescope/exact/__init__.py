@@ -3,7 +3,17 @@ programming (HiGHS), each end with a witness input; exact local robustness in an
 L-infinity ball; and an exactly simplified flowgraph with a re-checkable certificate.
 Works on the generic Flowgraph layers (an unrolled convolution is the same code)."""
 
-from ._analyse import BoxAnalysis, analyse_box, analyse_run, analysis_dict, analysis_text, exact_bounds
+from ._analyse import (
+    BoxAnalysis,
+    analyse_box,
+    analyse_run,
+    analysis_dict,
+    analysis_text,
+    exact_bounds,
+    robust_dict,
+    robust_run,
+    robust_text,
+)
 from ._box import Box, ball, make_box, parse_box
 from ._ranges import ExactRanges, exact_ranges, float32_bounds
 from ._robust import AdversarialAccuracy, Robustness, adversarial_accuracy, certify, robust_at
@@ -29,5 +39,8 @@ __all__ = [
     "make_box",
     "parse_box",
     "robust_at",
+    "robust_dict",
+    "robust_run",
+    "robust_text",
     "simplify",
 ]

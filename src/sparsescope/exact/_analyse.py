@@ -15,7 +15,7 @@ from ..bounds import interval_bounds
 from ..graph import Flowgraph, plain_json, to_dict
 from ._box import Box
 from ._ranges import ExactRanges, exact_ranges
-from ._robust import Robustness, certify
+from ._robust import AdversarialAccuracy, Robustness, adversarial_accuracy, certify
 from ._simplify import Simplified, simplify
 
 FORMAT = "sparsescope.analysis"
@@ -188,3 +188,56 @@ def analyse_run(run: str, runs_dir: str = "runs", *, round_index: int | None = N
     b = make_box(graph, box, x_train=None if data is None else data.x_train,
                  x_test=None if data is None else data.x_test, y_test=None if data is None else data.y_test)
     return analyse_box(graph, b, exact=exact, time_limit=time_limit)
+
+
+DEFAULT_ROBUST_SAMPLES = 100  # test images 0..99 when no list is given
+
+
+def robust_run(run: str, runs_dir: str = "runs", *, eps: float, round_index: int | None = None,
+               samples: "np.ndarray | list[int] | None" = None, time_limit: float = 10.0,
+               workers: int = 2, data=None) -> tuple[Flowgraph, AdversarialAccuracy]:
+    """Exact adversarial accuracy of a stored round at radius ``eps`` over test images
+    ``samples`` (test-set indices; default the first :data:`DEFAULT_ROBUST_SAMPLES`).
+
+    Returns the round's flowgraph and the per-image verdicts
+    (:func:`adversarial_accuracy`); :func:`robust_dict`/:meth:`AdversarialAccuracy.summary`
+    render them.  ``data``: the run's dataset when the caller has loaded it already.
+    """
+    from .._errors import SparsescopeError
+    from ..runs import resolve_run, round_flowgraph, run_data
+
+    if not (np.isfinite(eps) and 0 <= eps <= 1):
+        raise SparsescopeError(f"--robust {eps}: the radius must be a number in [0, 1] (pixels are in [0, 1])")
+    store = resolve_run(run, runs_dir)
+    graph = round_flowgraph(store, round_index).with_bounds(None)
+    data = run_data(store) if data is None else data
+    if data.x_test is None or data.y_test is None or not len(data.x_test):
+        raise SparsescopeError(f"run {run} has no labelled test set to check robustness on")
+    n = len(data.x_test)
+    idx = np.arange(min(DEFAULT_ROBUST_SAMPLES, n)) if samples is None else np.asarray(samples, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise SparsescopeError(f"--samples: test image {int(idx.max())} is out of range: the test set has {n} images")
+    acc = adversarial_accuracy(graph, data.x_test[idx].astype(np.float64), data.y_test[idx], eps,
+                               time_limit=time_limit, images=idx.tolist(), workers=workers)
+    return graph, acc
+
+
+def robust_dict(graph: Flowgraph, acc: AdversarialAccuracy) -> dict[str, Any]:
+    """The JSON document of :func:`robust_run` (``sparsescope.analysis`` with an ``adversarial`` key)."""
+    images = [r.image for r in acc.results]
+    doc = {"format": FORMAT, "version": VERSION, "meta": plain_json(graph.meta),
+           "box": {"name": "balls", "spec": f"ball:*:{acc.eps:g}", "eps": acc.eps, "images": images},
+           "adversarial": acc.to_dict(graph)}
+    return plain_json(doc)
+
+
+def robust_text(graph: Flowgraph, acc: AdversarialAccuracy) -> str:
+    """The summary line, then the images that are not robust or undecided, by verdict."""
+    m = graph.meta
+    lines = [f"run {m.get('run', '?')} round {m.get('round', '?')}", acc.summary()]
+    for verdict in ("not robust", "unknown", "misclassified"):
+        hit = [str(r.image) for r in acc.results if r.verdict == verdict]
+        if hit:
+            shown = ", ".join(hit[:40]) + (f", ... ({len(hit)} in all)" if len(hit) > 40 else "")
+            lines.append(f"  {verdict}: {shown}")
+    return "\n".join(lines)

@@ -23,14 +23,18 @@ bound; :mod:`._ranges` checks the witness by evaluating it and pads the bound.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._errors import SparsescopeError
 from ..graph import Flowgraph
+from ._cuts import ReluRows, cut_magnitude, strengthen
 
 MIP_TOL = 1e-6  # HiGHS' mip_feasibility_tolerance (default); the padding scales with it
+CUT_MIN_BINARIES = 16  # programs with this many binaries get ideal ReLU cuts first (see _cuts)
+CUT_ROUNDS = 3  # measured on the ~7% MLP: more rounds add rows that slow every node more than they save
 _HEURISTICS_OFF = ("mip_detect_symmetry", "mip_heuristic_run_feasibility_jump", "mip_heuristic_run_rins",
               "mip_heuristic_run_rens", "mip_heuristic_run_root_reduced_cost", "mip_allow_restart")
 
@@ -92,13 +96,16 @@ def cone(graph: Flowgraph, known: Known, targets: dict[str, np.ndarray]) -> dict
 
 
 def tolerance_pad(graph: Flowgraph, known: Known, need: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray,
-                  objective: dict[str, np.ndarray], tol: float = 10 * MIP_TOL) -> float:
+                  objective: dict[str, np.ndarray], tol: float = 10 * MIP_TOL,
+                  binary_coef: dict[str, np.ndarray] | None = None) -> float:
     """How far a solution within the solver's tolerances can be from a true one, in objective units.
 
     Each variable may violate its bounds and rows by ``tol`` (ten times HiGHS'
     tolerance), and a binary may be off by ``tol``, which moves a ReLU output
     by ``tol * max(|l|, |u|)``; those errors propagate along the cone's edges
     like an interval radius.  Used to pad bounds that no witness attains.
+    ``binary_coef``: per layer ``(size,)``, larger coefficients that a unit's
+    binary has in some row (the cuts of :mod:`._cuts`), where they exceed the bounds.
     """
     err = {graph.input.name: np.where(need[graph.input.name], tol * (1 + np.abs(lo) + np.abs(hi)), 0.0)}
     for layer in graph.layers[1:]:
@@ -106,6 +113,8 @@ def tolerance_pad(graph: Flowgraph, known: Known, need: dict[str, np.ndarray], l
         e = np.zeros(layer.size)
         np.add.at(e, layer.dst, np.abs(layer.weight) * e_src[layer.src])
         m = np.maximum(np.abs(known.pre_lo[layer.name]), np.abs(known.pre_hi[layer.name]))
+        if binary_coef and layer.name in binary_coef:
+            m = np.maximum(m, binary_coef[layer.name])
         e = e + tol * (1 + np.abs(layer.bias) + m)
         err[layer.name] = np.where(need[layer.name], e, 0.0)
     total = 0.0
@@ -147,6 +156,9 @@ def _highs():
     else:
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    # one thread, set before any run: HiGHS' thread scheduler is global and refuses
+    # a later instance asking for fewer threads than the first one started
+    h.setOptionValue("threads", 1)
     return h
 
 
@@ -260,6 +272,9 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
     obj_cols: list[np.ndarray] = []
     obj_vals: list[np.ndarray] = []
     obj_const = const
+    relus: list[ReluRows] = []
+    relu_at: list[tuple[str, np.ndarray]] = []  # (layer, node indices) of each entry of relus
+    cut_mag: dict[str, np.ndarray] = {}
 
     def affine(layer, nodes: np.ndarray):
         """Linear form of the pre-activation of ``nodes``: (row-local index, col, coef) and constants."""
@@ -338,6 +353,10 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
             col_hi.append(np.ones(k))
             integrality.append(np.ones(k, dtype=np.int64))
             lu, uu = l[unstable], u[unstable]
+            on_unit = np.isin(pos, unstable)
+            relus.append(ReluRows(a_cols[unstable], d_cols, np.searchsorted(unstable, pos[on_unit]),
+                                  cols[on_unit], w[on_unit], cst[unstable]))
+            relu_at.append((layer.name, nodes[unstable]))
             # a - z - l d <= -l   i.e.  a - sum w v - l d <= cst - l
             rows2 = n_row + np.arange(k)
             sel = np.isin(pos, unstable)
@@ -383,18 +402,28 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
     ints = np.concatenate(integrality)
     if binaries:
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in ints]
+    lp.sense_ = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
     h = _highs()
+    started = time.perf_counter()
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-9)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("time_limit", float(time_limit))
     # HiGHS' primal heuristics, restarts and symmetry detection cost more than
     # they save on these programs (measured: 2-5x faster without, 2-32 binaries)
     for opt in _HEURISTICS_OFF:
         h.setOptionValue(opt, False)
-    lp.sense_ = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
     h.passModel(lp)
-    pad = tolerance_pad(graph, known, need, lo, hi, objective)
+    if binaries >= CUT_MIN_BINARIES:
+        c_lo, c_hi = np.asarray(lp.col_lower_), np.asarray(lp.col_upper_)
+        root = _highs()
+        root.setOptionValue("time_limit", float(time_limit))
+        lp.integrality_ = []
+        root.passModel(lp)
+        strengthen(root, h, relus, c_lo, c_hi, CUT_ROUNDS)
+        for (layer_name, at), rows in zip(relu_at, relus):
+            full = cut_mag.setdefault(layer_name, np.zeros(graph.layer(layer_name).size))
+            full[at] = cut_magnitude(rows, c_lo, c_hi)
+    h.setOptionValue("time_limit", max(float(time_limit) - (time.perf_counter() - started), 1e-3))
+    pad = tolerance_pad(graph, known, need, lo, hi, objective, binary_coef=cut_mag)
     n_x = int(x_need.sum())
     h.run()
     ms = h.getModelStatus()

@@ -38,7 +38,8 @@ from .._errors import GraphError
 from ..bounds import interval_bounds, rounding_slack
 from ..graph import Bounds, Flowgraph, evaluate
 from ..graph._eval import apply_activation
-from ._milp import Known, solve
+from ._milp import Known, Solve, solve
+from ._parallel import run_tasks
 
 STATUSES = ("exact", "bound")
 HOWS = ("constant", "greedy", "milp", "interval")
@@ -101,12 +102,15 @@ def exact_ranges(
     box: str = "custom",
     time_limit: float = 10.0,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 2,
 ) -> ExactRanges:
     """The exact range of every hidden and output node over ``[lo, hi]`` (flat ``(n_in,)``).
 
     ``time_limit``: seconds per program (per node and direction); when it
     hits, that end keeps the solver's proven bound with status ``bound``.
-    ``progress(layer, done, total)`` is called after each node.
+    ``progress(layer, done, total)`` is called after each program.
+    ``workers``: processes solving a layer's programs at once (see
+    :mod:`._parallel`); the result does not depend on it.
     """
     start = time.perf_counter()
     lo = np.asarray(lo, dtype=np.float64).reshape(-1)
@@ -188,20 +192,18 @@ def exact_ranges(
         # 4. the rest: one program per node, for the ends still open
         pts: list[np.ndarray] = []
         plan: list[tuple[int, str, float, float, str]] = []  # node, side, dual, pad, solver status
-        for k, (j, sides) in enumerate(todo.items()):
-            coef = np.zeros(n)
-            coef[j] = 1.0
-            senses = tuple("max" if side == "hi" else "min" for side in sides)
-            res = solve(graph, known, lo, hi, {name: coef}, senses=senses, time_limit=time_limit)
-            solves += len(res)
+        tasks = []
+        for j, sides in todo.items():
             r["how"][j] = "milp"
-            for side, sv in zip(sides, res):
-                max_bin = max(max_bin, sv.binaries)
-                if sv.x is not None:
-                    pts.append(sv.x)
-                plan.append((j, side, sv.dual, sv.pad, sv.status if sv.x is not None else "nox:" + sv.status))
-            if progress:
-                progress(name, k + 1, len(todo))
+            tasks += [(j, side) for side in sides]
+        shared = (graph, known, lo, hi, name, time_limit)
+        report = (lambda c: progress(name, c, len(tasks))) if progress else None
+        for (j, side), sv in zip(tasks, run_tasks(_solve_end, shared, tasks, workers=workers, done=report)):
+            solves += 1
+            max_bin = max(max_bin, sv.binaries)
+            if sv.x is not None:
+                pts.append(sv.x)
+            plan.append((j, side, sv.dual, sv.pad, sv.status if sv.x is not None else "nox:" + sv.status))
         # evaluate every witness once, then settle each end
         if plan:
             xs = np.vstack(pts) if pts else np.zeros((0, lo.size))
@@ -228,6 +230,17 @@ def exact_ranges(
     return ExactRanges(box, lo, hi, **out, witnesses=wit, interval=iv32, bounds=env, solves=solves,
                        max_binaries=max_bin, seconds=time.perf_counter() - start, time_limit=time_limit,
                        layers=tuple(names))
+
+
+def _solve_end(shared: tuple, task: tuple) -> Solve:
+    """One end of one node: ``task = (node, "hi" | "lo")``."""
+    graph, known, lo, hi, name, time_limit = shared
+    j, side = task
+    coef = np.zeros(graph.layer(name).size)
+    coef[j] = 1.0
+    (sv,) = solve(graph, known, lo, hi, {name: coef}, senses=("max" if side == "hi" else "min",),
+                  time_limit=time_limit)
+    return sv
 
 
 def _check_witnesses(graph: Flowgraph, out: dict, wit: np.ndarray) -> np.ndarray:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..bounds import interval_bounds
 from ..graph import Flowgraph, evaluate
 from ._milp import Known, solve
+from ._parallel import run_tasks
 from ._ranges import _post_range, greedy_points
 
 VERDICTS = ("robust", "not robust", "misclassified", "unknown")
@@ -165,13 +166,35 @@ class AdversarialAccuracy:
     """Exact adversarial accuracy over test images at one radius.
 
     ``verdicts``: one per image; ``accuracy``: robust / images; ``clean``:
-    correctly classified / images; ``unknown``: images left undecided.
+    correctly classified / images; ``unknown``: images left undecided;
+    ``results``: the full :class:`Robustness` of each image (counterexamples,
+    margin bounds), in the order given; ``time_limit``: seconds per program.
     """
 
     eps: float
     verdicts: tuple[str, ...]
     seconds: float
     solves: int
+    results: tuple[Robustness, ...] = field(default_factory=tuple)
+    time_limit: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """Images per verdict, every verdict listed (in :data:`VERDICTS` order)."""
+        return {v: self.verdicts.count(v) for v in VERDICTS}
+
+    def summary(self) -> str:
+        n = len(self.verdicts)
+        c = self.counts()
+        return (f"exact adversarial accuracy at eps {self.eps:g} over {n} test images: {self.accuracy * 100:.1f}% "
+                f"(robust {c['robust']}, not robust {c['not robust']}, misclassified {c['misclassified']}, "
+                f"unknown {c['unknown']}); clean accuracy {self.clean * 100:.1f}%; "
+                f"{self.solves} programs, {self.seconds:.1f} s, cap {self.time_limit:g} s per program")
+
+    def to_dict(self, graph: Flowgraph) -> dict[str, Any]:
+        """Counts and per image the verdict with its evidence (:meth:`Robustness.to_dict`)."""
+        return {"eps": self.eps, "images": len(self.verdicts), "accuracy": self.accuracy, "clean": self.clean,
+                "counts": self.counts(), "solves": self.solves, "seconds": round(self.seconds, 3),
+                "time_limit": self.time_limit, "results": [r.to_dict(graph) for r in self.results]}
 
     @property
     def accuracy(self) -> float:
@@ -187,15 +210,27 @@ class AdversarialAccuracy:
 
 
 def adversarial_accuracy(graph: Flowgraph, x: np.ndarray, y: np.ndarray, eps: float, *, time_limit: float = 10.0,
-                         progress: Callable[[int, int], None] | None = None) -> AdversarialAccuracy:
-    """Exact robustness of every test image ``x`` ``(N, *input_shape)`` with labels ``y`` at ``eps``."""
+                         progress: Callable[[int, int], None] | None = None, images: Sequence[int] | None = None,
+                         workers: int = 2) -> AdversarialAccuracy:
+    """Exact robustness of every test image ``x`` ``(N, *input_shape)`` with labels ``y`` at ``eps``.
+
+    ``images``: the test-set index of each row (recorded in the results;
+    default ``0..N-1``).  ``workers``: processes deciding images at once
+    (:mod:`._parallel`); the verdicts do not depend on it.
+    """
     start = time.perf_counter()
     flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    verdicts, solves = [], 0
-    for i in range(len(flat)):
-        r = robust_at(graph, flat[i], int(y[i]), eps, time_limit=time_limit, image=i)
-        verdicts.append(r.verdict)
-        solves += r.solves
-        if progress:
-            progress(i + 1, len(flat))
-    return AdversarialAccuracy(float(eps), tuple(verdicts), time.perf_counter() - start, solves)
+    ids = list(range(len(flat))) if images is None else [int(i) for i in images]
+    if len(ids) != len(flat) or len(y) != len(flat):
+        raise ValueError(f"{len(flat)} images, {len(y)} labels and {len(ids)} indices")
+    tasks = [(ids[i], flat[i], int(y[i])) for i in range(len(flat))]
+    report = (lambda c: progress(c, len(tasks))) if progress else None
+    results = run_tasks(_decide, (graph, float(eps), float(time_limit)), tasks, workers=workers, done=report)
+    return AdversarialAccuracy(float(eps), tuple(r.verdict for r in results), time.perf_counter() - start,
+                               sum(r.solves for r in results), tuple(results), float(time_limit))
+
+
+def _decide(shared: tuple, task: tuple) -> Robustness:
+    graph, eps, time_limit = shared
+    image, x0, label = task
+    return robust_at(graph, x0, label, eps, time_limit=time_limit, image=image)

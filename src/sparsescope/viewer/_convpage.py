@@ -1,60 +1,76 @@
-"""The single-file page of a convolutional round: template ``conv.html`` + ``viewer.css`` + ``conv.js``.
+"""The single-file page of a convolutional run: ``shell.html`` + ``conv.html`` + ``viewer.css``
++ ``core.js``, ``pixels.js``, ``convgraph.js``, ``conv.js``.
 
 Same contract as the MLP page (one file, no network, a Content-Security-Policy
-that forbids any request, the flowgraph embedded as the exact ``to_json``
-text, escaped for its script block), with a viewer made for feature maps:
-it opens on the channel-level view, expands a channel to its positions on a
-click, shows per-input feature maps and draws the unrolled per-output
-subgraph.  One round is embedded (a conv round's JSON is ~1-2 MB); the
-round table lists them all.
+that forbids any request, the opened round's flowgraph embedded as the exact
+``to_json`` text, escaped for its script block), with a viewer made for
+feature maps: it opens on the channel-level view, expands a channel to its
+positions on a click, shows per-input feature maps (a test image numbered by
+its test-set index, or a drawing) and draws the unrolled per-output subgraph.
+The other embedded rounds ride compactly (kernels, biases, bounds:
+``_convembed``; ~1-150 kB each for the study's CNN, against ~1-2 MB as JSON)
+and the page unrolls them for its round slider.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
-from ._embed import b64, dump_json, escape_json
+from ._convembed import conv_geometry, pack_conv_round
+from ._embed import dump_json, escape_json, pack_samples
 from ._template import asset, fill
 
+SCRIPTS = ("core.js", "pixels.js", "convgraph.js", "conv.js")
 _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}" \
              "#round-table td{padding:0 6px;text-align:right}"
 
 
-def _samples(x: np.ndarray, y: np.ndarray) -> dict:
-    """Test images for ``conv.js``: uint8 ``k`` read as float32 ``k/255`` when that is exact
-    (how datasets hold pixels), else float64; base64, synchronous to decode."""
-    y = np.asarray(y).astype(np.int64).reshape(-1)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{x.shape[0]} sample images but {y.shape[0]} labels")
-    k = np.rint(x * 255)
-    if x.size == 0 or (np.all((k >= 0) & (k <= 255)) and np.array_equal((k / 255).astype(np.float32).astype(np.float64), x)):
-        data = {"u8f4": b64(k.astype(np.uint8))}
+def build_conv_page(rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *, samples_x: np.ndarray,
+                    samples_y: np.ndarray, title: str, current: int | None = None,
+                    samples_index: np.ndarray | None = None) -> str:
+    """The complete HTML page of a conv run.
+
+    ``rounds``: one flowgraph (a page without a round slider; ``metrics`` then only fill the
+    round table), or one entry per ``metrics`` row -- a flowgraph for each round to embed, None
+    for a round left out -- with ``current`` the index of the round the page opens at (exact JSON).
+    ``samples_index``: each sample's test-set index (default ``0..n-1``); the page numbers them so.
+    """
+    if isinstance(rounds, Flowgraph):
+        graphs: list[Flowgraph | None] = [rounds]
+        current, packed = 0, None
     else:
-        data = {"f8": b64(x.astype("<f8"))}
-    return {"n": int(x.shape[0]), "size": int(x.shape[1]), "x": data, "y": y.tolist()}
-
-
-def build_conv_page(graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndarray, samples_y: np.ndarray,
-                    title: str) -> str:
-    """The complete HTML page of one conv round (``metrics``: every round's figures, for the table)."""
+        graphs = list(rounds)
+        if len(graphs) != len(metrics):
+            raise ValueError(f"{len(graphs)} rounds but {len(metrics)} metrics entries")
+        if current is None or not 0 <= current < len(graphs) or graphs[current] is None:
+            raise ValueError(f"current round {current} is not one of the embedded rounds")
+        shown = [g for g in graphs if g is not None]
+        geometry = conv_geometry(shown)
+        packed = [None if i == current or g is None else pack_conv_round(g, geometry) for i, g in enumerate(graphs)]
+    graph = graphs[current]
+    assert graph is not None
     samples_x = np.asarray(samples_x, dtype=np.float64)
     if samples_x.ndim == 0 or int(np.prod(samples_x.shape[1:])) != graph.input.size:
         raise ValueError(f"sample images of shape {samples_x.shape[1:]} do not fit the input layer {graph.input.shape}")
     samples_x = samples_x.reshape(samples_x.shape[0], graph.input.size)
-    data = {"title": str(title), "metrics": [plain_json(dict(m)) for m in metrics],
-            "samples": _samples(samples_x, samples_y)}
+    data = {"title": str(title), "current": int(current) if packed is not None else -1,
+            "metrics": [plain_json(dict(m)) for m in metrics], "rounds": packed,
+            "samples": pack_samples(samples_x, samples_y, samples_index)}
     return fill("conv.html", title=title, css=asset("viewer.css") + _EXTRA_CSS, flowgraph=escape_json(to_json(graph)),
-                data=dump_json(data), js=asset("conv.js"))
+                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS))
 
 
-def write_conv_page(path: str | os.PathLike, graph: Flowgraph, metrics: list[dict], *, samples_x: np.ndarray,
-                    samples_y: np.ndarray, title: str) -> Path:
+def write_conv_page(path: str | os.PathLike, rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *,
+                    samples_x: np.ndarray, samples_y: np.ndarray, title: str, current: int | None = None,
+                    samples_index: np.ndarray | None = None) -> Path:
     """Write :func:`build_conv_page` to ``path`` atomically."""
     path = Path(path)
-    write_text(path, build_conv_page(graph, metrics, samples_x=samples_x, samples_y=samples_y, title=title))
+    write_text(path, build_conv_page(rounds, metrics, samples_x=samples_x, samples_y=samples_y, title=title,
+                                     current=current, samples_index=samples_index))
     return path

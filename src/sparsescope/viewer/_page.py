@@ -16,7 +16,7 @@ from ._layout import layout
 from ._template import asset, fill
 
 # app.js defines SS.start (the context) and calls the parts after it; episode.js acts only on data["episode"]
-SCRIPTS = ("core.js", "draw.js", "card.js", "app.js", "stage.js", "panel.js", "inputs.js", "share.js", "hooks.js",
+SCRIPTS = ("core.js", "pixels.js", "draw.js", "card.js", "app.js", "stage.js", "panel.js", "inputs.js", "share.js", "hooks.js",
            "episode.js", "boot.js", "bridge.js")
 
 

@@ -26,6 +26,28 @@ def parse_samples(spec: str | Sequence[int] | int | None, n_test: int) -> np.nda
     if spec is None:
         n = min(DEFAULT_SAMPLES, n_test)
         return np.unique(np.linspace(0, n_test - 1, n).round().astype(np.int64)) if n else np.zeros(0, np.int64)
+    return _indices(spec, n_test, "--samples", "test image", f"the test set has {n_test} images (0..{n_test - 1})")
+
+
+def parse_rounds(spec: str | Sequence[int] | int | None, finished: Sequence[int]) -> list[int]:
+    """Round numbers to embed for the round slider (``"0-16"``, ``"0,8,16"``; None: every
+    finished round), sorted; each must be a finished round (:class:`SparsescopeError`)."""
+    if spec is None:
+        return sorted(finished)
+    n = max(finished) + 1 if finished else 0
+    pick = _indices(spec, n, "--rounds", "round", f"the finished rounds are {_span(finished)}")
+    missing = sorted(set(pick.tolist()) - set(finished))
+    if missing:
+        raise SparsescopeError(f"--rounds: round {missing[0]} is not finished: the finished rounds are {_span(finished)}")
+    return sorted(pick.tolist())
+
+
+def _span(rounds: Sequence[int]) -> str:
+    r = sorted(rounds)
+    return "none" if not r else f"{r[0]}..{r[-1]}" if r == list(range(r[0], r[-1] + 1)) else ",".join(map(str, r))
+
+
+def _indices(spec: str | Sequence[int] | int, n: int, flag: str, noun: str, known: str) -> np.ndarray:
     if isinstance(spec, (int, np.integer)):
         spec = [int(spec)]
     if isinstance(spec, str):
@@ -33,20 +55,20 @@ def parse_samples(spec: str | Sequence[int] | int | None, n_test: int) -> np.nda
         for part in spec.replace(" ", "").split(","):
             m = _ITEM.match(part)
             if not m:
-                raise SparsescopeError(f"--samples {spec!r}: expected indices like 0-99 or 3,7,11")
+                raise SparsescopeError(f"{flag} {spec!r}: expected indices like 0-99 or 3,7,11")
             a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
             if b < a:
-                raise SparsescopeError(f"--samples {spec!r}: range {part} runs backwards")
+                raise SparsescopeError(f"{flag} {spec!r}: range {part} runs backwards")
             if b - a > 100_000:
-                raise SparsescopeError(f"--samples {spec!r}: range {part} is too long")
+                raise SparsescopeError(f"{flag} {spec!r}: range {part} is too long")
             idx.extend(range(a, b + 1))
     else:
         idx = [int(i) for i in spec]
     out: list[int] = []
     seen = set()
     for i in idx:
-        if not 0 <= i < n_test:
-            raise SparsescopeError(f"--samples: test image {i} is out of range: the test set has {n_test} images (0..{n_test - 1})")
+        if not 0 <= i < n:
+            raise SparsescopeError(f"{flag}: {noun} {i} is out of range: {known}")
         if i not in seen:
             seen.add(i)
             out.append(i)
@@ -54,11 +76,14 @@ def parse_samples(spec: str | Sequence[int] | int | None, n_test: int) -> np.nda
 
 
 def write_run_page(store, path: str | Path, *, round_index: int | None = None,
-                   samples: str | Sequence[int] | int | None = None, box: str | None = None) -> Path:
+                   samples: str | Sequence[int] | int | None = None, box: str | None = None,
+                   rounds: str | Sequence[int] | int | None = None) -> Path:
     """Write the page of ``store`` (a :class:`~sparsescope.runs.RunStore`) opened at ``round_index``
     (default: the last finished round), embedding the test images ``samples`` (see
-    :func:`parse_samples`; the page numbers them by their test-set index, as ``graph --input``);
-    bounds over ``box`` (``"unit"``: every input in [0, 1]; ``"data"``: the training data's range)."""
+    :func:`parse_samples`; the page numbers them by their test-set index, as ``graph --input``)
+    and the rounds ``rounds`` for its slider (:func:`parse_rounds`; default every finished round;
+    the opened round is always in); bounds over ``box`` (``"unit"``: every input in [0, 1];
+    ``"data"``: the training data's range)."""
     from ..runs import round_flowgraph, run_data
 
     if _is_rl(store):
@@ -66,15 +91,22 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     data = run_data(store)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
-    if any(len(layer.shape) == 3 for layer in current.layers):  # feature maps: the conv page, one round
+    finished = store.finished_rounds()
+    chosen = sorted(set(parse_rounds(rounds, finished)) | {current.meta["round"]})
+    metrics = store.round_metrics()
+
+    def graph(r: int):
+        return current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data)
+
+    if any(len(layer.shape) == 3 for layer in current.layers):  # feature maps: the conv page
         from ._convpage import write_conv_page
 
-        return write_conv_page(path, current, store.round_metrics(), samples_x=data.x_test[pick].astype(np.float64),
-                               samples_y=data.y_test[pick], title=f"{current.meta['run']} round {current.meta['round']}")
-    rounds = store.finished_rounds()
-    graphs = [current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data) for r in rounds]
+        return write_conv_page(path, [graph(r) if r in chosen else None for r in finished], metrics,
+                               current=finished.index(current.meta["round"]), samples_x=data.x_test[pick].astype(np.float64),
+                               samples_y=data.y_test[pick], samples_index=pick, title=str(current.meta["run"]))
+    keep = [finished.index(r) for r in chosen]
     return write_page(
-        path, graphs, store.round_metrics(), current=rounds.index(current.meta["round"]),
+        path, [graph(finished[i]) for i in keep], [metrics[i] for i in keep], current=chosen.index(current.meta["round"]),
         samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick], samples_index=pick,
         title=str(current.meta['run']),  # the page adds the round on its slider
     )

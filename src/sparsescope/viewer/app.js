@@ -81,6 +81,9 @@ SS.context = function (data, loaded) {
       V.shownCount = {};
       G.layers.forEach(function (L) { if (L.kind !== "input") { let n = 0; const y = V.pos[L.name]; for (let i = 0; i < L.size; i++) if (y[i] === y[i]) n++; V.shownCount[L.name] = n; } });
       V.placed = G; V.placedUnused = st.unused;
+      V.off = SS.alwaysOff(G);
+      V.offCount = 0;
+      G.layers.forEach(function (L) { const y = V.pos[L.name]; if (y) for (let i = 0; i < L.size; i++) if (V.off[L.name][i] && y[i] === y[i]) V.offCount++; });
       if (A.api.firstRenderMs !== undefined) fit();
     }
     // values

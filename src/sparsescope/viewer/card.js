@@ -42,6 +42,7 @@ SS.renderCard = function (box, V, hl, labelOf) {
   if (L.exLo) row("exact sum", "[" + SS.short(L.exLo[i]) + ", " + SS.short(L.exHi[i]) + "] " + (L.exSt[i] ? "exact, witnessed" : "bound only") +
                   "; sound [" + SS.short(L.preLo[i]) + ", " + SS.short(L.preHi[i]) + "] in float32 too");
   if (L.kind === "affine" && !V.liveAll[L.name][i]) row("note", "contributes nothing to any output");
+  if (V.off && V.off[L.name][i]) row("note", "always off over box “" + G.box + "”: pre-activation ≤ " + SS.short(L.preHi[i]) + " ≤ 0, so exactly 0");
   if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
   let na = 0, nd = 0;
   G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
@@ -112,6 +113,7 @@ SS.renderTip = function (tip, V, loc) {
   if (V.values) lines.push("value  " + SS.short(V.values.post[L.name][i]));
   if (L.lo) lines.push("bounds <" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">");
   if (L.bias) lines.push("bias " + SS.short(L.bias[i]));
+  if (V.off && V.off[L.name][i]) lines.push("always off over box (exactly 0)");
   lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
   tip.appendChild(el("div", "txt", lines.join("\n")));
   if (L.kind !== "input" && V.layout.layers[L.name].image) {

@@ -1,130 +1,47 @@
-/* sparsescope conv viewer: the channel-level view of a convolutional flowgraph, channels that
-   expand to their positions, the unrolled per-output subgraph, per-input feature maps.
-   Everything is computed from the embedded flowgraph JSON (docs/flowgraph-schema.md, version 2):
-   reachability, the channel view, the sizes, and the node values (float64, edge order). */
+/* sparsescope conv viewer -- the page: the channel-level view of a convolutional flowgraph,
+   channels that expand to their positions, the unrolled per-output subgraph, per-input feature
+   maps (a test image, numbered by its test-set index, or a drawing), a slider across the embedded
+   rounds, and a fitted, titled PNG export.  The graph itself: convgraph.js.  All data-derived text
+   goes through textContent. */
 (function () {
   "use strict";
   const T0 = performance.now();
-  const G = JSON.parse(document.getElementById("flowgraph").textContent);
   const D = JSON.parse(document.getElementById("sparsescope-data").textContent);
   const $ = (id) => document.getElementById(id);
+  const nodeId = SS.conv.nodeId, chanOf = SS.conv.chanOf, chanId = SS.conv.chanId;
 
-  // -- the graph ---------------------------------------------------------------------------
-  const byName = {};
-  const L = G.layers.map((d, i) => {
-    const size = d.shape.reduce((a, b) => a * b, 1);
-    const map = d.shape.length === 3 ? d.shape : d.shape.length === 2 ? [1, d.shape[0], d.shape[1]] : null;
-    const e = d.edges || { dst: [], src: [], weight: [] };
-    const b = G.bounds ? G.bounds.layers[d.name] : null;
-    const l = {
-      i, name: d.name, kind: d.kind, shape: d.shape, size, map, act: d.activation || "identity",
-      source: d.source, dst: Int32Array.from(e.dst), src: Int32Array.from(e.src), w: Float64Array.from(e.weight),
-      tie: e.weight_id ? Int32Array.from(e.weight_id) : null, tieShape: d.weight_shape || null,
-      bias: d.bias ? Float64Array.from(d.bias) : new Float64Array(size), labels: d.labels || null,
-      lo: b ? Float64Array.from(b.lo) : null, hi: b ? Float64Array.from(b.hi) : null,
-    };
-    l.channels = map ? (d.shape.length === 3 ? map[0] : 1) : size;
-    l.plane = map ? map[1] * map[2] : 1;
-    byName[d.name] = l;
-    return l;
-  });
-  for (const l of L) l.srcLayer = l.source ? byName[l.source] : null;
-  const OUT = L[L.length - 1];
-
-  function nodeId(l, i) {
-    if (l.shape.length === 1) return l.name + "." + i;
-    const c = [];
-    let r = i;
-    for (let k = l.shape.length - 1; k >= 0; k--) { c.unshift(r % l.shape[k]); r = Math.floor(r / l.shape[k]); }
-    return l.name + "[" + c.join(",") + "]";
+  // -- rounds: the opened one exact, the others unrolled from their compact form once inflated -----
+  const BASE = SS.conv.fromDoc(JSON.parse(document.getElementById("flowgraph").textContent));
+  const cache = {};
+  cache[D.current] = BASE;
+  const SLIDER = D.rounds ? D.rounds.map((r, i) => (r !== null || i === D.current ? i : -1)).filter((i) => i >= 0) : [D.current];
+  function graphFor(r) {
+    if (!cache[r]) cache[r] = SS.conv.fromPacked(D.rounds[r], BASE, { round: (D.metrics[r] || {}).round });
+    return cache[r];
   }
-  const chanOf = (l, i) => (l.map ? Math.floor(i / l.plane) : i);
-  const chanId = (l, c) => (l.shape.length === 3 ? l.name + "[" + c + "]" : l.shape.length === 2 ? l.name : nodeId(l, c));
-
-  // -- structure: the live graph, as analysis.live_mask: nodes with a path to the chosen outputs and
-  //    either a path from an input or a nonzero constant value; edges joining two live nodes ---------
-  const FWD = {};
-  FWD[L[0].name] = new Uint8Array(L[0].size).fill(1);
-  for (const l of L.slice(1)) {
-    const r = new Uint8Array(l.size), s = FWD[l.source];
-    for (let e = 0; e < l.dst.length; e++) if (s[l.src[e]]) r[l.dst[e]] = 1;
-    FWD[l.name] = r;
-  }
-  const CONST = {};  // 1 where a node has no path from an input and a nonzero (constant) value
-  {
-    const z = evaluate(new Float64Array(L[0].size));
-    for (const l of L) { const c = new Uint8Array(l.size), f = FWD[l.name]; for (let i = 0; i < l.size; i++) c[i] = !f[i] && z[l.name][i] !== 0 ? 1 : 0; CONST[l.name] = c; }
-  }
-  function live(output) {
-    const bwd = {};
-    for (const l of L) bwd[l.name] = new Uint8Array(l.size);
-    if (output === null) bwd[OUT.name].fill(1); else bwd[OUT.name][output] = 1;
-    for (let k = L.length - 1; k > 0; k--) {
-      const l = L[k], t = bwd[l.name], s = bwd[l.source];
-      for (let e = 0; e < l.dst.length; e++) if (t[l.dst[e]]) s[l.src[e]] = 1;
-    }
-    const nodes = {}, edges = {};
-    for (const l of L) {
-      const n = new Uint8Array(l.size), f = FWD[l.name], b = bwd[l.name], c = CONST[l.name];
-      for (let i = 0; i < l.size; i++) n[i] = b[i] & (f[i] | c[i]);
-      nodes[l.name] = n;
-    }
-    nodes[OUT.name] = bwd[OUT.name].slice();
-    for (const l of L.slice(1)) {
-      const m = new Uint8Array(l.dst.length), t = nodes[l.name], s = nodes[l.source];
-      for (let e = 0; e < l.dst.length; e++) m[e] = t[l.dst[e]] & s[l.src[e]];
-      edges[l.name] = m;
-    }
-    return { nodes, edges };
-  }
-  function sizes(lv) {
-    let v = 0, e = 0, cv = 0, ce = 0, cw = 0;
-    for (const l of L) {
-      const n = lv.nodes[l.name], ch = new Uint8Array(l.channels);
-      for (let i = 0; i < l.size; i++) if (n[i]) { v++; ch[chanOf(l, i)] = 1; }
-      for (let c = 0; c < l.channels; c++) cv += ch[c];
-      if (!l.srcLayer) continue;
-      const m = lv.edges[l.name], pairs = new Set(), ties = new Set();
-      const nsc = l.srcLayer.channels;
-      for (let k = 0; k < m.length; k++) {
-        if (!m[k]) continue;
-        e++;
-        pairs.add(chanOf(l, l.dst[k]) * nsc + chanOf(l.srcLayer, l.src[k]));
-        ties.add(l.tie ? l.tie[k] : k);
-      }
-      ce += pairs.size;
-      if (!l.tie || l.tieShape.length === 4) cw += ties.size;
-    }
-    return { vertices: v, edges: e, channelNodes: cv, channelEdges: ce, weights: cw };
-  }
-
-  // -- values: the graph evaluated in float64, sums in edge order ----------------------------
-  function evaluate(x) {
-    const vals = {};
-    vals[L[0].name] = Float64Array.from(x);
-    for (const l of L.slice(1)) {
-      const a = vals[l.source], z = new Float64Array(l.size);
-      for (let e = 0; e < l.dst.length; e++) z[l.dst[e]] += l.w[e] * a[l.src[e]];
-      for (let i = 0; i < l.size; i++) { z[i] += l.bias[i]; if (l.act === "relu" && z[i] < 0) z[i] = 0; }
-      vals[l.name] = z;
-    }
-    return vals;
-  }
-  function b64(s) { const bin = atob(s), u = new Uint8Array(bin.length); for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return u.buffer; }
-  const SAMPLES = (function () {
-    const s = D.samples, x = s.x, out = [];
-    let flat;
-    if (x.u8) flat = Array.from(new Uint8Array(b64(x.u8)), (k) => k / 255);
-    else if (x.u8f4) flat = Array.from(new Uint8Array(b64(x.u8f4)), (k) => Math.fround(k / 255));
-    else flat = Array.from(x.f4 ? new Float32Array(b64(x.f4)) : new Float64Array(b64(x.f8)));
-    for (let i = 0; i < s.n; i++) out.push(flat.slice(i * s.size, (i + 1) * s.size));
-    return { x: out, y: s.y };
-  })();
+  let C = BASE, L = C.L, OUT = C.OUT;
+  let SAMPLES = { n: 0, y: [], index: [], pos: () => -1, x: null };
+  const inL = BASE.L[0], side = inL.map ? [inL.map[1], inL.map[2]] : [1, inL.size];
+  const drawn = new Float64Array(inL.size);
 
   // -- state -----------------------------------------------------------------------------------
-  const S = { view: "channels", mode: "weights", output: null, sample: SAMPLES.x.length ? 0 : null, expanded: new Set(),
+  const S = { round: D.current, view: "channels", mode: "weights", output: null, input: null, inputName: "", expanded: new Set(),
               tx: 0, ty: 0, k: 1, lv: null, vals: null, scene: null, hover: null };
   const CELL = 2.5, XCELL = 7, GAP = 150, PAD = 8, HEAD = 16;
+  function currentInput() {
+    const s = S.input;
+    if (!s) return null;
+    if (s.drawn) return drawn;
+    const k = SAMPLES.pos(s.sample);
+    return k >= 0 ? SAMPLES.x(k) : null;
+  }
+  function values() {
+    const x = S.mode === "input" ? currentInput() : null;
+    S.vals = x ? SS.conv.evaluate(C, x) : null;
+    if (!S.input) S.inputName = "";
+    else if (S.input.drawn) S.inputName = "drawn input";
+    else S.inputName = "test image #" + S.input.sample + " (label " + SAMPLES.y[SAMPLES.pos(S.input.sample)] + ")";
+  }
 
   // -- layout: columns of cards; expanded channels draw at XCELL per position ------------------
   function layout() {
@@ -242,38 +159,42 @@
     canvas.width = Math.max(1, Math.round(canvas.clientWidth * dpr));
     canvas.height = Math.max(1, Math.round(canvas.clientHeight * dpr));
   }
+  /* The scene in world coordinates on `g` (its transform already maps world to pixels at zoom k). */
+  function paint(g, k, hover) {
+    g.lineWidth = 1 / k;
+    g.globalAlpha = 0.45;
+    g.strokeStyle = "#1a9641"; g.stroke(S.paths.pos);
+    g.strokeStyle = "#d7191c"; g.stroke(S.paths.neg);
+    g.globalAlpha = 0.7; g.lineWidth = 1.2 / Math.sqrt(k);
+    g.strokeStyle = "#7a8699"; g.stroke(S.paths.curves);
+    g.globalAlpha = 1;
+    g.imageSmoothingEnabled = false;
+    const showText = k > 0.35;
+    g.font = "10px system-ui, sans-serif"; g.textBaseline = "middle";
+    for (const col of S.scene.cols) {
+      for (const cd of col.cards) {
+        g.fillStyle = "#fff"; g.strokeStyle = hover && hover.card === cd ? "#2b6cb0" : "#8c8c8c";
+        g.lineWidth = 1 / k;
+        g.fillRect(cd.x, cd.y, cd.w, cd.h); g.strokeRect(cd.x, cd.y, cd.w, cd.h);
+        if (col.l.map) g.drawImage(S.images[cd.id], cd.x + PAD, cd.y + HEAD, col.l.map[2] * cd.cell, col.l.map[1] * cd.cell);
+        if (showText) {
+          g.fillStyle = "#222";
+          let label = cd.id;
+          if (!col.l.map) {
+            label = nodeId(col.l, cd.c);
+            if (S.mode === "input" && S.vals) label += " " + SS.short(S.vals[col.l.name][cd.c]);
+            g.fillText(label, cd.x + 5, cd.y + cd.h / 2);
+          } else g.fillText(label, cd.x + 5, cd.y + 8);
+        }
+      }
+    }
+  }
   function draw() {
     const t = performance.now();
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#fbfbfa"; ctx.fillRect(0, 0, canvas.width, canvas.height);
     ctx.setTransform(dpr * S.k, 0, 0, dpr * S.k, dpr * S.tx, dpr * S.ty);
-    ctx.lineWidth = 1 / S.k;
-    ctx.globalAlpha = 0.45;
-    ctx.strokeStyle = "#1a9641"; ctx.stroke(S.paths.pos);
-    ctx.strokeStyle = "#d7191c"; ctx.stroke(S.paths.neg);
-    ctx.globalAlpha = 0.7; ctx.lineWidth = 1.2 / Math.sqrt(S.k);
-    ctx.strokeStyle = "#7a8699"; ctx.stroke(S.paths.curves);
-    ctx.globalAlpha = 1;
-    ctx.imageSmoothingEnabled = false;
-    const showText = S.k > 0.35;
-    ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "middle";
-    for (const col of S.scene.cols) {
-      for (const cd of col.cards) {
-        ctx.fillStyle = "#fff"; ctx.strokeStyle = S.hover && S.hover.card === cd ? "#2b6cb0" : "#8c8c8c";
-        ctx.lineWidth = 1 / S.k;
-        ctx.fillRect(cd.x, cd.y, cd.w, cd.h); ctx.strokeRect(cd.x, cd.y, cd.w, cd.h);
-        if (col.l.map) ctx.drawImage(S.images[cd.id], cd.x + PAD, cd.y + HEAD, col.l.map[2] * cd.cell, col.l.map[1] * cd.cell);
-        if (showText) {
-          ctx.fillStyle = "#222";
-          let label = cd.id;
-          if (!col.l.map) {
-            label = nodeId(col.l, cd.c);
-            if (S.mode === "input" && S.vals) label += " " + S.vals[col.l.name][cd.c].toFixed(2);
-            ctx.fillText(label, cd.x + 5, cd.y + cd.h / 2);
-          } else ctx.fillText(label, cd.x + 5, cd.y + 8);
-        }
-      }
-    }
+    paint(ctx, S.k, S.hover);
     S.lastDrawMs = performance.now() - t;
     snap = null;  // the canvas holds a full frame; copied only when motion starts (copying forces rasterising)
     full = { k: S.k, tx: S.tx, ty: S.ty };
@@ -296,15 +217,16 @@
     clearTimeout(settle);
     settle = setTimeout(() => requestAnimationFrame(draw), 150);
   }
-  function fit() {
-    const w = canvas.clientWidth, h = canvas.clientHeight, sc = S.scene;
-    S.k = Math.min((w - 40) / Math.max(sc.width, 1), (h - 60) / Math.max(sc.height, 1), 4);
-    S.tx = (w - sc.width * S.k) / 2; S.ty = 40 + (h - 40 - sc.height * S.k) / 2;
+  function fitted(w, h, top) {  /* the whole scene centred in w x h below a `top` margin */
+    const sc = S.scene, k = Math.min((w - 40) / Math.max(sc.width, 1), (h - top - 20) / Math.max(sc.height, 1), 4);
+    return { k, tx: (w - sc.width * k) / 2, ty: top + (h - top - sc.height * k) / 2 };
   }
+  function fit() { const v = fitted(canvas.clientWidth, canvas.clientHeight, 40); S.k = v.k; S.tx = v.tx; S.ty = v.ty; }
   let pending = false;
   function redraw() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } }
   let pendingMove = false;
   function redrawMoving() { if (!pendingMove) { pendingMove = true; requestAnimationFrame(() => { pendingMove = false; drawMoving(); }); } }
+
 
   // -- interaction ---------------------------------------------------------------------------------
   function world(ev) { const r = canvas.getBoundingClientRect(); return [(ev.clientX - r.left - S.tx) / S.k, (ev.clientY - r.top - S.ty) / S.k]; }
@@ -330,7 +252,7 @@
     if (h.node !== null) {
       lines[0] = nodeId(l, h.node) + (S.lv.nodes[l.name][h.node] ? "" : "  (not live)");
       if (l.lo) lines.push("bounds <" + fmt(l.lo[h.node]) + ", " + fmt(l.hi[h.node]) + ">");
-      if (S.vals) lines.push("value  " + fmt(S.vals[l.name][h.node]) + "  (sample " + S.sample + ")");
+      if (S.vals) lines.push("value  " + fmt(S.vals[l.name][h.node]) + "  (" + S.inputName + ")");
       if (l.srcLayer) { let k = 0; for (let e = 0; e < l.dst.length; e++) if (l.dst[e] === h.node) k++; lines.push("fan-in " + k + " edges"); }
     }
     if (l.map) {
@@ -355,7 +277,7 @@
   let drag = null;
   canvas.addEventListener("mousedown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, tx: S.tx, ty: S.ty, moved: false }; });
   window.addEventListener("mouseup", (ev) => {
-    if (drag && !drag.moved) {
+    if (drag && !drag.moved && ev.target === canvas) {
       const h = hit(...world(ev));
       if (h && h.layer.map && S.view === "channels") toggle(h.card.id);
     }
@@ -398,6 +320,25 @@
     $("status").textContent = (S.view === "unrolled" ? "unrolled" : "channels") + " \u00b7 " + sz.vertices + " vertices, " + sz.edges +
       " edges \u00b7 drawn: " + S.paths.lines + " lines, " + S.paths.folded + " channel curves";
   }
+  const pct = (v) => (typeof v === "number" ? (100 * v).toFixed(2) + "%" : "\u2014");
+  function roundOf(r) { const m = D.metrics[r] || {}; return m.round !== undefined ? m.round : C.meta.round; }
+  /* the header names the run and the round on the slider; the subtitle gives its figures */
+  function headline() { return D.title + " \u00b7 round " + roundOf(S.round); }
+  function figures() {
+    const m = D.metrics[S.round] || {}, acc = m.test_accuracy !== undefined ? m.test_accuracy : C.meta.test_accuracy;
+    return (m.density !== undefined ? "density " + pct(m.density) + " \u00b7 " : "") + "test accuracy " + pct(acc) +
+      (C.box ? " \u00b7 bounds over box \u201c" + C.box + "\u201d" : " \u00b7 no bounds embedded for this round");
+  }
+  function header() {
+    const h = headline();
+    $("title").textContent = h; document.title = h;
+    $("subtitle").textContent = figures();
+    $("round-label").textContent = roundOf(S.round) + " (" + (SLIDER.indexOf(S.round) + 1) + " of " + SLIDER.length + " embedded)";
+    for (const tr of $("round-table").querySelectorAll("tr")) {
+      const i = Number(tr.dataset.i), m = D.metrics[i] || {};
+      tr.style.fontWeight = i === S.round || (S.round < 0 && m.round === C.meta.round) ? "700" : "";
+    }
+  }
   function panel() {
     const sz = S.sizes, f = $("sizes");
     f.textContent = "";
@@ -407,69 +348,132 @@
     sel.value = S.output === null ? "" : String(S.output);
     $("view-channels").classList.toggle("on", S.view === "channels"); $("view-unrolled").classList.toggle("on", S.view === "unrolled");
     $("mode-weights").classList.toggle("on", S.mode === "weights"); $("mode-input").classList.toggle("on", S.mode === "input");
-    for (const c of $("thumbs").children) c.classList.toggle("on", Number(c.dataset.i) === S.sample);
+    for (const c of $("thumbs").children) c.classList.toggle("on", S.input !== null && !S.input.drawn && Number(c.dataset.i) === S.input.sample);
+    $("round").value = String(SLIDER.indexOf(S.round));
+    header();
     const sc = $("scores"); sc.textContent = "";
     if (S.vals) {
       const o = S.vals[OUT.name], top = o.indexOf(Math.max(...o));
-      $("input-info").textContent = "sample " + S.sample + ", label " + SAMPLES.y[S.sample] + ", prediction " + nodeId(OUT, top);
-      for (let i = 0; i < o.length; i++) { const d = document.createElement("div"); d.textContent = nodeId(OUT, i) + " " + o[i].toFixed(3); if (i === top) d.style.fontWeight = "700"; sc.append(d); }
-    }
+      $("input-info").textContent = S.inputName + " \u00b7 prediction " + nodeId(OUT, top) + (OUT.labels ? " \u201c" + OUT.labels[top] + "\u201d" : "");
+      for (let i = 0; i < o.length; i++) { const d = document.createElement("div"); d.textContent = nodeId(OUT, i) + " " + SS.short(o[i]); if (i === top) d.style.fontWeight = "700"; sc.append(d); }
+    } else $("input-info").textContent = SAMPLES.n ? "Pick a test image or draw to see every node's value." : "Draw to see every node's value.";
   }
   function set(opts) {
+    if ("round" in opts && opts.round !== S.round && SLIDER.indexOf(opts.round) >= 0) {
+      S.round = opts.round; C = graphFor(S.round); L = C.L; OUT = C.OUT;
+      S.lv = SS.conv.live(C, S.output); S.sizes = SS.conv.sizes(C, S.lv);
+    }
     if ("view" in opts) S.view = opts.view;
     if ("mode" in opts) S.mode = opts.mode;
-    if ("output" in opts) { S.output = opts.output; S.lv = live(S.output); S.sizes = sizes(S.lv); }
-    if ("sample" in opts) { S.sample = opts.sample; S.vals = S.sample === null ? null : evaluate(SAMPLES.x[S.sample]); }
+    if ("output" in opts) { S.output = opts.output; S.lv = SS.conv.live(C, S.output); S.sizes = SS.conv.sizes(C, S.lv); }
+    if ("sample" in opts) S.input = opts.sample === null ? null : { sample: opts.sample };
+    if ("drawn" in opts) { drawn.set(opts.drawn); showPad(); S.input = { drawn: true }; }
     if ("expand" in opts) { for (const id of opts.expand) S.expanded.add(id); }
     if ("fold" in opts) { for (const id of opts.fold) S.expanded.delete(id); }
-    const refit = "view" in opts || "output" in opts;
+    if (S.mode === "input" && !S.input) S.mode = "weights";
+    values();
+    const refit = "view" in opts || "output" in opts || "round" in opts;
     layout(); if (refit) fit(); panel(); status(); redraw();
   }
   $("view-channels").onclick = () => set({ view: "channels" });
   $("view-unrolled").onclick = () => set({ view: "unrolled" });
   $("mode-weights").onclick = () => set({ mode: "weights" });
-  $("mode-input").onclick = () => set({ mode: "input" });
+  $("mode-input").onclick = () => set(S.input ? { mode: "input" } : SAMPLES.n ? { mode: "input", sample: SAMPLES.index[0] } : { mode: "input", drawn: drawn });
   const sel = $("output");
   for (let i = 0; i < OUT.size; i++) { const o = document.createElement("option"); o.value = String(i); o.textContent = nodeId(OUT, i) + (OUT.labels ? " \u201c" + OUT.labels[i] + "\u201d" : ""); sel.append(o); }
   sel.onchange = () => set({ output: sel.value === "" ? null : Number(sel.value) });
-  // sample thumbnails
-  const inL = L[0], side = inL.map ? [inL.map[1], inL.map[2]] : [1, inL.size];
-  SAMPLES.x.forEach((x, i) => {
-    const cv = document.createElement("canvas"); cv.width = side[1]; cv.height = side[0]; cv.dataset.i = String(i);
-    cv.title = "sample " + i + ", label " + SAMPLES.y[i];
-    const c2 = cv.getContext("2d"), img = c2.createImageData(side[1], side[0]);
-    for (let p = 0; p < side[0] * side[1]; p++) { const g = Math.round(255 * Math.min(1, Math.max(0, x[p]))); img.data[4 * p] = g; img.data[4 * p + 1] = g; img.data[4 * p + 2] = g; img.data[4 * p + 3] = 255; }
-    c2.putImageData(img, 0, 0);
-    cv.onclick = () => set({ sample: i, mode: "input" });
-    $("thumbs").append(cv);
-  });
-  // title and rounds
-  $("title").textContent = D.title;
-  const acc = G.meta.test_accuracy;
-  $("subtitle").textContent = "round " + G.meta.round + (typeof acc === "number" ? " \u00b7 test accuracy " + (100 * acc).toFixed(2) + "%" : "") +
-    (G.bounds ? " \u00b7 bounds over box '" + G.bounds.box + "'" : "");
-  const tbl = document.createElement("table");
-  for (const m of D.metrics) {
-    const tr = document.createElement("tr");
-    const cells = [String(m.round), (100 * m.density).toFixed(2) + "%", Object.values(m.weights_left || {}).join("/"),
-                   typeof m.test_accuracy === "number" ? (100 * m.test_accuracy).toFixed(1) + "%" : ""];
-    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
-    if (m.round === G.meta.round) tr.style.fontWeight = "700";
-    tbl.append(tr);
+  const slider = $("round");
+  slider.max = String(SLIDER.length - 1); slider.disabled = true;  /* until the other rounds are inflated */
+  slider.addEventListener("input", () => set({ round: SLIDER[Number(slider.value)] }));
+  if (SLIDER.length < 2) $("round-row").hidden = true;
+
+  // -- inputs: test images numbered by their test-set index, and a drawing pad --------------------
+  function buildThumbs() {
+    for (let k = 0; k < SAMPLES.n; k++) {
+      const t = SAMPLES.index[k], cv = SS.greyImage(document.createElement("canvas"), SAMPLES.x(k), side[0], side[1]);
+      cv.dataset.i = String(t); cv.title = "test image #" + t + ", label " + SAMPLES.y[k];
+      cv.onclick = () => set({ sample: t, mode: "input" });
+      $("thumbs").append(cv);
+    }
+    if (!SAMPLES.n) $("thumbs").hidden = true;
   }
+  const pad = $("pad");
+  let painting = null;
+  function showPad() { SS.greyImage(pad, drawn, side[0], side[1]); }
+  function padPos(ev) { const b = pad.getBoundingClientRect(); return [(ev.clientX - b.left) / b.width * side[1], (ev.clientY - b.top) / b.height * side[0]]; }
+  function strokeTo(p) {
+    const q = painting.last, n = Math.max(1, Math.ceil(Math.hypot(p[0] - q[0], p[1] - q[1]) * 2));
+    for (let j = 1; j <= n; j++) SS.paint(drawn, side[0], side[1], q[0] + (p[0] - q[0]) * j / n, q[1] + (p[1] - q[1]) * j / n);
+    painting.last = p;
+    set({ drawn: drawn, mode: "input" });
+  }
+  pad.addEventListener("mousedown", (ev) => { ev.preventDefault(); const p = padPos(ev); painting = { last: p }; strokeTo(p); });
+  window.addEventListener("mousemove", (ev) => { if (painting) strokeTo(padPos(ev)); });
+  window.addEventListener("mouseup", () => { painting = null; });
+  $("pad-clear").onclick = () => { drawn.fill(0); showPad(); if (S.input && S.input.drawn) set({ drawn: drawn }); };
+  showPad();
+
+  // -- export: the whole scene fitted into a fixed page under a title block -------------------------
+  const EXPORT_W = 1600, EXPORT_H = 1000, TITLE_H = 64;
+  function exportTitle() {
+    const what = [S.view === "unrolled" ? "unrolled view" : "channel view"];
+    what.push(S.output === null ? "all outputs" : "subgraph of " + nodeId(OUT, S.output) + (OUT.labels ? " \u201c" + OUT.labels[S.output] + "\u201d" : ""));
+    what.push(S.vals ? "values on " + S.inputName : "weights");
+    what.push(S.sizes.vertices + " vertices, " + S.sizes.edges + " edges");
+    return [headline(), figures(), what.join(" \u00b7 ")];
+  }
+  function exportCanvas() {
+    const c = document.createElement("canvas"), r = 2, g = c.getContext("2d");
+    c.width = EXPORT_W * r; c.height = EXPORT_H * r;
+    g.setTransform(r, 0, 0, r, 0, 0);
+    g.fillStyle = "#fff"; g.fillRect(0, 0, EXPORT_W, EXPORT_H);
+    g.fillStyle = "#222"; g.textBaseline = "top";
+    exportTitle().forEach((line, i) => { g.font = i ? "14px system-ui, sans-serif" : "bold 18px system-ui, sans-serif"; g.fillText(line, 16, 12 + 22 * i, EXPORT_W - 32); });
+    const v = fitted(EXPORT_W, EXPORT_H, TITLE_H + 12);
+    g.setTransform(r * v.k, 0, 0, r * v.k, r * v.tx, r * v.ty);
+    paint(g, v.k, null);
+    return c;
+  }
+  $("png").onclick = () => exportCanvas().toBlob((b) => {
+    const a = document.createElement("a"), url = URL.createObjectURL(b);
+    a.href = url; a.download = "sparsescope-round" + roundOf(S.round) + (S.output !== null ? "-out" + S.output : "") + ".png";
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 5000);
+  }, "image/png");
+
+  // -- the round table ------------------------------------------------------------------------------
+  const tbl = document.createElement("table");
+  D.metrics.forEach((m, i) => {
+    const tr = document.createElement("tr");
+    tr.dataset.i = String(i);
+    const cells = [String(m.round), (100 * m.density).toFixed(2) + "%", Object.values(m.weights_left || {}).join("/"),
+                   typeof m.test_accuracy === "number" ? (100 * m.test_accuracy).toFixed(1) + "%" : "",
+                   SLIDER.indexOf(i) >= 0 && SLIDER.length > 1 ? "\u25c6" : ""];
+    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
+    if (SLIDER.indexOf(i) >= 0 && SLIDER.length > 1) { tr.style.cursor = "pointer"; tr.onclick = () => set({ round: i }); }
+    tbl.append(tr);
+  });
   $("round-table").append(tbl);
 
   // -- start ----------------------------------------------------------------------------------------
   resize();
-  S.lv = live(null); S.sizes = sizes(S.lv);
-  S.vals = S.sample === null ? null : evaluate(SAMPLES.x[S.sample]);
+  S.lv = SS.conv.live(C, null); S.sizes = SS.conv.sizes(C, S.lv);
+  values();
   layout(); fit(); panel(); status(); draw();
   const api = {
-    firstRenderMs: performance.now() - T0, firstFrameMs: 0,
+    ready: false, firstRenderMs: performance.now() - T0, firstFrameMs: 0,
     set, sizes: () => S.sizes, drawn: () => ({ lines: S.paths.lines, curves: S.paths.folded, cards: S.scene.cols.reduce((a, c) => a + c.cards.length, 0) }),
     cards: () => S.scene.cols.flatMap((c) => c.cards.map((cd) => cd.id)),
     value: (id) => { for (const l of L) for (let i = 0; i < l.size; i++) if (nodeId(l, i) === id) return S.vals ? S.vals[l.name][i] : null; return null; },
     outputs: () => (S.vals ? Array.from(S.vals[OUT.name]) : null),
+    input: () => { const x = S.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
+    state: () => ({ round: S.round, view: S.view, mode: S.mode, output: S.output, input: S.input, inputName: S.inputName }),
+    slider: () => SLIDER.slice(),
+    header: () => ({ title: $("title").textContent, subtitle: $("subtitle").textContent, label: $("round-label").textContent }),
+    samples: () => ({ index: SAMPLES.index.slice(), thumbs: Array.from($("thumbs").children, (c) => Number(c.dataset.i)) }),
+    graph: () => L.slice(1).map((l) => ({ name: l.name, dst: Array.from(l.dst), src: Array.from(l.src), weight: Array.from(l.w),
+      weight_id: l.tie ? Array.from(l.tie) : null, bias: Array.from(l.bias), lo: l.lo ? Array.from(l.lo) : null, hi: l.hi ? Array.from(l.hi) : null })),
+    exportTitle, pngDataURL: () => exportCanvas().toDataURL("image/png"),
     benchPanZoom(n) {
       const times = [];
       for (let i = 0; i < n; i++) { S.tx += 3; S.k *= i % 2 ? 1.01 : 0.99; const t = performance.now(); draw(); times.push(performance.now() - t); }
@@ -492,4 +496,12 @@
   };
   window.sparsescope = api;
   requestAnimationFrame(() => { api.firstFrameMs = performance.now() - T0; });
+  /* the other rounds and the test images are deflated: inflate, then enable the slider and thumbnails */
+  SS.conv.preload(D).then(() => {
+    SAMPLES = SS.samples(D.samples);
+    buildThumbs();
+    slider.disabled = false;
+    panel();
+    api.ready = true;
+  }).catch((err) => { $("status").textContent = "this browser cannot read the page's compressed data (" + err + ")"; });
 })();

@@ -248,14 +248,6 @@ SS.live = function (G, back) {
   return live;
 };
 
-/* A brush stroke at (px, py) on a rows x cols drawing: full ink at the pixel, less around it. */
-SS.paint = function (drawn, rows, cols, px, py) {
-  const r = Math.floor(py), c = Math.floor(px);
-  const put = function (rr, cc, v) { if (rr >= 0 && rr < rows && cc >= 0 && cc < cols) { const k = rr * cols + cc; if (drawn[k] < v) drawn[k] = v; } };
-  put(r, c, 1);
-  put(r - 1, c, 160 / 255); put(r + 1, c, 160 / 255); put(r, c - 1, 160 / 255); put(r, c + 1, 160 / 255);
-  put(r - 1, c - 1, 64 / 255); put(r - 1, c + 1, 64 / 255); put(r + 1, c - 1, 64 / 255); put(r + 1, c + 1, 64 / 255);
-};
 /* Bytes as URL-safe base64 without padding (for links). */
 SS.b64url = function (u8) {
   let s = "";

@@ -96,18 +96,6 @@ SS.valueImage = function (canvas, values, rows, cols, vmax) {
   ctx.putImageData(img, 0, 0);
   return canvas;
 };
-/* A greyscale image, white ink on black like MNIST. */
-SS.greyImage = function (canvas, values, rows, cols) {
-  canvas.width = cols; canvas.height = rows;
-  const ctx = canvas.getContext("2d"), img = ctx.createImageData(cols, rows), d = img.data;
-  for (let k = 0; k < rows * cols; k++) {
-    const g = Math.round(255 * Math.max(0, Math.min(1, values[k])));
-    d[4 * k] = d[4 * k + 1] = d[4 * k + 2] = g; d[4 * k + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
-  return canvas;
-};
-
 /* Place the shown units: per layer, in the Python layout's order (rank), the live
    units of the whole graph (or every unit with "show unused units"); outputs always.
    Sets V.pos[name] (world y, NaN when not shown), V.height and V.inputY. */
@@ -150,6 +138,36 @@ SS.geometry = function (V) {
 };
 
 SS.FADED = "#c9c9c9";
+SS.OFF_FILL = "#ececec";  /* as the static figures' card of a unit proven always off (render/_colour.py) */
+
+/* Units proven always off over the box (analysis.box_states: a ReLU whose pre-activation upper
+   bound is <= 0, so its value is exactly 0 there): {layer name: Uint8Array}. */
+SS.alwaysOff = function (G) {
+  const off = {};
+  G.layers.forEach(function (L) {
+    const m = new Uint8Array(L.size);
+    if (L.act === "relu" && L.preHi) for (let i = 0; i < L.size; i++) m[i] = L.preHi[i] <= 0 ? 1 : 0;
+    off[L.name] = m;
+  });
+  return off;
+};
+/* Hatching: diagonal strokes (/) inside a circle (r > 0) or a square of side `sz` at (x, y) top-left. */
+SS.hatchCircle = function (P, x, y, r, alpha) {
+  const xy = [];
+  for (let k = -2; k <= 2; k++) {
+    const d = k * r / 2.5, half = Math.sqrt(Math.max(0, r * r - d * d)), ox = d / Math.SQRT2, oy = d / Math.SQRT2;
+    xy.push(x + ox - half / Math.SQRT2, y + oy + half / Math.SQRT2, x + ox + half / Math.SQRT2, y + oy - half / Math.SQRT2);
+  }
+  P.lines(xy, "#8a8a8a", 1, alpha);
+};
+SS.hatchSquare = function (P, x, y, sz, alpha) {
+  const xy = [], n = 6;
+  for (let k = 1; k < 2 * n; k++) {  /* lines x' + y' = c over the square, from its left/bottom edge to its top/right edge */
+    const c = k * sz / n, x0 = Math.max(0, c - sz), y0 = Math.min(sz, c), x1 = Math.min(sz, c), y1 = Math.max(0, c - sz);
+    xy.push(x + x0, y + y0, x + x1, y + y1);
+  }
+  P.lines(xy, "#8a8a8a", 1, alpha);
+};
 
 /* Draw everything visible with painter P at the current view of V. */
 SS.drawScene = function (P, V, w, h, noLegend) {
@@ -181,7 +199,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
     for (let k = 0; k < L.dst.length; k++) {
       const e = lod ? order[k] : k, d = L.dst[e], sidx = L.src[e];
       if (!vl[d] || py[d] !== py[d] || (sy && sy[sidx] !== sy[sidx])) continue;  /* hidden: NaN position */
-      let a = first ? 0.3 : 0.65, on = false;
+      let a = first ? 0.3 : V.off[S.name][sidx] ? 0.15 : 0.65, on = false;
       if (hl) {
         on = (hl.anc[L.name][d] && hl.anc[S.name][sidx]) || (hl.desc[S.name][sidx] && hl.desc[L.name][d]);
         if (first && !on) continue;
@@ -238,6 +256,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
       if (py[i] !== py[i]) continue;
       const y = Y(py[i]);
       if (y < -80 || y > h + 80) continue;
+      const off = V.off[L.name][i];  /* proven always off over the box: grey and hatched (its text stays) */
       let faded = (sub && !vis[L.name][i]) || !V.liveAll[L.name][i];
       if (hl && !(hl.anc[L.name][i] || hl.desc[L.name][i])) faded = true;
       const a = faded ? 0.22 : 1;
@@ -248,6 +267,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
         const sz = V.layout.image * s;
         P.image(V.weightImages[i], x, y - sz / 2, sz, sz, a);
         P.rect(x, y - sz / 2, sz, sz, null, selected ? C.sel : "#999", selected ? 2.5 : 0.6, a);
+        if (off) { P.rect(x, y - sz / 2, sz, sz, SS.OFF_FILL, null, 0, 0.6 * a); SS.hatchSquare(P, x, y - sz / 2, sz, 0.8 * a); }
         if (mode === "input" && V.productImages) {
           P.image(V.productImages[i], x + sz + 6 * s, y - sz / 2, sz, sz, a);
           P.rect(x + sz + 6 * s, y - sz / 2, sz, sz, null, "#bbb", 0.6, a);
@@ -262,12 +282,13 @@ SS.drawScene = function (P, V, w, h, noLegend) {
         }
       } else {
         const r = Math.max(3.5, V.R * s);
-        let fill = "#fff";
-        if (v !== null) {
+        let fill = off ? SS.OFF_FILL : "#fff";
+        if (v !== null && !off) {
           const m = V.valueMax[L.name] || 1, t = Math.min(1, Math.abs(v) / m), tg = v > 0 ? C.pos : C.neg;
           fill = v === 0 ? "#ddd" : SS.rgb([255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t].map(Math.round));
         }
         P.circle(x, y, r, fill, selected ? C.sel : V.constant[L.name][i] ? "#3b6fb6" : "#555", selected ? 3 : 1.2, a);
+        if (off) SS.hatchCircle(P, x, y, r, 0.9 * a);
         if (showText || isOut) {
           const label = isOut && L.labels ? "  " + L.labels[i] : "";
           const id = SS.nodeId(L, i) + label;
@@ -293,8 +314,12 @@ SS.strongestFirst = function (L, carried) {
 };
 
 SS.drawLegend = function (P, V, w, h) {
-  const C = SS.COLORS, x = 10, y = h - 64, input = V.state.mode === "input";
-  P.rect(x, y, 360, 56, "rgba(255,255,255,0.92)", "#ccc", 1);
+  const C = SS.COLORS, x = 10, y = h - 64 - (V.offCount ? 16 : 0), input = V.state.mode === "input";
+  P.rect(x, y, 360, 56 + (V.offCount ? 16 : 0), "rgba(255,255,255,0.92)", "#ccc", 1);
+  if (V.offCount) {  /* legend entry for the units proven always off */
+    P.circle(x + 16, y + 62, 5, SS.OFF_FILL, "#555", 1.2, 1); SS.hatchCircle(P, x + 16, y + 62, 5, 0.9);
+    P.text("always off over box “" + (V.G.box || "") + "” (ReLU, exactly 0): " + V.offCount + " units", x + 26, y + 62, 11, "#333");
+  }
   P.lines([x + 10, y + 14, x + 34, y + 14], SS.rgb(C.pos), 3, 0.9); P.text("positive", x + 40, y + 14, 11, "#333");
   P.lines([x + 100, y + 14, x + 124, y + 14], SS.rgb(C.neg), 3, 0.9); P.text("negative", x + 130, y + 14, 11, "#333");
   P.circle(x + 200, y + 14, 5, "#fff", "#3b6fb6", 1.2, 1); P.text("constant (bias only)", x + 210, y + 14, 11, "#333");

@@ -8,7 +8,7 @@ SS.hooks = function (A) {
     input: function () { const x = V.state.mode === "input" ? A.currentInput() : null; return x ? Array.from(x) : null; },
     state: function () { return JSON.parse(JSON.stringify(V.state)); },
     hash: function () { return A.hashOf(); },
-    /* shown units with their screen position (CSS px in the canvas) and whether drawn faded */
+    /* shown units with their screen position (CSS px in the canvas), whether live, whether proven always off */
     placed: function () {
       const out = [], geo = SS.geometry(V);
       V.G.layers.forEach(function (L) {
@@ -17,7 +17,7 @@ SS.hooks = function (A) {
           const y = V.pos[L.name][i];
           if (y !== y) continue;
           const p = geo.port(L, i, false);
-          out.push({ id: SS.nodeId(L, i), x: p[0] * V.view.s + V.view.tx, y: p[1] * V.view.s + V.view.ty, live: !!V.liveAll[L.name][i] });
+          out.push({ id: SS.nodeId(L, i), x: p[0] * V.view.s + V.view.tx, y: p[1] * V.view.s + V.view.ty, live: !!V.liveAll[L.name][i], off: !!V.off[L.name][i] });
         }
       });
       return out;

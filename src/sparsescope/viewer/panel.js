@@ -70,6 +70,7 @@ SS.panel = function (A) {
     let ignored = 0; for (let i = 0; i < L0.size; i++) if (!live[L0.name][i]) ignored++;
     add(V.state.out === null ? "unused units" : "units outside", String(dead.length));
     add(V.state.out === null ? "ignored inputs" : "inputs outside", String(ignored));
+    if (V.G.box) add("always off", String(V.offCount) + " shown units (box \u201c" + V.G.box + "\u201d)");
     $("round-label").textContent = (m.round !== undefined ? m.round : V.state.round) + " / " + (nR - 1);
     const head = headline();
     $("title").textContent = head; document.title = head;

@@ -1,0 +1,150 @@
+"""The conv viewer's round slider, test-image numbering, drawing pad and export, in headless chromium.
+
+The slider's rounds ride compactly (``_convembed``) and the page unrolls them
+itself: each round's unrolled edges, weights, biases and bounds must equal that
+round's flowgraph exactly, for convolutions with stride and padding and an
+average pool; the header must name the round on the slider.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from sparsescope.bounds import annotate
+from sparsescope.graph import evaluate, from_torch
+from sparsescope.viewer._convpage import build_conv_page, write_conv_page
+
+from test_viewer_browser import browser, opened  # noqa: F401  (browser is a fixture)
+
+pytestmark = pytest.mark.browser
+PICK = np.array([9, 2, 33, 480])
+DENSITY = (1.0, 0.5, 0.25, 0.1)
+
+
+def _rounds():
+    """Four rounds of one conv net (stride 2 + padding 1, padding 1, an average pool), nested masks."""
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                      nn.AvgPool2d(2), nn.Flatten(), nn.Linear(196, 10))
+    gen = torch.Generator().manual_seed(4)
+    score = {k: torch.rand(p.shape, generator=gen) for k, p in m.named_parameters() if k.endswith("weight")}
+    w0 = {k: p.detach().clone() for k, p in m.named_parameters()}
+    graphs, metrics = [], []
+    for r, d in enumerate(DENSITY):
+        with torch.no_grad():
+            for k, p in m.named_parameters():
+                if k in score:
+                    p.copy_(w0[k] * (score[k] < d))
+                else:
+                    p.copy_(w0[k] + 0.01 * r)  # biases move between rounds too
+        g = annotate(from_torch(m, (28, 28), meta={"run": "convrun", "round": r}), "unit")
+        graphs.append(g)
+        metrics.append({"round": r, "density": d, "weights_left": {"c": int(sum(layer.num_edges for layer in g.layers[1:]))},
+                        "test_accuracy": 0.5 + 0.1 * r})
+    return graphs, metrics
+
+
+@pytest.fixture(scope="module")
+def conv(tmp_path_factory):
+    from sparsescope.data import load
+
+    graphs, metrics = _rounds()
+    data = load("mnist5k")
+    x, y = data.x_test[PICK].astype(np.float64), data.y_test[PICK]
+    rounds = [graphs[0], None, graphs[2], graphs[3]]  # round 1 left out, as view --rounds 0,2,3 does
+    path = write_conv_page(tmp_path_factory.mktemp("convview") / "v.html", rounds, metrics, current=3, samples_x=x,
+                           samples_y=y, samples_index=PICK, title="convrun")
+    return {"graphs": graphs, "x": x, "y": y, "url": path.as_uri(), "metrics": metrics}
+
+
+@pytest.fixture
+def page(browser, conv):  # noqa: F811
+    with opened(browser, conv["url"]) as p:
+        yield p
+
+
+def _same_graph(page, g) -> None:
+    got = page.evaluate("sparsescope.graph()")
+    assert [d["name"] for d in got] == [layer.name for layer in g.layers[1:]]
+    for layer, d in zip(g.layers[1:], got):
+        assert np.array_equal(d["dst"], layer.dst) and np.array_equal(d["src"], layer.src), layer.name
+        assert np.array_equal(d["weight"], layer.weight) and np.array_equal(d["bias"], layer.bias), layer.name
+        if layer.weight_id is not None:
+            assert np.array_equal(d["weight_id"], layer.weight_id), layer.name
+        assert np.array_equal(d["lo"], g.bounds.lo[layer.name]) and np.array_equal(d["hi"], g.bounds.hi[layer.name]), layer.name
+
+
+def test_pages_are_deterministic_and_reject_mismatched_rounds(conv):
+    g = conv["graphs"]
+    kw = dict(samples_x=conv["x"], samples_y=conv["y"], samples_index=PICK, title="t")
+    assert build_conv_page(g, conv["metrics"], current=1, **kw) == build_conv_page(g, conv["metrics"], current=1, **kw)
+    with pytest.raises(ValueError, match="metrics"):
+        build_conv_page(g[:2], conv["metrics"], current=1, **kw)
+    with pytest.raises(ValueError, match="current round"):
+        build_conv_page([g[0], None, g[2], g[3]], conv["metrics"], current=1, **kw)
+
+
+def test_slider_moves_header_and_graph_to_each_embedded_round(page, conv):
+    assert page.evaluate("sparsescope.slider()") == [0, 2, 3]
+    assert page.locator("#title").text_content() == "convrun \u00b7 round 3"
+    _same_graph(page, conv["graphs"][3])
+    for pos, r in ((0, 0), (1, 2)):
+        page.locator("#round").fill(str(pos))  # the user's slider: an input event
+        assert page.locator("#title").text_content() == f"convrun \u00b7 round {r}"
+        assert f"density {100 * DENSITY[r]:.2f}%" in page.locator("#subtitle").text_content()
+        assert page.evaluate("sparsescope.state().round") == r
+        _same_graph(page, conv["graphs"][r])
+        sizes = page.evaluate("sparsescope.sizes()")
+        assert sizes["edges"] <= sum(layer.num_edges for layer in conv["graphs"][r].layers[1:])
+    page.evaluate("sparsescope.set({round: 1})")  # not embedded: the page stays where it is
+    assert page.evaluate("sparsescope.state().round") == 2
+
+
+def test_samples_are_numbered_by_test_index_and_values_follow_the_round(page, conv):
+    assert page.evaluate("sparsescope.samples().thumbs") == PICK.tolist()
+    page.locator("#thumbs canvas").nth(2).click()
+    assert page.evaluate("sparsescope.state().input") == {"sample": 33}
+    assert "test image #33 " in page.locator("#input-info").text_content()
+    for pos, r in ((2, 3), (0, 0)):
+        page.locator("#round").fill(str(pos))
+        want = evaluate(conv["graphs"][r], conv["x"][2][None]).post["out"][0]
+        np.testing.assert_allclose(page.evaluate("sparsescope.outputs()"), want, rtol=0, atol=1e-9)
+
+
+def test_drawing_pad_feeds_the_graph(page, conv):
+    pad = page.locator("#pad").bounding_box()
+    page.mouse.move(pad["x"] + 30, pad["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(pad["x"] + 110, pad["y"] + 100, steps=8)
+    page.mouse.up()
+    st = page.evaluate("sparsescope.state()")
+    assert st["mode"] == "input" and st["input"] == {"drawn": True} and st["inputName"] == "drawn input"
+    x = np.asarray(page.evaluate("sparsescope.input()"))
+    assert x.shape == (784,) and x.max() == 1.0 and (x > 0).sum() > 10
+    want = evaluate(conv["graphs"][3], x[None]).post["out"][0]
+    np.testing.assert_allclose(page.evaluate("sparsescope.outputs()"), want, rtol=0, atol=1e-9)
+
+
+def test_export_is_a_fitted_titled_png(page, conv):
+    from PIL import Image
+
+    page.evaluate("sparsescope.set({view: 'unrolled', output: 4})")
+    page.mouse.wheel(0, -2000)  # the user's zoom is not the export's
+    title = page.evaluate("sparsescope.exportTitle()")
+    assert title[0] == "convrun \u00b7 round 3" and "density" in title[1] and "accuracy" in title[1]
+    assert "unrolled view" in title[2] and "subgraph of out.4" in title[2]
+    url = page.evaluate("sparsescope.pngDataURL()")
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L"))
+    assert img.shape == (2000, 3200)
+    ink = img < 200
+    assert ink[:130].any()  # the title block
+    rows, cols = np.flatnonzero(ink[150:].any(axis=1)), np.flatnonzero(ink[150:].any(axis=0))
+    assert rows.size and cols.size
+    assert cols.min() > 20 and cols.max() < 3180 and rows.max() + 150 < 1990  # the whole graph inside the page
+    assert (cols.max() - cols.min()) > 0.6 * 3200 or (rows.max() - rows.min()) > 0.6 * 1850  # fitted, not a corner
