@@ -2,12 +2,17 @@
 
     python bench/bench_study.py batched [--dataset mnist] [--k 8]
     python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--dataset D]
+    python bench/bench_study.py executor-step [--executors local,dask]
 
 ``batched``: one round (3 epochs) of K dense tickets trained together
 (:func:`sparsescope.study.fit_batched`) against one ticket alone
 (:func:`sparsescope.train.fit`); target: K = 8 in at most 3x the time of one.
 Beside it the compute floor: 6 x kernel weights x samples x epochs FLOPs per
 ticket over the single-thread matmul FLOP/s measured in this run.
+
+``executor-step``: one batched step (K dense tickets) on a worker of each
+executor, repeated: wall, the task thread's CPU and its page faults -- what
+an executor adds per task, less sensitive to load than a whole sweep.
 
 ``sweep``: the study sweep (3 schedules x 3 seeds x (ticket + 2 controls) to
 about 2% density) from an empty run store, wall time on the given executor;
@@ -113,6 +118,42 @@ def bench_sweep(args: argparse.Namespace) -> None:
     print(f"after: {_load()}   runs in {runs_dir}")
 
 
+def step_job(dataset: str, k: int) -> dict:
+    """One batched step (K dense tickets, 3 epochs) in a worker: wall, the thread's CPU and page faults."""
+    import threading
+
+    from sparsescope.models import MLPSpec, init_params
+    from sparsescope.study import fit_batched
+    from sparsescope.study._sweep import _dataset
+    from sparsescope.train import TrainConfig
+
+    data = _dataset(dataset)
+    spec = MLPSpec()
+    starts = [init_params(spec, s) for s in range(k)]
+    r0, t0 = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter()
+    fit_batched(spec, starts, [None] * k, data, TrainConfig(), seeds=list(range(k)))
+    r1 = resource.getrusage(resource.RUSAGE_THREAD)
+    return {"wall": time.perf_counter() - t0, "cpu": r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime,
+            "faults": r1.ru_minflt - r0.ru_minflt, "thread": threading.current_thread().name,
+            "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
+def bench_executor_step(args: argparse.Namespace) -> None:
+    """The same batched step on each executor's worker: the per-task cost an executor adds."""
+    from sparsescope.study import open_executor
+
+    print(f"before: {_load()}")
+    for spec in args.executors.split(","):
+        with open_executor(spec, workers=1) as ex:
+            ex.submit(step_job, args.dataset, args.k).result()  # warm up: imports, data
+            runs = [ex.submit(step_job, args.dataset, args.k).result() for _ in range(args.repeats)]
+        cpu = statistics.median(r["cpu"] for r in runs)
+        print(f"{spec}: {args.k} tickets x 3 epochs on {args.dataset}: median wall "
+              f"{statistics.median(r['wall'] for r in runs):.2f} s, task-thread CPU {cpu:.2f} s, page faults "
+              f"{statistics.median(r['faults'] for r in runs):.0f} (MALLOC_TRIM_THRESHOLD_={runs[0]['malloc_trim']})")
+    print(f"after: {_load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -127,8 +168,13 @@ def main() -> None:
     s.add_argument("--dataset", default=None, help="run the sweep on this dataset instead (e.g. mnist5k)")
     s.add_argument("--workers", type=int, default=None)
     s.add_argument("--verbose", action="store_true", help="print every finished task")
+    e = sub.add_parser("executor-step")
+    e.add_argument("--executors", default="local,dask")
+    e.add_argument("--dataset", default="mnist5k")
+    e.add_argument("--k", type=int, default=3)
+    e.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    bench_batched(args) if args.what == "batched" else bench_sweep(args)
+    {"batched": bench_batched, "sweep": bench_sweep, "executor-step": bench_executor_step}[args.what](args)
 
 
 if __name__ == "__main__":
