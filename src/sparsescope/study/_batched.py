@@ -191,9 +191,9 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         full = _Buffers(net, min(bsz, n), shared)
         short = _Buffers(net, n % bsz, shared) if n % bsz else full
-    train_seconds, step = 0.0, 0
+    train_seconds, cpu_seconds, step = 0.0, 0.0, 0
     for epoch in range(config.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (1 or K, n)
         if shared:
             noh = onehot.index_select(0, perms[0]).mul_(scale)  # (n, classes), -onehot / batch size
@@ -214,6 +214,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
                     if snaps[k] == step:
                         results[k].snapshot = net.collect(names, k)
         train_seconds += time.perf_counter() - t0
+        cpu_seconds += time.process_time() - c0
         for k in range(K):
             tr_loss, tr_acc = _scores(epoch_logits[k], y.index_select(0, perms[0 if shared else k]))
             te_loss, te_acc = evaluate_model(spec, net.collect(names, k), data.x_test, data.y_test)
@@ -223,7 +224,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
         if snaps[k] is not None and results[k].snapshot is None:
             results[k].snapshot = net.collect(names, k)
         results[k].params = net.collect(names, k)
-        results[k].train_seconds = train_seconds / K
+        results[k].train_seconds, results[k].train_cpu_seconds = train_seconds / K, cpu_seconds / K
     return results
 
 
