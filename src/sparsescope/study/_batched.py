@@ -119,18 +119,14 @@ class _Buffers:
     def __init__(self, net: FlatMLP, b: int, shared: bool) -> None:
         K, shapes, last = net.k, net.shapes, len(net.shapes) - 1
         relu, relu_back = torch.clamp_min, torch.ops.aten.threshold_backward.grad_input
-        a0 = torch.ones(b, shapes[0][1]) if shared else _tickets(K, b, shapes[0][1], 1.0)
+        # a0 is only ever read by the products (whose rounding depends on where the OUTPUT sits, see
+        # FlatMLP), so it stays contiguous and one index_select fills every ticket's rows
+        a0 = torch.ones(b, shapes[0][1]) if shared else torch.ones(K, b, shapes[0][1])
         a = [a0] + [_tickets(K, b, i, 1.0) for (_, i) in shapes[1:]]
         z = [_tickets(K, b, o) for (o, _) in shapes]
         g = [_tickets(K, b, o) for (o, _) in shapes]
         self.sm, self.logits = _tickets(K, b, shapes[-1][0]), z[-1]
-        self.x, self.gathered = a0[..., :-1], None
-        if not shared:  # one index_select fills every ticket's rows: straight into a0 when it has no padding
-            n_in = shapes[0][1] - 1
-            if a0.stride(0) == b * (n_in + 1):
-                self.x = a0.as_strided((K * b, n_in), (n_in + 1, 1))
-            else:
-                self.gathered = torch.empty(K * b, n_in)
+        self.x = a0[:, :-1] if shared else a0.view(K * b, -1)[:, :-1]
         h = [a0[..., :-1]] + [t[:, :, :-1] for t in a[1:]]
         self.g_last = g[last]
         wt = [w.transpose(1, 2) for w in net.w]
@@ -295,11 +291,7 @@ def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor):
 
 def _step(net: FlatMLP, buf: _Buffers, x, idx, noh, alpha: float) -> None:
     """One forward/backward of every ticket into ``net.grad`` (masked); the logits land in ``buf.logits``."""
-    if buf.gathered is None:
-        torch.index_select(x, 0, idx, out=buf.x)
-    else:
-        torch.index_select(x, 0, idx, out=buf.gathered)
-        buf.x.copy_(buf.gathered.view(buf.x.shape))
+    torch.index_select(x, 0, idx, out=buf.x)
     for op in buf.fwd:
         op()
     torch.softmax(buf.logits, 2, out=buf.sm)
