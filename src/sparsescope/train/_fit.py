@@ -32,8 +32,9 @@ from ._config import TrainConfig
 class TrainResult:
     """Trained parameters (float32, same keys as the input), per-epoch metrics,
     the parameters at step ``snapshot_step`` (for late rewinding) and the
-    wall and CPU time of training alone (no evaluation or I/O; the CPU time is
-    this process's, which other processes on a busy machine do not inflate)."""
+    wall time of training alone (no evaluation or I/O); ``train_cpu_seconds``:
+    the CPU time over the same span (0 where not measured), which other
+    processes on a busy machine do not inflate."""
 
     params: dict[str, torch.Tensor]
     history: list[dict] = field(default_factory=list)
