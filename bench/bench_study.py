@@ -49,7 +49,6 @@ def bench_batched(args: argparse.Namespace) -> None:
     data = load(args.dataset)
     spec, cfg = MLPSpec(), TrainConfig()
     flops = matmul_flops()
-    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
     starts = [init_params(spec, s) for s in range(args.k)]
     fit(spec, starts[0], None, data, TrainConfig(epochs=1), seed=0)  # warm up
     one = [fit(spec, starts[0], None, data, cfg, seed=r) for r in range(args.repeats)]
@@ -60,6 +59,8 @@ def bench_batched(args: argparse.Namespace) -> None:
         for c, seeds in cases.items():
             res = fit_batched(spec, starts, [None] * args.k, data, cfg, seeds=seeds)
             many[c].append((res[0].train_seconds * args.k, res[0].train_cpu_seconds * args.k))
+    flops = max(flops, matmul_flops())  # best of before and after: a busy moment only lowers it
+    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
     med = statistics.median
     w1, c1 = med(r.train_seconds for r in one), med(r.train_cpu_seconds for r in one)
     print(f"matmul 512x512 {flops / 1e9:.1f} GFLOP/s; {args.dataset} ({len(data.x_train)} samples), MLP {spec.sizes}, "
