@@ -1,9 +1,13 @@
 """Benchmarks of the study's CNN (configs/mnist-cnn.toml): training, graph pipeline, viewer.
 
-* train: one epoch of the CNN (autograd path, fused Adam) on --dataset (default
-  mnist, the full 60,000 images; mnist5k if you pass it), against the compute
-  floor: 6 x (multiply-adds of one forward pass) x samples FLOPs over the
-  float32 matmul rate measured in the same run (512x512, one thread).
+* train: one epoch of the CNN (the hand-written path of train/_convfast.py,
+  fused Adam; --autograd also times the autograd reference path) on --dataset
+  (default mnist, the full 60,000 images; mnist5k if you pass it), against the
+  compute floor: 6 x (multiply-adds of one forward pass) x samples FLOPs over
+  the float32 matmul rate measured in the same run (512x512, one thread).
+  Printed twice: wall time against the median wall rate, and the training
+  thread's CPU time against the best CPU-time rate (on a machine shared with
+  other jobs the CPU figures are the steadier pair), with the load average.
   Target: at most 3x the floor.
 * graph: flowgraph + interval bounds + channel-view layout and SVG + the
   unrolled subgraph of output 7 as SVG, for the pruned CNN (--run RUN, its last
@@ -12,15 +16,18 @@
 * viewer: page size, first render and pan/zoom time per frame in headless
   chromium, on the channel view and on the unrolled view of the output with the
   largest subgraph, and (--dense-round N of --run) the unrolled view of a less
-  pruned round with tens of thousands of edges.  Targets: page <= 3 MB, first
+  pruned round with tens of thousands of edges.  With --run the page measured is
+  the run's own (`sparsescope view RUN`: every round on the slider, 100 test
+  images), and the time of a slider switch to the densest round is printed.  Targets: page <= 3 MB, first
   render <= 1.5 s, pan/zoom <= 33 ms a frame.
 
-    python3 bench/bench_cnn.py [--only train|graph|viewer] [--run RUN --runs-dir DIR] [--dense-round N]
+    python3 bench/bench_cnn.py [--only train|graph|viewer] [--autograd] [--run RUN --runs-dir DIR] [--dense-round N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -32,37 +39,54 @@ import torch
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "mnist-cnn.toml"
 
 
-def matmul_rate(n: int = 512, reps: int = 20) -> float:
+def matmul_rate(n: int = 512, reps: int = 20) -> tuple[float, float]:
+    """(wall rate, CPU rate) of an n x n float32 matmul on this thread, FLOP/s: the median of
+    ``reps`` wall times, and the best of ``reps`` thread CPU times (the rate when not preempted)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
-    times = []
+    walls, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.thread_time() - c)
+    return 2 * n**3 / statistics.median(walls), 2 * n**3 / max(min(cpus), 1e-9)
 
 
-def bench_train(dataset: str) -> None:
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def bench_train(dataset: str, autograd: bool) -> None:
     from sparsescope import load_config
     from sparsescope.data import load
     from sparsescope.models import init_params
     from sparsescope.train import TrainConfig, fit
+    from sparsescope.train._autograd import fit_sequential
 
     cfg = load_config(CONFIG)
     spec = cfg.model
     data = load(dataset)
-    rate_before = matmul_rate()
-    res = fit(spec, init_params(spec, 0), None, data, TrainConfig(epochs=1, batch_size=cfg.train.batch_size,
-                                                                  lr=cfg.train.lr), seed=0)
-    rate = max(rate_before, matmul_rate())
+    tc = TrainConfig(epochs=1, batch_size=cfg.train.batch_size, lr=cfg.train.lr)
     flops = 6 * spec.macs_per_sample() * len(data.x_train)
-    floor = flops / rate
-    print(f"train: one epoch of the CNN on {dataset} ({len(data.x_train)} images, batch {cfg.train.batch_size}): "
-          f"{res.train_seconds:.2f} s; compute floor {floor:.2f} s ({flops / 1e9:.1f} GFLOP at {rate / 1e9:.1f} GFLOP/s "
-          f"matmul) -> {res.train_seconds / floor:.1f}x the floor (target <= 3x); test accuracy "
-          f"{100 * res.history[-1]['test_accuracy']:.1f}%")
+    paths = [("hand-written (the default)", lambda: fit(spec, init_params(spec, 0), None, data, tc, seed=0))]
+    if autograd:
+        paths.append(("autograd (reference)", lambda: fit_sequential(spec, init_params(spec, 0), None, data, tc, 0, None, None,
+                                                                       fast=False)))
+    print(f"train: one epoch of the CNN on {dataset} ({len(data.x_train)} images, batch {cfg.train.batch_size}); "
+          f"compute floor = {flops / 1e9:.1f} GFLOP (6 x forward multiply-adds) over the 512x512 matmul rate")
+    for label, run in paths:
+        load_before = _load()
+        wall0, cpu0 = matmul_rate()
+        res = run()
+        wall1, cpu1 = matmul_rate()
+        wall_rate, cpu_rate = max(wall0, wall1), max(cpu0, cpu1)
+        wall_floor, cpu_floor = flops / wall_rate, flops / cpu_rate
+        print(f"  {label}: wall {res.train_seconds:.2f} s vs floor {wall_floor:.2f} s ({wall_rate / 1e9:.1f} GFLOP/s, median "
+              f"wall) -> {res.train_seconds / wall_floor:.1f}x (target <= 3x); CPU {res.train_cpu_seconds:.2f} s vs floor "
+              f"{cpu_floor:.2f} s ({cpu_rate / 1e9:.1f} GFLOP/s, best CPU time) -> {res.train_cpu_seconds / cpu_floor:.1f}x; "
+              f"load {load_before} -> {_load()}; test accuracy {100 * res.history[-1]['test_accuracy']:.1f}%")
 
 
 def pruned_graph(run: str | None, runs_dir: str, round_index: int | None = None):
@@ -128,7 +152,9 @@ def bench_graph(build, repeat: int) -> None:
     print(f"  {'total':26s} {1000 * total:8.1f} ms (target <= 1000 ms)")
 
 
-def bench_viewer(build, repeat: int, label: str) -> None:
+def bench_viewer(build, repeat: int, label: str, run_page=None) -> None:
+    """``run_page(path)``: write the page to measure (the run's page, every round on its slider);
+    default: a one-round page of ``build()`` with 20 test images."""
     from playwright.sync_api import sync_playwright
 
     from sparsescope.analysis import analyse
@@ -142,9 +168,13 @@ def bench_viewer(build, repeat: int, label: str) -> None:
     st = analyse(g)
     biggest = max(range(g.output.size), key=lambda k: st.per_output[k][2])
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_conv_page(Path(tmp) / "v.html", g, [], samples_x=data.x_test[pick].astype(np.float64),
-                               samples_y=data.y_test[pick], title="bench")
+        if run_page is not None:
+            path = run_page(Path(tmp) / "v.html")
+        else:
+            path = write_conv_page(Path(tmp) / "v.html", g, [], samples_x=data.x_test[pick].astype(np.float64),
+                                   samples_y=data.y_test[pick], title="bench")
         size = path.stat().st_size
+        switch: list[float] = []
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             first, frames = [], {"channels": [], f"unrolled out.{biggest}": [], "unrolled all": []}
@@ -169,10 +199,20 @@ def bench_viewer(build, repeat: int, label: str) -> None:
                     intervals[key].append(page.evaluate("sparsescope.benchFrames(30, false)"))
                     full[key].append(page.evaluate("sparsescope.benchFrames(20, true)"))
                     drawn[key] = page.evaluate("sparsescope.drawn()")
+                if run_page is not None:  # the round slider: unroll and show the densest round, then back
+                    while not page.evaluate("sparsescope.ready"):
+                        time.sleep(0.02)
+                    page.evaluate("sparsescope.set({view: 'channels', output: null})")
+                    for r in (page.evaluate("sparsescope.slider()")[0], page.evaluate("sparsescope.slider()")[-1]):
+                        switch.append(page.evaluate(f"(() => {{ const t = performance.now(); sparsescope.set({{round: {r}}}); "
+                                                    f"return performance.now() - t; }})()"))
                 page.close()
             b.close()
     print(f"viewer ({label}): page {size / 1e6:.2f} MB (target <= 3 MB); first render {statistics.median(first):.0f} ms "
           "(navigation start to first frame; target <= 1500 ms)")
+    if switch:
+        print(f"  round slider: {max(switch):.0f} ms worst switch (to the densest round, unrolled in the page), "
+              f"{min(switch):.0f} ms best")
     for k, v in frames.items():
         print(f"  pan/zoom {k:22s} {statistics.median(intervals[k]):6.1f} ms/frame while moving (target <= 33; 16.7 is "
               f"the 60 Hz cap), {statistics.median(full[k]):6.1f} ms/frame full redraw, {statistics.median(v):5.1f} ms in the "
@@ -188,6 +228,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--dense-round", type=int, default=None, help="also benchmark the viewer on this round of --run")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--autograd", action="store_true", help="also time the autograd reference path (train)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print("(one thread; the machine may be shared: compare each figure with the floor printed beside it)")
@@ -195,11 +236,18 @@ def main() -> None:
     if args.only in (None, "graph"):
         bench_graph(build, args.repeat)
     if args.only in (None, "viewer"):
-        bench_viewer(build, max(1, args.repeat // 2), "pruned CNN")
+        run_page = None
+        if args.run is not None:
+            from sparsescope.runs import resolve_run
+            from sparsescope.viewer import write_run_page
+
+            store = resolve_run(args.run, args.runs_dir)
+            run_page = lambda path: write_run_page(store, path)  # noqa: E731  (100 test images, every round)
+        bench_viewer(build, max(1, args.repeat // 2), "pruned CNN" + (" run page, all rounds" if run_page else ""), run_page)
         if args.run is not None and args.dense_round is not None:
             bench_viewer(pruned_graph(args.run, args.runs_dir, args.dense_round), 1, f"round {args.dense_round}")
     if args.only in (None, "train"):
-        bench_train(args.dataset)
+        bench_train(args.dataset, args.autograd)
 
 
 if __name__ == "__main__":

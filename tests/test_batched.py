@@ -76,3 +76,41 @@ def test_batched_controls_match_run_control(small_config, tmp_path):
         assert untimed(ra.metrics) == untimed(rb.metrics)  # no trace of the batching: the same metrics, float for float
         assert all(torch.equal(ra.params[k], rb.params[k]) for k in rb.params)
         assert (pa / "weights.safetensors").read_bytes() == (pb / "weights.safetensors").read_bytes()
+
+
+def _assert_same(got, alone):
+    assert all(torch.equal(got.params[n], alone.params[n]) for n in alone.params)
+    assert got.history == alone.history
+    assert (got.snapshot is None) == (alone.snapshot is None)
+    if alone.snapshot is not None:
+        assert all(torch.equal(got.snapshot[n], alone.snapshot[n]) for n in alone.snapshot)
+
+
+@pytest.mark.parametrize("sizes", [(784, 16, 12, 10), (784, 10), (784, 9, 7, 5, 10)])
+def test_shared_order_takes_the_wide_product_and_still_equals_separate(mnist5k, sizes, monkeypatch):
+    """Tickets with one seed share their batches (layer 1 as one wide mm); one ticket whose mask
+    leaves few input columns goes to the single path's compacted layer 1; all equal fit bit for bit."""
+    from sparsescope.study import _batched
+    from sparsescope.train._flat import kept_columns
+
+    spec = MLPSpec(sizes)
+    cfg = TrainConfig(epochs=1, batch_size=48)  # 5000 images: a short last batch of 8
+    starts = [init_params(spec, s) for s in (3, 4, 5, 6)]
+    masks = _masks(spec, 3)
+    few = {n: m.clone() for n, m in masks[2].items()}
+    few["h1" if len(sizes) > 2 else "out"][:, 100:] = False  # 100 of 784 input columns left
+    assert kept_columns(few["h1" if len(sizes) > 2 else "out"].float(), 784) is not None
+    masks = masks + [few]
+    wide = []
+
+    class Spy(_batched._Buffers):
+        def __init__(self, net, b, shared):
+            super().__init__(net, b, shared)
+            wide.append(shared and self.wide_ok)
+
+    monkeypatch.setattr(_batched, "_Buffers", Spy)
+    got = fit_batched(spec, starts, masks, mnist5k, cfg, seeds=[7] * 4, snapshot_steps=[3, None, None, 0])
+    if len(sizes) > 2 and sizes[1] == 16:  # this layout's wide products agree with the single path here
+        assert set(wide) == {True}
+    for k in range(4):
+        _assert_same(got[k], fit(spec, starts[k], masks[k], mnist5k, cfg, seed=7, snapshot_step=[3, None, None, 0][k]))

@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sparsescope import ConfigError
 from sparsescope.data import make_dataset
 from sparsescope.models import MLPSpec, build_mlp, init_params
 from sparsescope.train import TrainConfig, evaluate_model, fit
+
+from conftest import fast_settings  # noqa: E402
 
 
 def _tiny(n=300, n_test=50, seed=0):
@@ -110,3 +114,66 @@ def test_bad_train_config(bad):
 def test_shape_mismatch_is_a_config_error():
     with pytest.raises(ConfigError, match="inputs"):
         fit(MLPSpec((100, 10)), init_params(MLPSpec((100, 10)), 0), None, _tiny(), TrainConfig(epochs=1), seed=0)
+
+
+def _column_mask(spec, keep_cols, density, seed):
+    """Random masks whose layer 1 uses only ``keep_cols`` of the input columns (the rest all pruned)."""
+    g = torch.Generator().manual_seed(seed)
+    masks = {n: torch.rand(s, generator=g) < density for n, s in spec.kernel_shapes.items()}
+    dead = torch.randperm(spec.sizes[0], generator=g)[: spec.sizes[0] - keep_cols]
+    masks[spec.layer_names[0]][:, dead] = False
+    return masks
+
+
+@fast_settings(12)
+@given(hidden=st.lists(st.integers(1, 12), min_size=0, max_size=3), keep=st.sampled_from([784, 500, 60]),
+       density=st.sampled_from([1.0, 0.5, 0.1]), batch=st.integers(7, 40), seed=st.integers(0, 2**16))
+def test_fast_path_matches_autograd_over_architectures_and_masks(hidden, keep, density, batch, seed):
+    """Any depth (no hidden layer too), dense or masked, with and without layer-1 column compaction,
+    a short last batch or not: the flat fast path equals autograd + torch.optim.Adam step for step."""
+    from sparsescope.train._flat import kept_columns
+
+    spec = MLPSpec((784, *hidden, 10))
+    params = init_params(spec, seed)
+    masks = None if keep == 784 and density == 1.0 else _column_mask(spec, keep, density, seed)
+    if keep == 60:  # this mask must take the compacted path
+        assert kept_columns(masks[spec.layer_names[0]].float(), 784) is not None
+    data = _tiny(n=150, seed=seed % 7)
+    cfg = TrainConfig(epochs=2, batch_size=batch, lr=1e-3)
+    got = fit(spec, params, masks, data, cfg, seed=seed).params
+    ref = _reference(spec, params, masks, data, cfg, seed)
+    for k in ref:
+        assert got[k].shape == ref[k].shape and got[k].is_contiguous()
+        torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
+
+
+def test_compacted_fit_keeps_pruned_weights_and_moments_exactly_zero(monkeypatch):
+    """Layer-1 columns dropped by the compaction come back as exact zeros; every masked weight and
+    both of its Adam moments stay exactly 0 through training, and survivors do train."""
+    from sparsescope.train import _fit
+
+    seen = []
+
+    class Spy(_fit._FusedAdam):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self)
+
+    monkeypatch.setattr(_fit, "_FusedAdam", Spy)
+    spec = MLPSpec((784, 16, 12, 10))
+    masks = _column_mask(spec, 100, 0.3, 4)
+    params = init_params(spec, 2)
+    res = fit(spec, params, masks, _tiny(), TrainConfig(epochs=2, batch_size=32), seed=3)
+    (adam,) = seen
+    kept = masks["h1"].any(0)
+    # the flat layout: per layer (out, in + 1), bias last; layer 1 holds only the kept input columns
+    expect = [masks["h1"][:, kept], masks["h2"], masks["out"]]
+    flat_mask = torch.cat([torch.cat([m, torch.ones(len(m), 1, dtype=torch.bool)], 1).flatten() for m in expect])
+    flat = [torch.cat([t.flatten() for t in ts]) for ts in (adam.params, adam.m, adam.v)]
+    assert flat[0].shape == flat_mask.shape  # so the columns really were dropped
+    for t in flat:
+        assert torch.all(t[~flat_mask] == 0)
+    for n in spec.layer_names:
+        w, m = res.params[f"{n}.weight"], masks[n]
+        assert torch.all(w[~m] == 0) and torch.count_nonzero(w[m]) == m.sum()
+        assert not torch.equal(w[m], params[f"{n}.weight"][m])

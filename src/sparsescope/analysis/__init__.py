@@ -12,6 +12,7 @@ from ._readability import (
     readability,
     switching_units,
 )
+from ._cones import CONE_RULES, ConeSizes, cone_sizes, conv_geometry
 from ._channels import ChannelEdges, ChannelSizes, channel_count, channel_id, channel_of, channel_sizes, channel_view
 from ._compare import ComparisonSide, comparison_side, matched_round, weights_per_layer
 from ._states import BoxStates, box_states
@@ -19,6 +20,10 @@ from ._structure import Structure, analyse, constant_values, live_mask, reach_fr
 
 __all__ = [
     "BoxStates",
+    "CONE_RULES",
+    "ConeSizes",
+    "cone_sizes",
+    "conv_geometry",
     "ChannelEdges",
     "ChannelSizes",
     "ComparisonSide",

@@ -1,12 +1,14 @@
-"""Training any :class:`SequentialSpec` (convolutions included) through autograd.
+"""Training any :class:`SequentialSpec` (convolutions included).
 
-The MLP keeps its hand-written fast path (``_fit``); this path serves every
-other spec.  Per step: forward with ``torch.nn.functional`` on the
-parameter tensors, ``torch.autograd.grad`` for the gradients, masked
-gradients zeroed in place, then the same fused Adam kernel as the MLP path
-(``_FusedAdam``, no ``torch.optim`` import).  Weights are multiplied by their
-mask before training and their gradients masked before every step, so a
-pruned weight and its Adam moments stay exactly zero throughout.
+The MLP keeps its own fast path (``_fit``); this loop serves every
+SequentialSpec.  Per step the gradients come from the hand-written
+:class:`~._convfast.ConvStepper` (im2col + one matmul per product; the
+default) or, with ``fast=False``, from ``torch.autograd.grad`` over the
+functional forward (the reference the tests hold the fast path to).
+Masked gradients are zeroed in place, then the same fused Adam kernel as the
+MLP path steps (``_FusedAdam``, no ``torch.optim`` import).  Weights are
+multiplied by their mask before training and their gradients masked before
+every step, so a pruned weight and its Adam moments stay exactly zero.
 """
 
 from __future__ import annotations
@@ -37,9 +39,15 @@ def evaluate_sequential(spec: SequentialSpec, params: dict[str, torch.Tensor], x
     return loss / n, correct / n
 
 
-def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step):
-    """The body of :func:`sparsescope.train.fit` for a SequentialSpec (same contract)."""
-    from ._fit import TrainResult, _FusedAdam
+def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step, *, fast: bool = True):
+    """The body of :func:`sparsescope.train.fit` for a SequentialSpec (same contract).
+
+    ``fast``: gradients from the hand-written :class:`~._convfast.ConvStepper`
+    (the default); ``False``: through autograd (the reference the tests compare
+    it with).  Both share everything else: batches, masking, fused Adam.
+    """
+    from ._convfast import ConvStepper
+    from ._fit import TrainResult, _FusedAdam, _scores
 
     names = spec.layer_names
     keys = [f"{n}.{p}" for n in names for p in ("weight", "bias")]
@@ -48,6 +56,7 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     for n in names:
         if ms[n] is not None:
             ps[f"{n}.weight"].mul_(ms[n])
+    ms = {n: None if m is None or bool(m.all()) else m for n, m in ms.items()}  # a full mask changes nothing
     x = torch.from_numpy(np.ascontiguousarray(data.x_train))
     y = torch.from_numpy(np.ascontiguousarray(data.y_train))
     if math.prod(x.shape[1:]) != spec.num_inputs:
@@ -59,37 +68,29 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     total = math.ceil(n / bsz) * config.epochs
     plist = [ps[k] for k in keys]
     grads = [torch.zeros_like(p) for p in plist]
+    gdict = dict(zip(keys, grads))
     adam = _FusedAdam(plist, grads, config)
     gen = torch.Generator().manual_seed(int(seed))
     result = TrainResult(params={})
     collect = lambda: {k: ps[k].detach().clone() for k in keys}  # noqa: E731
     if snapshot_step == 0:
         result.snapshot = collect()
-    mask_list = [ms[k[:-7]] if k.endswith(".weight") else None for k in keys]
+    if fast:
+        stepper = ConvStepper(spec, ps, ms)
+        onehot = F.one_hot(y, spec.num_outputs).to(torch.float32)
+        grad_step = lambda xb, yb, idx: stepper.step(xb, onehot.index_select(0, idx), gdict)  # noqa: E731
+    else:
+        grad_step = lambda xb, yb, idx: _autograd_step(spec, ps, ms, keys, gdict, xb, yb)  # noqa: E731
+    epoch_logits = torch.empty(n, spec.num_outputs)  # the training logits of one epoch, in shuffled order
     step = 0
-    train_seconds = 0.0
+    train_seconds = train_cpu = 0.0
     for epoch in range(config.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         perm = torch.randperm(n, generator=gen)
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
         for start in range(0, n, bsz):
             idx = perm[start : start + bsz]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            with torch.enable_grad():
-                for p in plist:
-                    p.requires_grad_(True)
-                logits = forward(spec, ps, xb).flatten(1)
-                loss = F.cross_entropy(logits, yb)
-                gs = torch.autograd.grad(loss, plist)
-                for p in plist:
-                    p.requires_grad_(False)
-            for g, buf, m in zip(gs, grads, mask_list):
-                buf.copy_(g)
-                if m is not None:
-                    buf.mul_(m)
-            loss_sum += loss.detach().double() * idx.shape[0]
-            correct += (logits.detach().argmax(1) == yb).sum()
+            epoch_logits[start : start + bsz] = grad_step(xb, yb, idx)
             adam.step()
             step += 1
             if snapshot_step is not None and step == snapshot_step:
@@ -97,11 +98,30 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
             if on_step is not None and (step % 50 == 0 or step == total):
                 on_step(step, total)
         train_seconds += time.perf_counter() - t0
+        train_cpu += time.thread_time() - c0
+        tr_loss, tr_acc = _scores(epoch_logits, y.index_select(0, perm))
         te_loss, te_acc = evaluate_sequential(spec, ps, data.x_test, data.y_test)
-        result.history.append({"epoch": epoch + 1, "train_loss": float(loss_sum) / n, "train_accuracy": float(correct) / n,
+        result.history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_accuracy": tr_acc,
                                "test_loss": te_loss, "test_accuracy": te_acc})
     if snapshot_step is not None and result.snapshot is None:
         result.snapshot = collect()
     result.params = collect()
-    result.train_seconds = train_seconds
+    result.train_seconds, result.train_cpu_seconds = train_seconds, train_cpu
     return result
+
+
+def _autograd_step(spec, ps, ms, keys, gdict, xb, yb) -> torch.Tensor:
+    """Gradients of the mean cross-entropy through autograd into ``gdict`` (masked); returns the logits."""
+    plist = [ps[k] for k in keys]
+    with torch.enable_grad():
+        for p in plist:
+            p.requires_grad_(True)
+        logits = forward(spec, ps, xb).flatten(1)
+        gs = torch.autograd.grad(F.cross_entropy(logits, yb), plist)
+        for p in plist:
+            p.requires_grad_(False)
+    for k, g in zip(keys, gs):
+        gdict[k].copy_(g)
+        if k.endswith(".weight") and ms[k[:-7]] is not None:
+            gdict[k].mul_(ms[k[:-7]])
+    return logits.detach()

@@ -1,13 +1,14 @@
 """Training the MLP: Adam on in-memory tensors, with hand-written backward.
 
-At batch 60 the MLP's step is tiny (about 9.5 MFLOP), so framework overhead,
-not arithmetic, sets the speed.  This loop therefore avoids autograd and
-``DataLoader``: the forward pass keeps its activations, the backward pass is
-three lines per layer (checked against autograd in the tests), gradients land
-in preallocated buffers, pruned gradients are zeroed in place, and one fused
-Adam kernel updates every parameter.  Data is reshuffled once per epoch and
-sliced.  Pruned weights stay exactly zero: their gradient is masked before the
-step, so Adam's moments stay zero and so does the update.
+At batch 60 the MLP's step is tiny (about 6.5 MFLOP), so the fixed cost of
+each torch call matters as much as arithmetic.  This loop therefore avoids
+autograd and ``DataLoader``: the MLP's parameters live in one flat buffer
+with the biases folded into the weight matrices (``_flat``), the backward
+pass is three calls per layer (checked against autograd in the tests),
+gradients land in preallocated buffers, pruned gradients are zeroed with one
+multiply, and one fused Adam kernel updates every parameter.  Data is
+reshuffled once per epoch.  Pruned weights stay exactly zero: their gradient
+is masked before the step, so Adam's moments stay zero and so does the update.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from ._config import TrainConfig
 class TrainResult:
     """Trained parameters (float32, same keys as the input), per-epoch metrics,
     the parameters at step ``snapshot_step`` (for late rewinding) and the
-    wall time of training alone (no evaluation or I/O)."""
+    wall time of training alone (no evaluation or I/O); ``train_cpu_seconds``:
+    the CPU time of the training thread over the same span (0 where not measured)."""
 
     params: dict[str, torch.Tensor]
     history: list[dict] = field(default_factory=list)
     snapshot: dict[str, torch.Tensor] | None = None
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
 
 
 def _forward(ws, bs, x, out=None):
@@ -111,64 +114,55 @@ def fit(
 
 
 def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> TrainResult:
+    from ._flat import FlatMLP, kept_columns, neg_onehot_table, train_epoch
+
     names = spec.layer_names
-    ws, bs, ms = masked_copies(spec, params, masks)
     x = torch.from_numpy(np.ascontiguousarray(data.x_train)).reshape(len(data.x_train), -1)
     y = torch.from_numpy(np.ascontiguousarray(data.y_train))
     if x.shape[1] != spec.sizes[0]:
         raise ConfigError(f"model takes {spec.sizes[0]} inputs but dataset {data.name} has {x.shape[1]}")
     if int(y.max()) >= spec.sizes[-1]:
         raise ConfigError(f"model has {spec.sizes[-1]} outputs but dataset {data.name} has label {int(y.max())}")
+    ws, bs, ms = masked_copies(spec, params, masks)
+    cols = kept_columns(ms[0], spec.sizes[0])
+    net = FlatMLP(spec.sizes, *([None if t is None else t.unsqueeze(0) for t in ts] for ts in (ws, bs, ms)), cols)
+    if cols is not None:
+        x = x.index_select(1, cols)  # the unused pixels only ever meet pruned weights
     n, bsz = x.shape[0], config.batch_size
-    steps_per_epoch = math.ceil(n / bsz)
-    total = steps_per_epoch * config.epochs
-    plist = [p for pair in zip(ws, bs) for p in pair]
-    grads = [torch.zeros_like(p) for p in plist]
-    adam = _FusedAdam(plist, grads, config)
-    onehot = F.one_hot(y, spec.sizes[-1]).to(torch.float32)
+    total = math.ceil(n / bsz) * config.epochs
+    adam = _FusedAdam(*net.adam_views(), config)
+    onehot, scale = neg_onehot_table(y, spec.sizes[-1], bsz)
     gen = torch.Generator().manual_seed(int(seed))
     result = TrainResult(params={})
     if snapshot_step == 0:
-        result.snapshot = _collect(names, ws, bs)
-    last = len(ws) - 1
+        result.snapshot = net.collect(names)
+    events = set(range(50, total + 1, 50)) | {total} if on_step is not None else set()
+    if snapshot_step is not None and snapshot_step > 0:
+        events.add(snapshot_step)
+
+    def on_event(step: int) -> None:
+        if step == snapshot_step:
+            result.snapshot = net.collect(names)
+        if on_step is not None and (step % 50 == 0 or step == total):
+            on_step(step, total)
+
     step = 0
     train_seconds = 0.0
-    relu_backward = torch.ops.aten.threshold_backward
     epoch_logits = torch.empty(n, spec.sizes[-1])  # the training logits of one epoch, in shuffled order
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, bsz):
-            idx = perm[start : start + bsz]
-            xb, ohb = x.index_select(0, idx), onehot.index_select(0, idx)
-            # the logits land in the epoch's buffer: the training loss and accuracy come from it at the end
-            logits, acts = _forward(ws, bs, xb, out=epoch_logits[start : start + bsz])
-            logp = torch.log_softmax(logits, 1)
-            # d(mean CE)/d logits = (softmax - onehot) / batch
-            g = logp.exp_().sub_(ohb).mul_(1.0 / idx.shape[0])
-            for i in range(last, -1, -1):
-                gw, gb = grads[2 * i], grads[2 * i + 1]
-                torch.mm(g.t(), acts[i], out=gw)
-                torch.sum(g, 0, out=gb)
-                if ms[i] is not None:
-                    gw.mul_(ms[i])
-                if i > 0:
-                    g = relu_backward(torch.mm(g, ws[i]), acts[i], 0)
-            adam.step()
-            step += 1
-            if snapshot_step is not None and step == snapshot_step:
-                result.snapshot = _collect(names, ws, bs)
-            if on_step is not None and (step % 50 == 0 or step == total):
-                on_step(step, total)
+        noh = onehot.index_select(0, perm).mul_(scale)  # -onehot / batch size, in shuffled order
+        step = train_epoch(net, adam, x, perm, noh, epoch_logits, bsz, step, events, on_event)
         train_seconds += time.perf_counter() - t0
         tr_loss, tr_acc = _scores(epoch_logits, y.index_select(0, perm))
-        te_loss, te_acc = evaluate_model(spec, _collect(names, ws, bs), data.x_test, data.y_test)
+        te_loss, te_acc = evaluate_model(spec, net.collect(names), data.x_test, data.y_test)
         result.history.append(
             {"epoch": epoch + 1, "train_loss": tr_loss, "train_accuracy": tr_acc, "test_loss": te_loss, "test_accuracy": te_acc}
         )
     if snapshot_step is not None and result.snapshot is None:
-        result.snapshot = _collect(names, ws, bs)
-    result.params = _collect(names, ws, bs)
+        result.snapshot = net.collect(names)
+    result.params = net.collect(names)
     result.train_seconds = train_seconds
     return result
 
@@ -186,7 +180,7 @@ class _FusedAdam:
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         # one step count shared by every parameter (they all step together): one add per step, not six
-        self.step_count = torch.zeros((), dtype=torch.float32)
+        self.step_count, self._one = torch.zeros((), dtype=torch.float32), torch.ones(())
         self.steps = [self.step_count] * len(params)
         self.kw = dict(
             amsgrad=False, lr=float(config.lr), beta1=float(config.betas[0]), beta2=float(config.betas[1]),
@@ -194,7 +188,7 @@ class _FusedAdam:
         )
 
     def step(self) -> None:
-        self.step_count.add_(1)
+        self.step_count.add_(self._one)  # a tensor, not the int 1: no scalar wrapping per step
         torch._fused_adam_(self.params, self.grads, self.m, self.v, [], self.steps, **self.kw)
 
 

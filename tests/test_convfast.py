@@ -1,0 +1,146 @@
+"""The hand-written conv training path (train/_convfast.py) against autograd.
+
+Gradients and logits of one step are compared with ``torch.autograd`` in
+float64 over random sequential specs (conv strides, paddings, kernel sizes,
+narrow and wide layers, average pools, linear heads, maps as outputs),
+random masks and inputs, for every block size; whole fits are compared in
+float32 and must be deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from sparsescope import ConfigError
+from sparsescope.data import make_dataset
+from sparsescope.models import forward, init_params, sequential_from_table
+from sparsescope.train import TrainConfig, fit
+from sparsescope.train._autograd import fit_sequential
+from sparsescope.train._convfast import NARROW, ConvStepper
+
+from conftest import fast_settings  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@st.composite
+def specs(draw):
+    """A random SequentialSpec: conv / avgpool blocks, then a flat head or a map as the output."""
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 12)), draw(st.integers(4, 12))
+    layers = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.integers(0, 4)) == 0:
+            layers.append({"type": "avgpool", "kernel": draw(st.integers(1, 3)), "stride": draw(st.integers(1, 3))})
+        else:
+            wide = draw(st.integers(0, 6)) == 0  # sometimes a layer too wide for output blocks
+            layers.append({"type": "conv", "channels": NARROW + 1 if wide else draw(st.integers(1, 5)),
+                           "kernel": draw(st.integers(1, 4)), "stride": draw(st.integers(1, 2)),
+                           "padding": draw(st.integers(0, 2))})
+        if draw(st.booleans()):
+            layers.append({"type": "relu"})
+    if draw(st.integers(0, 3)):
+        layers.append({"type": "flatten"})
+        if draw(st.booleans()):
+            layers += [{"type": "linear", "features": draw(st.integers(1, 6))}, {"type": "relu"}]
+        layers.append({"type": "linear", "features": draw(st.integers(2, 5))})
+    try:
+        spec = sequential_from_table({"kind": "sequential", "input_shape": [c, h, w], "layers": layers})
+    except ConfigError:
+        assume(False)
+    assume(spec.num_outputs <= 400)
+    return spec
+
+
+def _autograd(spec, params, x, y):
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    logits = forward(spec, leaves, x).flatten(1)
+    grads = torch.autograd.grad(F.cross_entropy(logits, y), list(leaves.values()))
+    return logits.detach(), dict(zip(leaves, grads))
+
+
+@fast_settings(60)
+@given(specs(), st.sampled_from([1, 2, 3]), st.sampled_from([0.0, 0.5, 1.0]), st.integers(1, 9), st.integers(0, 2**31))
+def test_step_equals_autograd_in_float64(spec, block, density, batch, seed):
+    gen = torch.Generator().manual_seed(seed)
+    params = {k: v.double() for k, v in init_params(spec, seed % 1000).items()}
+    masks = {}
+    for n, shape in spec.kernel_shapes.items():
+        m = (torch.rand(shape, generator=gen) < density).double() if density < 1 else None
+        masks[n] = m
+        if m is not None:
+            params[f"{n}.weight"].mul_(m)
+    x = torch.randn(batch, *spec.input_shape, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, spec.num_outputs, (batch,), generator=gen)
+    stepper = ConvStepper(spec, params, masks, block=block)
+    grads = {k: torch.full_like(v, float("nan")) for k, v in params.items()}
+    onehot = F.one_hot(y, spec.num_outputs).double()
+    for _ in range(2):  # the second step reuses every buffer
+        logits = stepper.step(x, onehot, grads)
+    ref_logits, ref = _autograd(spec, params, x, y)
+    assert torch.allclose(logits, ref_logits, rtol=1e-10, atol=1e-12)
+    for k, g in ref.items():
+        if k.endswith(".weight") and masks[k[:-7]] is not None:
+            g = g * masks[k[:-7]]
+            assert torch.all(grads[k][masks[k[:-7]] == 0] == 0), k  # pruned: exactly zero
+        assert torch.allclose(grads[k], g, rtol=1e-9, atol=1e-12), k
+
+
+STUDY = {"kind": "sequential", "input_shape": [1, 28, 28], "layers": [
+    {"type": "conv", "channels": 6, "kernel": 3}, {"type": "relu"},
+    {"type": "conv", "channels": 6, "kernel": 3}, {"type": "relu"},
+    {"type": "conv", "channels": 6, "kernel": 3}, {"type": "relu"},
+    {"type": "flatten"}, {"type": "linear", "features": 10}]}
+
+
+def test_the_study_cnn_uses_aligned_blocks():
+    spec = sequential_from_table(STUDY)
+    stepper = ConvStepper(spec, init_params(spec, 0), {n: None for n in spec.layer_names})
+    convs = [op[1] for op in stepper.ops if op[0] == "conv"]
+    assert [c.b for c in convs] == [2, 2, 2] and [c.aligned for c in convs] == [False, True, True]
+    assert [op[0] for op in stepper.ops] == ["conv", "conv", "conv", "flatten", "linear"]  # no layout copies between
+
+
+def _data(n=150, n_test=20, seed=0, shape=(28, 28)):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n + n_test, *shape), dtype=np.uint8)
+    y = rng.integers(0, 10, n + n_test)
+    return make_dataset("tiny", x[:n], y[:n], x[n:], y[n:], [str(i) for i in range(10)])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fast_fit_equals_autograd_fit(masked):
+    spec = sequential_from_table(STUDY)
+    params = init_params(spec, 1)
+    gen = torch.Generator().manual_seed(5)
+    masks = {n: torch.rand(s, generator=gen) < 0.4 for n, s in spec.kernel_shapes.items()} if masked else None
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=2e-3)  # 150 images: the last batch of each epoch is smaller
+    data = _data()
+    fast = fit(spec, params, masks, data, cfg, seed=3, snapshot_step=4)
+    slow = fit_sequential(spec, params, masks, data, cfg, 3, 4, None, fast=False)
+    for k in slow.params:
+        assert torch.allclose(fast.params[k], slow.params[k], atol=2e-5, rtol=1e-4), k
+        assert torch.allclose(fast.snapshot[k], slow.snapshot[k], atol=2e-5, rtol=1e-4), k
+    for a, b in zip(fast.history, slow.history):
+        assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=0.051)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+    if masked:
+        for n in spec.layer_names:
+            assert torch.all(fast.params[f"{n}.weight"][~masks[n]] == 0)
+    assert fast.train_cpu_seconds > 0
+
+
+def test_fast_fit_is_deterministic():
+    spec = sequential_from_table(STUDY)
+    params = init_params(spec, 0)
+    data = _data(n=90)
+    cfg = TrainConfig(epochs=1, batch_size=30)
+    a = fit(spec, params, None, data, cfg, seed=7)
+    b = fit(spec, params, None, data, cfg, seed=7)
+    for k in a.params:
+        assert torch.equal(a.params[k], b.params[k]), k
+    assert a.history == b.history
