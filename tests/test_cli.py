@@ -166,7 +166,7 @@ def test_bad_run_arguments(finished_run, tmp_path):
     _one_line_error(cli("graph", "clirun", "--input", 99999, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--input 99999")
     assert not (tmp_path / "g.svg").exists()
     _one_line_error(cli("graph", "clirun", "--input", 3, "--format", "json", "--runs-dir", runs), "--input applies")
-    _one_line_error(cli("graph", "clirun", "--format", "json", "--runs-dir", runs, "-o", tmp_path), "directory")
+    _one_line_error(cli("graph", "clirun", "--format", "json", "--runs-dir", runs, "-o", tmp_path), "is a folder")
     _one_line_error(cli("control", "clirun", "--round", 1, "--kind", "reinit", "--seed", -1, "--runs-dir", runs), "seed")
     _one_line_error(cli("control", "clirun", "--round", 7, "--kind", "reinit", "--runs-dir", runs), "no finished round 7")
 
