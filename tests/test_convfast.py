@@ -144,3 +144,39 @@ def test_fast_fit_is_deterministic():
     for k in a.params:
         assert torch.equal(a.params[k], b.params[k]), k
     assert a.history == b.history
+
+
+def test_large_buffers_fall_back_to_autograd(monkeypatch):
+    from sparsescope.train import _convfast
+
+    spec = sequential_from_table(STUDY)
+    stepper = ConvStepper(spec, init_params(spec, 0), {n: None for n in spec.layer_names})
+    assert stepper.cols_floats(60) == 60 * (16 * 13 * 13 + 96 * 12 * 12 + 96 * 11 * 11)
+    data = _data(n=60)
+    cfg = TrainConfig(epochs=1, batch_size=30)
+    slow = fit_sequential(spec, init_params(spec, 0), None, data, cfg, 2, None, None, fast=False)
+    monkeypatch.setattr(_convfast, "MAX_COLS_FLOATS", stepper.cols_floats(30) - 1)
+    capped = fit(spec, init_params(spec, 0), None, data, cfg, seed=2)
+    for k in slow.params:
+        assert torch.equal(capped.params[k], slow.params[k]), k  # the autograd path, bit for bit
+
+
+@pytest.mark.parametrize("table", [
+    {"kind": "sequential", "input_shape": [7], "layers": [
+        {"type": "linear", "features": 5}, {"type": "relu"}, {"type": "linear", "features": 3}]},
+    {"kind": "sequential", "input_shape": [2, 5, 5], "layers": [
+        {"type": "flatten"}, {"type": "linear", "features": 4}, {"type": "relu"}, {"type": "linear", "features": 3}]},
+])
+def test_flat_and_flatten_first_specs_equal_autograd(table):
+    spec = sequential_from_table(table)
+    params = {k: v.double() for k, v in init_params(spec, 4).items()}
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, *spec.input_shape, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, spec.num_outputs, (6,), generator=gen)
+    grads = {k: torch.zeros_like(v) for k, v in params.items()}
+    logits = ConvStepper(spec, params, {n: None for n in spec.layer_names}).step(
+        x, F.one_hot(y, spec.num_outputs).double(), grads)
+    ref_logits, ref = _autograd(spec, params, x, y)
+    assert torch.allclose(logits, ref_logits, rtol=1e-12, atol=1e-14)
+    for k, g in ref.items():
+        assert torch.allclose(grads[k], g, rtol=1e-10, atol=1e-14), k

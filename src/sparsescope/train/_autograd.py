@@ -43,10 +43,11 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     """The body of :func:`sparsescope.train.fit` for a SequentialSpec (same contract).
 
     ``fast``: gradients from the hand-written :class:`~._convfast.ConvStepper`
-    (the default); ``False``: through autograd (the reference the tests compare
-    it with).  Both share everything else: batches, masking, fused Adam.
+    (the default, unless its im2col buffers would exceed ``MAX_COLS_FLOATS``,
+    e.g. large images); ``False``: through autograd (the reference the tests
+    compare it with).  Both share everything else: batches, masking, fused Adam.
     """
-    from ._convfast import ConvStepper
+    from ._convfast import MAX_COLS_FLOATS, ConvStepper
     from ._fit import TrainResult, _FusedAdam, _scores
 
     names = spec.layer_names
@@ -75,8 +76,8 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     collect = lambda: {k: ps[k].detach().clone() for k in keys}  # noqa: E731
     if snapshot_step == 0:
         result.snapshot = collect()
-    if fast:
-        stepper = ConvStepper(spec, ps, ms)
+    stepper = ConvStepper(spec, ps, ms) if fast else None
+    if stepper is not None and stepper.cols_floats(min(bsz, n)) <= MAX_COLS_FLOATS:
         onehot = F.one_hot(y, spec.num_outputs).to(torch.float32)
         grad_step = lambda xb, yb, idx: stepper.step(xb, onehot.index_select(0, idx), gdict)  # noqa: E731
     else:
