@@ -16,7 +16,9 @@
 * viewer: page size, first render and pan/zoom time per frame in headless
   chromium, on the channel view and on the unrolled view of the output with the
   largest subgraph, and (--dense-round N of --run) the unrolled view of a less
-  pruned round with tens of thousands of edges.  Targets: page <= 3 MB, first
+  pruned round with tens of thousands of edges.  With --run the page measured is
+  the run's own (`sparsescope view RUN`: every round on the slider, 100 test
+  images), and the time of a slider switch to the densest round is printed.  Targets: page <= 3 MB, first
   render <= 1.5 s, pan/zoom <= 33 ms a frame.
 
     python3 bench/bench_cnn.py [--only train|graph|viewer] [--hand-written] [--run RUN --runs-dir DIR] [--dense-round N]
@@ -150,7 +152,9 @@ def bench_graph(build, repeat: int) -> None:
     print(f"  {'total':26s} {1000 * total:8.1f} ms (target <= 1000 ms)")
 
 
-def bench_viewer(build, repeat: int, label: str) -> None:
+def bench_viewer(build, repeat: int, label: str, run_page=None) -> None:
+    """``run_page(path)``: write the page to measure (the run's page, every round on its slider);
+    default: a one-round page of ``build()`` with 20 test images."""
     from playwright.sync_api import sync_playwright
 
     from sparsescope.analysis import analyse
@@ -164,9 +168,13 @@ def bench_viewer(build, repeat: int, label: str) -> None:
     st = analyse(g)
     biggest = max(range(g.output.size), key=lambda k: st.per_output[k][2])
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_conv_page(Path(tmp) / "v.html", g, [], samples_x=data.x_test[pick].astype(np.float64),
-                               samples_y=data.y_test[pick], title="bench")
+        if run_page is not None:
+            path = run_page(Path(tmp) / "v.html")
+        else:
+            path = write_conv_page(Path(tmp) / "v.html", g, [], samples_x=data.x_test[pick].astype(np.float64),
+                                   samples_y=data.y_test[pick], title="bench")
         size = path.stat().st_size
+        switch: list[float] = []
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
             first, frames = [], {"channels": [], f"unrolled out.{biggest}": [], "unrolled all": []}
@@ -191,10 +199,20 @@ def bench_viewer(build, repeat: int, label: str) -> None:
                     intervals[key].append(page.evaluate("sparsescope.benchFrames(30, false)"))
                     full[key].append(page.evaluate("sparsescope.benchFrames(20, true)"))
                     drawn[key] = page.evaluate("sparsescope.drawn()")
+                if run_page is not None:  # the round slider: unroll and show the densest round, then back
+                    while not page.evaluate("sparsescope.ready"):
+                        time.sleep(0.02)
+                    page.evaluate("sparsescope.set({view: 'channels', output: null})")
+                    for r in (page.evaluate("sparsescope.slider()")[0], page.evaluate("sparsescope.slider()")[-1]):
+                        switch.append(page.evaluate(f"(() => {{ const t = performance.now(); sparsescope.set({{round: {r}}}); "
+                                                    f"return performance.now() - t; }})()"))
                 page.close()
             b.close()
     print(f"viewer ({label}): page {size / 1e6:.2f} MB (target <= 3 MB); first render {statistics.median(first):.0f} ms "
           "(navigation start to first frame; target <= 1500 ms)")
+    if switch:
+        print(f"  round slider: {max(switch):.0f} ms worst switch (to the densest round, unrolled in the page), "
+              f"{min(switch):.0f} ms best")
     for k, v in frames.items():
         print(f"  pan/zoom {k:22s} {statistics.median(intervals[k]):6.1f} ms/frame while moving (target <= 33; 16.7 is "
               f"the 60 Hz cap), {statistics.median(full[k]):6.1f} ms/frame full redraw, {statistics.median(v):5.1f} ms in the "
@@ -218,7 +236,14 @@ def main() -> None:
     if args.only in (None, "graph"):
         bench_graph(build, args.repeat)
     if args.only in (None, "viewer"):
-        bench_viewer(build, max(1, args.repeat // 2), "pruned CNN")
+        run_page = None
+        if args.run is not None:
+            from sparsescope.runs import resolve_run
+            from sparsescope.viewer import write_run_page
+
+            store = resolve_run(args.run, args.runs_dir)
+            run_page = lambda path: write_run_page(store, path)  # noqa: E731  (100 test images, every round)
+        bench_viewer(build, max(1, args.repeat // 2), "pruned CNN" + (" run page, all rounds" if run_page else ""), run_page)
         if args.run is not None and args.dense_round is not None:
             bench_viewer(pruned_graph(args.run, args.runs_dir, args.dense_round), 1, f"round {args.dense_round}")
     if args.only in (None, "train"):

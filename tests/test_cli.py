@@ -166,7 +166,7 @@ def test_bad_run_arguments(finished_run, tmp_path):
     _one_line_error(cli("graph", "clirun", "--input", 99999, "--runs-dir", runs, "-o", tmp_path / "g.svg"), "--input 99999")
     assert not (tmp_path / "g.svg").exists()
     _one_line_error(cli("graph", "clirun", "--input", 3, "--format", "json", "--runs-dir", runs), "--input applies")
-    _one_line_error(cli("graph", "clirun", "--format", "json", "--runs-dir", runs, "-o", tmp_path), "directory")
+    _one_line_error(cli("graph", "clirun", "--format", "json", "--runs-dir", runs, "-o", tmp_path), "is a folder")
     _one_line_error(cli("control", "clirun", "--round", 1, "--kind", "reinit", "--seed", -1, "--runs-dir", runs), "seed")
     _one_line_error(cli("control", "clirun", "--round", 7, "--kind", "reinit", "--runs-dir", runs), "no finished round 7")
 
@@ -248,6 +248,27 @@ def test_figures_report_and_view_commands(finished_run, tmp_path, capsys):
     assert main(["graph", "clirun", "--runs-dir", runs, "-o", str(svg), "--input", "5", "--shared-scale", "--hide-off"]) == 0
     text = svg.read_text()
     assert "test image #5 (true label" in text and "colour-bar" in text
+
+
+def test_view_rounds_picks_the_slider_rounds(finished_run, tmp_path, capsys):
+    """view --rounds: only those rounds (and the opened one) ride in the page; a round that is not
+    finished, or a malformed list, is one error line and exit 2."""
+    import json as _json
+
+    from sparsescope.viewer import read_embedded
+
+    base, _ = finished_run
+    runs = str(base / "runs")
+    page = tmp_path / "r.html"
+    assert main(["view", "clirun", "--runs-dir", runs, "-o", str(page), "--rounds", "0", "--round", "2"]) == 0
+    data = _json.loads(read_embedded(page.read_text(), "sparsescope-data"))
+    assert [m["round"] for m in data["metrics"]] == [0, 2] and data["current"] == 1  # round 1 left out
+    capsys.readouterr()
+    for bad, msg in (("0,9", "round 9 is out of range"), ("2-0", "runs backwards"), ("a", "expected indices")):
+        assert main(["view", "clirun", "--runs-dir", runs, "-o", str(tmp_path / "bad.html"), "--rounds", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sparsescope: error: --rounds") and msg in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad.html").exists()
 
 
 def test_importing_sparsescope_loads_no_torch():

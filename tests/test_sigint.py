@@ -3,7 +3,8 @@
 A real ``python3 -m sparsescope run`` is sent SIGINT at stratified random
 moments after its entry point's first line (seen from outside: SIGINT appears
 in the process's blocked set, /proc/PID/status), across the imports of
-torch, numpy and safetensors, argument parsing, data loading and the rounds.
+torch, numpy and safetensors and argument parsing, and after its run folder
+appeared: data loading, the rounds, the control.
 Every trial must end with exactly one line ``sparsescope: interrupted ...``
 and code 130 (or, if the signal came after the work, the normal output and
 0), no traceback, no ``.*.tmp`` left; some trials are resumed to the end.
@@ -27,8 +28,8 @@ import pytest
 
 from conftest import TINY_CONFIG
 
-TRIALS = 20  # half from the entry point's first line (start-up), half from the end of start-up (the run)
-SPAN = {"start-up": 1.5, "run": 1.0}  # seconds; start-up (torch's import) takes a second or more
+TRIALS = 20  # half timed from the entry point's first line (start-up), half from the run folder's manifest
+SPAN = {"start-up": 1.5, "run": 1.5}  # seconds; start-up (torch's import) takes a second or more
 RESUME_EVERY = 5
 
 
@@ -48,12 +49,12 @@ def _temporaries(root: Path) -> list[str]:
     return [str(p) for p in root.rglob(".*") if p.name.endswith(".tmp")]
 
 
-def _wait(proc: subprocess.Popen, held: bool) -> None:
-    """Poll (every millisecond) until the hold is on (``held``) or off again."""
+def _wait(proc: subprocess.Popen, ready) -> None:
+    """Poll (every millisecond) until ``ready()``."""
     deadline = time.monotonic() + 120
-    while _held(proc.pid) != held:
-        assert proc.poll() is None, ("ended while waiting for the hold", held, proc.returncode, proc.communicate())
-        assert time.monotonic() < deadline, ("waited too long for the hold", held)
+    while not ready():
+        assert proc.poll() is None, ("ended while waiting", proc.returncode, proc.communicate())
+        assert time.monotonic() < deadline, "waited too long"
         time.sleep(0.001)
 
 
@@ -83,9 +84,9 @@ def test_sigint_at_random_moments_of_start_up_and_run(tmp_path, sigint_not_ignor
         (root / "c.toml").write_text(TINY_CONFIG.format(name="sigint", rounds=3))
         cmd = [sys.executable, "-m", "sparsescope", "run", "c.toml", "--quiet"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
-        _wait(proc, held=True)
-        if phase == "run":
-            _wait(proc, held=False)
+        _wait(proc, lambda: _held(proc.pid))
+        if phase == "run":  # from the moment the run folder has its manifest: data, rounds, controls
+            _wait(proc, lambda: any((root / "runs").glob("*/manifest.json")))
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=300)
@@ -110,7 +111,7 @@ def test_sigint_at_random_moments_of_start_up_and_run(tmp_path, sigint_not_ignor
                 bad.append(f"{case}: resume gave {again.returncode} {again.stderr!r} {_temporaries(root)}")
     print(f"\nSIGINT trials: {TRIALS}, landed in {seen}")
     assert not bad, "\n".join(bad)
-    assert seen["before the run folder"] >= TRIALS // 4 and seen["mid-run"] >= TRIALS // 10, seen  # both were hit
+    assert seen["before the run folder"] >= 1 and seen["mid-run"] >= 1, seen  # both were hit
 
 
 # -- the pieces, in-process and in small processes --------------------------------------------------

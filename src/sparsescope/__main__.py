@@ -17,12 +17,11 @@ def entry() -> None:
         _interrupt.hold()  # before any other import: Ctrl-C waits until the command is ready for it
         from .cli import main
 
-        code = main()
-    except KeyboardInterrupt:  # before the hold took effect (or a second Ctrl-C while a message was printed)
+        _interrupt.exit(main())
+    except KeyboardInterrupt:  # before a hold took effect (or a second Ctrl-C while a message was printed)
         print("sparsescope: interrupted", file=sys.stderr)
         sys.stderr.flush()
         os._exit(130)
-    _interrupt.exit(code)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,34 @@ def _graph_format(out: str | None, given: str | None) -> str:
     return given or "svg"
 
 
+def _check_out_file(out: str | None) -> None:
+    """``-o FILE`` must name a file we can create, checked before any work: not a folder, under
+    folders (a file where a folder should be would only show after minutes of work), and not
+    inside a run folder (:func:`_outside_runs`)."""
+    if not out or out == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise SparsescopeError(f"-o {out} is a folder: give a file name (e.g. {out.rstrip('/')}/NAME{path.suffix or '.EXT'})")
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise SparsescopeError(f"-o {out}: {parent} is not a folder")
+            break
+    _outside_runs(out)
+
+
+def _outside_runs(out: str | None) -> None:
+    """An output (file or report folder) never goes inside a run folder: a finished round's
+    metrics.json replaced by a figure would make the run corrupt for every command."""
+    if not out or out == "-":
+        return
+    for parent in Path(out).resolve().parents:
+        if (parent / "manifest.json").is_file():
+            raise SparsescopeError(f"-o {out} is inside the run folder {parent}: write it elsewhere "
+                                   "(a run's files are never replaced)")
+
+
 def _write_out(out: str, data: str | bytes) -> None:
     """Write ``data`` atomically to ``out``, or to standard output when ``out`` is ``-``."""
     if out == "-":
@@ -217,6 +245,7 @@ def _write_out(out: str, data: str | bytes) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Write one flowgraph figure (svg/png) or the flowgraph JSON."""
+    _check_out_file(args.out)
     if _model_file(args):
         from ._model_commands import model_graph
 
@@ -275,6 +304,7 @@ def write_graph(args: argparse.Namespace, graph, stem: str, sample) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report folder of a round."""
+    _outside_runs(args.out)
     if _model_file(args):
         from ._model_commands import model_report
 
@@ -312,6 +342,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the single-file interactive viewer."""
+    _check_out_file(args.out)
     if _model_file(args):
         from ._model_commands import model_view
 
@@ -374,6 +405,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
     if not (args.time_limit > 0):
         raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    _check_out_file(args.out)
     ext = {".json": "json", ".txt": "text"}.get(Path(args.out).suffix.lower()) if args.out and args.out != "-" else None
     if ext and args.format and args.format != ext:
         raise SparsescopeError(f"--format {args.format} contradicts -o {args.out}; give one or make them agree")

@@ -25,8 +25,9 @@ imported what it needs (``_commands.start_up``).  ``release`` then lets a
 pending Ctrl-C in at that one line, inside ``cli.main``'s handler, which
 prints the line.  From there on a Ctrl-C interrupts the work at once, as
 before (every write is atomic; a run resumes).  The process ends through
-:func:`exit`, which leaves with ``os._exit(130)`` after an interrupt, so that
-nothing in the interpreter's teardown can change the code.
+:func:`exit`, which holds Ctrl-C again (the work is over) and leaves with
+``os._exit(130)`` after an interrupt, so that nothing in the interpreter's
+teardown can change the code.
 
 Not covered, as for any Python program: a SIGINT before the interpreter has
 installed its handler kills the process silently (the shell shows 130), and
@@ -63,14 +64,17 @@ def release() -> None:
 
 
 def exit(code: int) -> NoReturn:  # noqa: A001 - the process's exit, like sys.exit
-    """End the process with ``code``; after an interrupt without the interpreter's teardown.
+    """End the process with ``code``, Ctrl-C held: the work is over, a late Ctrl-C changes nothing.
 
-    The command's ``with``/``finally`` blocks have all run by now (temporaries
-    removed, pools shut down), so only flushing the two streams is left.
+    (The interpreter's teardown takes a while after torch, and resets SIGINT
+    to the default action on the way: a Ctrl-C there killed the finished
+    command by signal.)  After an interrupt the command's ``with``/``finally``
+    blocks have all run (temporaries removed, pools shut down), so only the
+    two streams are flushed and the process leaves without the teardown.
     """
+    hold()
     if code != INTERRUPTED:
         sys.exit(code)
-    hold()  # a second Ctrl-C cannot cut the flush
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

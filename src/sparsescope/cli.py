@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sparsescope: error: {term(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: unwritable, a file where a folder goes, ...
-        where = f": {exc.filename}" if exc.filename else ""
+        where = f": {_user_path(exc.filename)}" if exc.filename else ""
         print(f"sparsescope: error: {term(exc.strerror or exc)}{term(where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -210,6 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not outer:  # called as a function: give the caller its Ctrl-C back
             _interrupt.release()
+
+
+def _user_path(name) -> str:
+    """The path the user asked for, not our temporary beside it: ``d/.x.svg.ab12cd34.tmp`` -> ``d/x.svg``
+    (``_atomic`` writes through such temporaries, so an OSError names them)."""
+    from ._atomic import TMP_SUFFIX, tmp_pattern
+
+    name = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    head, sep, base = name.rpartition("/")
+    if tmp_pattern().fullmatch(base):
+        return head + sep + base[1:-len(".12345678" + TMP_SUFFIX)]
+    return name
 
 
 def _silence_stdout() -> None:

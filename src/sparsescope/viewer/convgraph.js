@@ -62,10 +62,12 @@ SS.conv.fromPacked = function (p, base, meta) {
     const q = by[b0.name];
     if (!q) return SS.conv.layer(d, i, { dst: [], src: [], weight: [] }, bnd(b0.name), null);
     const bias = SS.floats(q.bias), w = q.kind === "fixed" ? null : SS.floats(q.weight);
-    const dst = [], src = [], wt = [], tie = [];
+    const dst = [], src = [], wt = [];
     if (q.kind === "conv") {  // in (dst, src) order: output node, then input channel, ky, kx
       const [O, I, k] = b0.tieShape, s = b0.srcLayer.map, h = s[1], wd = s[2], oh = b0.map[1], ow = b0.map[2];
-      const st = q.stride, pad = q.padding;
+      const st = q.stride, pad = q.padding, cap = O * oh * ow * I * k * k;
+      const D = new Int32Array(cap), Sx = new Int32Array(cap), Wt = new Float64Array(cap), T = new Int32Array(cap);
+      let n = 0;
       for (let o = 0; o < O; o++) for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) {
         const node = o * oh * ow + y * ow + x;
         for (let ci = 0; ci < I; ci++) for (let ky = 0; ky < k; ky++) {
@@ -74,11 +76,12 @@ SS.conv.fromPacked = function (p, base, meta) {
           for (let kx = 0; kx < k; kx++) {
             const id = ((o * I + ci) * k + ky) * k + kx, ix = x * st - pad + kx;
             if (w[id] === 0 || ix < 0 || ix >= wd) continue;
-            dst.push(node); src.push(ci * h * wd + iy * wd + ix); wt.push(w[id]); tie.push(id);
+            D[n] = node; Sx[n] = ci * h * wd + iy * wd + ix; Wt[n] = w[id]; T[n] = id; n++;
           }
         }
       }
-      return SS.conv.layer(d, i, { dst, src, weight: wt, weight_id: tie }, bnd(b0.name), bias);
+      return SS.conv.layer(d, i, { dst: D.subarray(0, n), src: Sx.subarray(0, n), weight: Wt.subarray(0, n), weight_id: T.subarray(0, n) },
+                           bnd(b0.name), bias);
     }
     if (q.kind === "dense") {
       const n = b0.srcLayer.size;
