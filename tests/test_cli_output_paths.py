@@ -58,7 +58,7 @@ def test_user_path(given, shown):
 
 
 @pytest.mark.parametrize("command", [["graph", "somerun"], ["view", "somerun"], ["analyse", "somerun"],
-                                     ["report", "somerun"]])
+                                     ["report", "somerun"], ["study", "nosweep.toml"], ["search", "nosweep.toml"]])
 @pytest.mark.parametrize("inside", ["rounds/002/metrics.json", "manifest.json", "rounds/new.svg", "x.svg", "rounds/002/report"])
 def test_o_inside_a_run_folder_is_refused(tmp_path, monkeypatch, capsys, command, inside):
     """A finished round's file replaced by a figure would make the run corrupt for every command."""

@@ -387,6 +387,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     from .study import load_sweep, write_study
 
+    _outside_runs(args.out)
     sweep = load_sweep(args.sweep)
     out = Path(args.out or Path("reports") / f"study-{sweep.name}")
     index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
@@ -463,6 +464,7 @@ def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
+    _check_out_file(args.out)
     import dataclasses
     import json
 
