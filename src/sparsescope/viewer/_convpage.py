@@ -31,6 +31,11 @@ _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:t
              "#round-table td{padding:0 6px;text-align:right}"
 
 
+def has_feature_maps(graph: Flowgraph) -> bool:
+    """Whether ``graph`` has a feature-map layer (rank-3 shape ``(C, H, W)``): it gets this page."""
+    return any(len(layer.shape) == 3 for layer in graph.layers)
+
+
 def build_conv_page(rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *, samples_x: np.ndarray,
                     samples_y: np.ndarray, title: str, current: int | None = None,
                     samples_index: np.ndarray | None = None) -> str:
