@@ -58,7 +58,7 @@ def test_user_path(given, shown):
 
 
 @pytest.mark.parametrize("command", [["graph", "somerun"], ["view", "somerun"], ["analyse", "somerun"],
-                                     ["report", "somerun"]])
+                                     ["report", "somerun"], ["study", "nosweep.toml"], ["search", "nosweep.toml"]])
 @pytest.mark.parametrize("inside", ["rounds/002/metrics.json", "manifest.json", "rounds/new.svg", "x.svg", "rounds/002/report"])
 def test_o_inside_a_run_folder_is_refused(tmp_path, monkeypatch, capsys, command, inside):
     """A finished round's file replaced by a figure would make the run corrupt for every command."""
@@ -71,3 +71,19 @@ def test_o_inside_a_run_folder_is_refused(tmp_path, monkeypatch, capsys, command
     assert f"is inside the run folder {run}" in line, line
     assert (run / "rounds" / "002" / "metrics.json").read_text() == "finished"
     assert (run / "manifest.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("argv", [["graph", "nothere"], ["analyse", "nothere", "--exact"], ["view", "x", "-o", "."],
+                                  ["control", "nothere", "--round", "1", "--kind", "reinit"], ["run", "empty.toml"]])
+def test_a_mistake_is_reported_before_torch_is_imported(tmp_path, argv):
+    """Start-up imports torch with Ctrl-C held (sparsescope._interrupt); a mistyped run, config or -o
+    must not wait for that second: it is checked first."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty.toml").write_text("")
+    code = ("import sys; from sparsescope.cli import main; c = main(sys.argv[1:]); "
+            "print(c, 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.stdout.split() == ["2", "False"], (res.stdout, res.stderr)
+    assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("sparsescope: error: "), res.stderr

@@ -166,3 +166,35 @@ def test_conv_page_in_chromium(graph, tmp_path, browser):
     page.mouse.wheel(0, -200)
     assert errors == [] and requests == []
     ctx.close()
+
+
+@pytest.mark.slow
+def test_conv_report_exact_section(graph, tmp_path):
+    """``report --exact`` on a conv net: per layer the exact ends counted and the interval and exact
+    widths side by side (the numbers of the analysis), the simplified graph as a channel figure,
+    and the same bytes twice."""
+    from sparsescope.exact import analyse_box, make_box
+
+    g = graph.with_bounds(None)
+    a = analyse_box(g, make_box(g, "unit"), exact=True)
+    x, y = _samples(2)
+    pages = []
+    for name in ("e1", "e2"):
+        index = write_report(tmp_path / name, a.graph, rounds=[], samples_x=x, samples_y=y, sample_index=1,
+                             title="cnn " + HOSTILE, exact=a)
+        pages.append(index.read_bytes())
+        assert (tmp_path / name / "figures" / "simplified.svg").is_file()
+    assert pages[0] == pages[1]
+    page = pages[0].decode()
+    assert "Exact analysis" in page and HOSTILE not in page
+    r = a.ranges
+    for name in r.layers:
+        ends = int(np.sum(r.lo_status[name] == "exact") + np.sum(r.hi_status[name] == "exact"))
+        ew = r.hi[name] - r.lo[name]
+        ok = np.isfinite(ew) & (ew > 1e-12)
+        iw = r.interval.pre_hi[name] - r.interval.pre_lo[name]
+        assert (f'<td class="l">{name}</td><td>{int(ok.sum())}</td><td>{iw[ok].mean():.4g}</td>'
+                f"<td>{ew[ok].mean():.4g}</td>") in page
+        assert f"<td>{ends} / {2 * ew.size}</td>" in page
+    svg = (tmp_path / "e1" / "figures" / "simplified.svg").read_text()
+    assert svg.count("channel") > 0

@@ -120,8 +120,8 @@ def test_fast_fit_equals_autograd_fit(masked):
     masks = {n: torch.rand(s, generator=gen) < 0.4 for n, s in spec.kernel_shapes.items()} if masked else None
     cfg = TrainConfig(epochs=2, batch_size=32, lr=2e-3)  # 150 images: the last batch of each epoch is smaller
     data = _data()
-    fast = fit(spec, params, masks, data, cfg, seed=3, snapshot_step=4)
-    slow = fit_sequential(spec, params, masks, data, cfg, 3, 4, None, fast=False)
+    fast = fit_sequential(spec, params, masks, data, cfg, 3, 4, None, fast=True)
+    slow = fit(spec, params, masks, data, cfg, seed=3, snapshot_step=4)  # the default: autograd
     for k in slow.params:
         assert torch.allclose(fast.params[k], slow.params[k], atol=2e-5, rtol=1e-4), k
         assert torch.allclose(fast.snapshot[k], slow.snapshot[k], atol=2e-5, rtol=1e-4), k
@@ -139,8 +139,44 @@ def test_fast_fit_is_deterministic():
     params = init_params(spec, 0)
     data = _data(n=90)
     cfg = TrainConfig(epochs=1, batch_size=30)
-    a = fit(spec, params, None, data, cfg, seed=7)
-    b = fit(spec, params, None, data, cfg, seed=7)
+    a = fit_sequential(spec, params, None, data, cfg, 7, None, None, fast=True)
+    b = fit_sequential(spec, params, None, data, cfg, 7, None, None, fast=True)
     for k in a.params:
         assert torch.equal(a.params[k], b.params[k]), k
     assert a.history == b.history
+
+
+def test_large_buffers_fall_back_to_autograd(monkeypatch):
+    from sparsescope.train import _convfast
+
+    spec = sequential_from_table(STUDY)
+    stepper = ConvStepper(spec, init_params(spec, 0), {n: None for n in spec.layer_names})
+    assert stepper.cols_floats(60) == 60 * (16 * 13 * 13 + 96 * 12 * 12 + 96 * 11 * 11)
+    data = _data(n=60)
+    cfg = TrainConfig(epochs=1, batch_size=30)
+    slow = fit_sequential(spec, init_params(spec, 0), None, data, cfg, 2, None, None, fast=False)
+    monkeypatch.setattr(_convfast, "MAX_COLS_FLOATS", stepper.cols_floats(30) - 1)
+    capped = fit_sequential(spec, init_params(spec, 0), None, data, cfg, 2, None, None, fast=True)
+    for k in slow.params:
+        assert torch.equal(capped.params[k], slow.params[k]), k  # the autograd path, bit for bit
+
+
+@pytest.mark.parametrize("table", [
+    {"kind": "sequential", "input_shape": [7], "layers": [
+        {"type": "linear", "features": 5}, {"type": "relu"}, {"type": "linear", "features": 3}]},
+    {"kind": "sequential", "input_shape": [2, 5, 5], "layers": [
+        {"type": "flatten"}, {"type": "linear", "features": 4}, {"type": "relu"}, {"type": "linear", "features": 3}]},
+])
+def test_flat_and_flatten_first_specs_equal_autograd(table):
+    spec = sequential_from_table(table)
+    params = {k: v.double() for k, v in init_params(spec, 4).items()}
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, *spec.input_shape, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, spec.num_outputs, (6,), generator=gen)
+    grads = {k: torch.zeros_like(v) for k, v in params.items()}
+    logits = ConvStepper(spec, params, {n: None for n in spec.layer_names}).step(
+        x, F.one_hot(y, spec.num_outputs).double(), grads)
+    ref_logits, ref = _autograd(spec, params, x, y)
+    assert torch.allclose(logits, ref_logits, rtol=1e-12, atol=1e-14)
+    for k, g in ref.items():
+        assert torch.allclose(grads[k], g, rtol=1e-10, atol=1e-14), k

@@ -250,6 +250,25 @@ def test_parallel_workers_give_the_same_answer():
             np.testing.assert_array_equal(getattr(one, key)[name], getattr(two, key)[name])
 
 
+def test_a_foreign_highs_scheduler_does_not_break_the_programs():
+    """Another HiGHS user in the process started the global scheduler with two threads:
+    the programs (one thread) still finish, every end exact."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 2)
+    h.addVar(0.0, 1.0)
+    h.changeColIntegrality(0, highspy.HighsVarType.kInteger)
+    h.changeColCost(0, 1.0)
+    h.run()
+    rng = np.random.default_rng(4)
+    model = random_mlp(rng, (6,), [6, 5, 3], [1.0, 1.0, 1.0], torch.float32)
+    graph = from_torch(model, (6,))
+    r = exact_ranges(graph, np.zeros(6), np.ones(6), workers=1)
+    assert r.solves > 0 and r.count("exact")[0] == r.count("exact")[1]
+
+
 def test_time_cap_keeps_sound_bounds_and_claims_nothing_unproven():
     """A dense 10-20-20-5 net with a 1 ms cap per program (uncapped it takes seconds):
     ends the solver did not finish are 'bound', and every bound still holds."""

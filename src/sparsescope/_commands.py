@@ -29,14 +29,17 @@ _START_UP = {  # command -> what its work imports, loaded while Ctrl-C is held (
 
 
 def start_up(args: argparse.Namespace) -> None:
-    """Import what ``args.command`` needs, C extensions first; ``cli.main`` calls it with Ctrl-C held.
+    """Check what is cheap to check, then import what ``args.command`` needs, C extensions first;
+    ``cli.main`` calls it with Ctrl-C held.
 
     An interrupt inside torch's or numpy's initialisers can leave them
-    half-imported or abort the process; here none can arrive.  A module that
-    is not installed is left for the command to report.
+    half-imported or abort the process; here none can arrive.  A mistyped
+    run, config or ``-o`` is reported first, without waiting for torch.  A
+    module that is not installed is left for the command to report.
     """
     import importlib
 
+    _cheap_checks(args)
     names = _START_UP.get(args.command, ())
     if getattr(args, "exact", False):
         names += ("highspy",)
@@ -45,6 +48,23 @@ def start_up(args: argparse.Namespace) -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+
+
+def _cheap_checks(args: argparse.Namespace) -> None:
+    """The mistakes :func:`start_up` reports before the heavy imports: ``-o``, the run, the config."""
+    if args.command in ("report", "study"):
+        _outside_runs(args.out)
+    elif args.command in ("graph", "view", "analyse", "search"):
+        _check_out_file(args.out)
+    if args.command in ("graph", "report", "view", "analyse", "control") and args.run:
+        if args.command == "control" or not _model_file(args):
+            from .runs import resolve_run
+
+            resolve_run(args.run, args.runs_dir)
+    elif args.command == "run":
+        from ._config import load_config
+
+        load_config(args.config)
 
 
 def _default_name(stem: str, suffix: str = "") -> str:
@@ -387,6 +407,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     from .study import load_sweep, write_study
 
+    _outside_runs(args.out)
     sweep = load_sweep(args.sweep)
     out = Path(args.out or Path("reports") / f"study-{sweep.name}")
     index = write_study(sweep, args.runs_dir, out, floor=args.floor, measure=args.measure, executor=args.executor,
@@ -463,6 +484,7 @@ def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search layerwise rates minimising a readability measure at an accuracy floor; write and print the result."""
+    _check_out_file(args.out)
     import dataclasses
     import json
 

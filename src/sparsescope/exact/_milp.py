@@ -425,7 +425,7 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
     h.setOptionValue("time_limit", max(float(time_limit) - (time.perf_counter() - started), 1e-3))
     pad = tolerance_pad(graph, known, need, lo, hi, objective, binary_coef=cut_mag)
     n_x = int(x_need.sum())
-    h.run()
+    _run_checked(highspy, h, obj_cost, obj_const)
     ms = h.getModelStatus()
     info = h.getInfo()
     status = {highspy.HighsModelStatus.kOptimal: "optimal", highspy.HighsModelStatus.kTimeLimit: "time"}.get(ms, "failed")
@@ -449,3 +449,26 @@ def _solve_one(highspy, graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.n
     if not np.isfinite(dual):
         dual = none
     return Solve(status, value, dual, x, binaries, n_col + n_row, pad, relaxed)
+
+
+def _run_checked(highspy, h, cost: np.ndarray, offset: float) -> None:
+    """``h.run()``, guarded against two HiGHS failure modes seen in practice.
+
+    * An error status when HiGHS' global thread scheduler was started, by some
+      earlier instance in this process, with more threads than ours asks for:
+      reset the scheduler and run again.
+    * A reported optimum whose returned columns give another objective value (a
+      postsolve slip): run again without presolve.  The witness check would
+      catch such a point anyway, but only by giving up the end's exactness.
+    """
+    if h.run() == highspy.HighsStatus.kError:
+        highspy.Highs.resetGlobalScheduler(True)
+        h.run()
+    info = h.getInfo()
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal and info.primal_solution_status >= 2 and cost.size:
+        col = np.asarray(h.getSolution().col_value)
+        v = float(cost @ col) + offset
+        ref = float(info.objective_function_value)
+        if not abs(v - ref) <= 1e-7 * (1 + abs(ref) + float(np.abs(cost) @ np.abs(col))):
+            h.setOptionValue("presolve", "off")
+            h.run()

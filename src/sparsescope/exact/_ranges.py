@@ -37,13 +37,14 @@ import numpy as np
 from .._errors import GraphError
 from ..bounds import interval_bounds, rounding_slack
 from ..graph import Bounds, Flowgraph, evaluate
-from ..graph._eval import apply_activation
+from ..graph._eval import affine, apply_activation, layer_matrix
 from ._milp import Known, Solve, solve
 from ._parallel import run_tasks
 
 STATUSES = ("exact", "bound")
 HOWS = ("constant", "greedy", "milp", "interval")
 _U64 = np.finfo(np.float64).eps / 2
+_CHUNK = 512  # rows per block when many points go through the network at once
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,17 +253,26 @@ def _check_witnesses(graph: Flowgraph, out: dict, wit: np.ndarray) -> np.ndarray
     remap = np.full(len(wit) + 1, -1, dtype=np.int64)
     remap[used] = np.arange(used.size)
     kept = wit[used]
-    ev = evaluate(graph, kept) if used.size else None
+    # evaluate in blocks, reading only the checked values (thousands of witnesses
+    # through an unrolled convolution would not fit in memory at once)
+    checks = []  # (layer, side, witness rows, units)
     for n in out["lo"]:
         for side in ("lo", "hi"):
             idx = remap[out[side + "_witness"][n]]
             out[side + "_witness"][n] = idx
-            for j in np.flatnonzero(idx >= 0):
-                v = ev.pre[n][idx[j], j]
-                want = out[side][n][j]
-                if not abs(v - want) <= 1e-9 * (1 + abs(want)):
-                    out[side + "_witness"][n][j] = -1
-                    out[side + "_status"][n][j] = "bound"
+            units = np.flatnonzero(idx >= 0)
+            checks.append((n, side, idx[units], units))
+    got = {(n, side): np.full(units.size, np.nan) for n, side, _, units in checks}
+    for i in range(0, kept.shape[0], _CHUNK):
+        ev = evaluate(graph, kept[i : i + _CHUNK])
+        for n, side, rows, units in checks:
+            here = (rows >= i) & (rows < i + _CHUNK)
+            got[(n, side)][here] = ev.pre[n][rows[here] - i, units[here]]
+    for n, side, _, units in checks:
+        want = out[side][n][units]
+        bad = units[~(np.abs(got[(n, side)] - want) <= 1e-9 * (1 + np.abs(want)))]
+        out[side + "_witness"][n][bad] = -1
+        out[side + "_status"][n][bad] = "bound"
     return kept
 
 
@@ -287,20 +297,25 @@ def _settle(r: dict, j: int, side: str, v: float, wi: int, dual: float, pad: flo
 def sparse_pre(graph: Flowgraph, x: np.ndarray, upto: str) -> np.ndarray:
     """Pre-activations of layer ``upto`` for inputs ``x`` ``(B, n_in)``, float64, along the edges only.
 
-    The same sums as :func:`evaluate` in another order (fast for sparse
-    layers); every witness is re-checked with :func:`evaluate` at the end.
+    The same sums as :func:`evaluate` (CSR products for large layers),
+    ``_CHUNK`` rows at a time so that thousands of points through an unrolled
+    convolution stay within memory; every witness is re-checked with
+    :func:`evaluate` at the end.
     """
-    post = {graph.input.name: np.asarray(x, dtype=np.float64)}
-    for layer in graph.layers[1:]:
-        z = np.tile(layer.bias, (post[graph.input.name].shape[0], 1))
-        if layer.num_edges:
-            terms = post[layer.source][:, layer.src] * layer.weight
-            starts = np.flatnonzero(np.r_[True, np.diff(layer.dst) != 0])
-            z[:, layer.dst[starts]] += np.add.reduceat(terms, starts, axis=1)
-        if layer.name == upto:
-            return z
-        post[layer.name] = apply_activation(layer.activation, z)
-    raise GraphError(f"no layer named {upto!r}")
+    if upto not in {L.name for L in graph.layers[1:]}:
+        raise GraphError(f"no layer named {upto!r}")
+    x = np.asarray(x, dtype=np.float64)
+    mats = {L.name: layer_matrix(L, graph.layer(L.source).size) for L in graph.layers[1:]}
+    out = []
+    for i in range(0, max(len(x), 1), _CHUNK):
+        post = {graph.input.name: x[i : i + _CHUNK]}
+        for layer in graph.layers[1:]:
+            z = affine(mats[layer.name], post[layer.source]) + layer.bias
+            if layer.name == upto:
+                out.append(z)
+                break
+            post[layer.name] = apply_activation(layer.activation, z)
+    return np.vstack(out)
 
 
 def _post_range(layer, known: Known) -> tuple[np.ndarray, np.ndarray]:
@@ -334,21 +349,31 @@ def greedy_points(graph: Flowgraph, known: Known, lo: np.ndarray, hi: np.ndarray
     a tree there is no conflict and the point attains the interval bound
     exactly; otherwise it is a candidate that the caller checks.
     """
+    from scipy.sparse import csr_matrix
+
     names = [L.name for L in graph.layers]
     upto = names.index(name)
-    dem = {name: np.asarray(demand, dtype=np.float64)}
+    # sparse demands: a unit's demand reaches only its cone (a conv unit's receptive field)
+    dem = {name: csr_matrix(np.asarray(demand, dtype=np.float64))}
     for L in reversed(graph.layers[1 : upto + 1]):
         d = dem.pop(L.name, None)
         if d is None:
             continue
-        d = np.sign(d)
+        d = d.sign()
+        d.eliminate_zeros()
         src = graph.layer(L.source)
         s_lo, s_hi = _post_range(src, known) if src.kind == "affine" else (lo, hi)
         width = np.where(s_hi > s_lo, s_hi - s_lo, 0.0)
-        w = L.dense_weight(src.size) * width[None, :]
-        dem[src.name] = dem.get(src.name, 0.0) + d @ w
-    d = dem.get(graph.input.name, np.zeros((len(demand), lo.size)))
-    return np.where(d > 0, hi, lo)
+        w = csr_matrix((L.weight * width[L.src], (L.dst, L.src)), shape=(L.size, src.size))
+        push = d @ w
+        dem[src.name] = push if src.name not in dem else dem[src.name] + push
+    out = np.tile(lo, (len(demand), 1))
+    d = dem.get(graph.input.name)
+    if d is not None:
+        d = d.tocoo()
+        up = d.data > 0
+        out[d.row[up], d.col[up]] = hi[d.col[up]]
+    return out
 
 
 def _tighten(r: dict, j: int, side: str, dual: float, pad: float) -> None:

@@ -17,14 +17,19 @@ def _e(s: Any) -> str:
 
 
 def exact_section(a: Any, figures: Path, save: Callable[[Path, str, Any], tuple[str, str]],
-                  figure: Callable[[str, str, str], str], title: str) -> str:
-    """HTML for a :class:`sparsescope.exact.BoxAnalysis` made with ``exact=True``."""
+                  figure: Callable[[str, str, str], str], title: str,
+                  draw: Callable[[Any, str], Any] | None = None) -> str:
+    """HTML for a :class:`sparsescope.exact.BoxAnalysis` made with ``exact=True``.
+
+    ``draw(graph, title)`` draws the simplified graph (default: the unit-level
+    flowgraph figure; a conv report passes its channel-level figure).
+    """
     r, sim = a.ranges, a.simplified
     exact, total = r.count("exact")
     parts = ["<h2>Exact analysis</h2>",
              f"<p>Over the input box <code>{_e(a.box.spec)}</code>: <b>{exact}</b> of {total} range ends are exact, "
              f"each attained by a witness input ({r.solves} mixed-integer programs, up to {r.max_binaries} binaries, "
-             f"{r.seconds:.2f} s). Width of the interval bounds over the exact range, per layer:</p>"]
+             f"at most {r.time_limit:g} s each). Width of the interval bounds over the exact range, per layer:</p>"]
     rows = []
     for name in r.layers:
         iw = r.interval.pre_hi[name] - r.interval.pre_lo[name]
@@ -33,8 +38,13 @@ def exact_section(a: Any, figures: Path, save: Callable[[Path, str, Any], tuple[
         ratio = iw[ok] / ew[ok]
         mean = f"{ratio.mean():.3f}" if ratio.size else "-"
         mx = f"{ratio.max():.3f}" if ratio.size else "-"
-        rows.append(f'<tr><td class="l">{_e(name)}</td><td>{int(ok.sum())}</td><td>{mean}</td><td>{mx}</td></tr>')
-    parts.append('<table><tr><th class="l">layer</th><th>non-constant units</th><th>mean</th><th>max</th></tr>'
+        iwm = f"{iw[ok].mean():.4g}" if ok.any() else "-"
+        ewm = f"{ew[ok].mean():.4g}" if ok.any() else "-"
+        ends = int(np.sum(r.lo_status[name] == "exact") + np.sum(r.hi_status[name] == "exact"))
+        rows.append(f'<tr><td class="l">{_e(name)}</td><td>{int(ok.sum())}</td><td>{iwm}</td><td>{ewm}</td>'
+                    f"<td>{mean}</td><td>{mx}</td><td>{ends} / {2 * ew.size}</td></tr>")
+    parts.append('<table><tr><th class="l">layer</th><th>non-constant units</th><th>interval width (mean)</th>'
+                 '<th>exact width (mean)</th><th>ratio mean</th><th>ratio max</th><th>exact ends</th></tr>'
                  + "".join(rows) + "</table>")
     out = a.graph.output
     rows = []
@@ -53,7 +63,8 @@ def exact_section(a: Any, figures: Path, save: Callable[[Path, str, Any], tuple[
                  f"{o['vertices']} &rarr; {n['vertices']}, live edges {o['edges']} &rarr; {n['edges']}. Certified "
                  f"facts: {_e(', '.join(f'{k} {v}' for k, v in sorted(kinds.items())))}"
                  + (f"; composed linear layers: {_e(', '.join(sim.composed))}" if sim.composed else "") + ".</p>")
-    svg, png = save(figures, "simplified", graph_figure(sim.graph, title=f"{title}: simplified over {a.box.spec}"))
+    draw = draw or (lambda g, t: graph_figure(g, title=t))
+    svg, png = save(figures, "simplified", draw(sim.graph, f"{title}: simplified over {a.box.spec}"))
     parts.append(figure(svg, png, "The simplified graph: units proven off removed, constant units folded into "
                         "their consumers' biases; bounds are the exact analysis' sound bounds."))
     return "\n".join(parts)

@@ -206,6 +206,12 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
         from ._convreport import build_conv_body
 
         body = build_conv_body(root, graph, xs, ys, k, title)
+        if exact is not None:
+            from ._convfig import channel_figure
+            from ._exact import exact_section
+
+            body.append(exact_section(exact, figures, _save, _figure, title,
+                                      draw=lambda g, t: channel_figure(g, title=t)))
         _finish(root, figures, body, rounds, title, comparison)
         return
     st = analyse(graph)

@@ -119,18 +119,14 @@ class _Buffers:
     def __init__(self, net: FlatMLP, b: int, shared: bool) -> None:
         K, shapes, last = net.k, net.shapes, len(net.shapes) - 1
         relu, relu_back = torch.clamp_min, torch.ops.aten.threshold_backward.grad_input
-        a0 = torch.ones(b, shapes[0][1]) if shared else _tickets(K, b, shapes[0][1], 1.0)
+        # a0 is only ever read by the products (whose rounding depends on where the OUTPUT sits, see
+        # FlatMLP), so it stays contiguous and one index_select fills every ticket's rows
+        a0 = torch.ones(b, shapes[0][1]) if shared else torch.ones(K, b, shapes[0][1])
         a = [a0] + [_tickets(K, b, i, 1.0) for (_, i) in shapes[1:]]
         z = [_tickets(K, b, o) for (o, _) in shapes]
         g = [_tickets(K, b, o) for (o, _) in shapes]
         self.sm, self.logits = _tickets(K, b, shapes[-1][0]), z[-1]
-        self.x, self.gathered = a0[..., :-1], None
-        if not shared:  # one index_select fills every ticket's rows: straight into a0 when it has no padding
-            n_in = shapes[0][1] - 1
-            if a0.stride(0) == b * (n_in + 1):
-                self.x = a0.as_strided((K * b, n_in), (n_in + 1, 1))
-            else:
-                self.gathered = torch.empty(K * b, n_in)
+        self.x = a0[:, :-1] if shared else a0.view(K * b, -1)[:, :-1]
         h = [a0[..., :-1]] + [t[:, :, :-1] for t in a[1:]]
         self.g_last = g[last]
         wt = [w.transpose(1, 2) for w in net.w]
@@ -191,9 +187,9 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         full = _Buffers(net, min(bsz, n), shared)
         short = _Buffers(net, n % bsz, shared) if n % bsz else full
-    train_seconds, step = 0.0, 0
+    train_seconds, cpu_seconds, step = 0.0, 0.0, 0
     for epoch in range(config.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (1 or K, n)
         if shared:
             noh = onehot.index_select(0, perms[0]).mul_(scale)  # (n, classes), -onehot / batch size
@@ -214,6 +210,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
                     if snaps[k] == step:
                         results[k].snapshot = net.collect(names, k)
         train_seconds += time.perf_counter() - t0
+        cpu_seconds += time.process_time() - c0
         for k in range(K):
             tr_loss, tr_acc = _scores(epoch_logits[k], y.index_select(0, perms[0 if shared else k]))
             te_loss, te_acc = evaluate_model(spec, net.collect(names, k), data.x_test, data.y_test)
@@ -223,7 +220,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
         if snaps[k] is not None and results[k].snapshot is None:
             results[k].snapshot = net.collect(names, k)
         results[k].params = net.collect(names, k)
-        results[k].train_seconds = train_seconds / K
+        results[k].train_seconds, results[k].train_cpu_seconds = train_seconds / K, cpu_seconds / K
     return results
 
 
@@ -294,11 +291,7 @@ def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor):
 
 def _step(net: FlatMLP, buf: _Buffers, x, idx, noh, alpha: float) -> None:
     """One forward/backward of every ticket into ``net.grad`` (masked); the logits land in ``buf.logits``."""
-    if buf.gathered is None:
-        torch.index_select(x, 0, idx, out=buf.x)
-    else:
-        torch.index_select(x, 0, idx, out=buf.gathered)
-        buf.x.copy_(buf.gathered.view(buf.x.shape))
+    torch.index_select(x, 0, idx, out=buf.x)
     for op in buf.fwd:
         op()
     torch.softmax(buf.logits, 2, out=buf.sm)

@@ -1,10 +1,11 @@
 """Training any :class:`SequentialSpec` (convolutions included).
 
 The MLP keeps its own fast path (``_fit``); this loop serves every
-SequentialSpec.  Per step the gradients come from the hand-written
-:class:`~._convfast.ConvStepper` (im2col + one matmul per product; the
-default) or, with ``fast=False``, from ``torch.autograd.grad`` over the
-functional forward (the reference the tests hold the fast path to).
+SequentialSpec.  Per step the gradients come from ``torch.autograd.grad``
+over the functional forward (the default) or, with ``fast=True``, from the
+hand-written :class:`~._convfast.ConvStepper` (im2col + one matmul per
+product, held to autograd by the tests; measured no faster per epoch on the
+study's CNN, so not the default).
 Masked gradients are zeroed in place, then the same fused Adam kernel as the
 MLP path steps (``_FusedAdam``, no ``torch.optim`` import).  Weights are
 multiplied by their mask before training and their gradients masked before
@@ -39,14 +40,18 @@ def evaluate_sequential(spec: SequentialSpec, params: dict[str, torch.Tensor], x
     return loss / n, correct / n
 
 
-def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step, *, fast: bool = True):
+def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step, *, fast: bool = False):
     """The body of :func:`sparsescope.train.fit` for a SequentialSpec (same contract).
 
-    ``fast``: gradients from the hand-written :class:`~._convfast.ConvStepper`
-    (the default); ``False``: through autograd (the reference the tests compare
-    it with).  Both share everything else: batches, masking, fused Adam.
+    ``fast=False`` (the default): gradients through autograd.  ``fast=True``:
+    from the hand-written :class:`~._convfast.ConvStepper` (unless its im2col
+    buffers would exceed ``MAX_COLS_FLOATS``, e.g. large images), which the
+    tests hold to autograd.  It is not the default because on the shared
+    2-core machine it measured no faster over a whole epoch of the study's CNN
+    (bench/bench_cnn.py --hand-written); see train/_convfast.py.  Both share
+    everything else: batches, masking, fused Adam.
     """
-    from ._convfast import ConvStepper
+    from ._convfast import MAX_COLS_FLOATS, ConvStepper
     from ._fit import TrainResult, _FusedAdam, _scores
 
     names = spec.layer_names
@@ -75,8 +80,8 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     collect = lambda: {k: ps[k].detach().clone() for k in keys}  # noqa: E731
     if snapshot_step == 0:
         result.snapshot = collect()
-    if fast:
-        stepper = ConvStepper(spec, ps, ms)
+    stepper = ConvStepper(spec, ps, ms) if fast else None
+    if stepper is not None and stepper.cols_floats(min(bsz, n)) <= MAX_COLS_FLOATS:
         onehot = F.one_hot(y, spec.num_outputs).to(torch.float32)
         grad_step = lambda xb, yb, idx: stepper.step(xb, onehot.index_select(0, idx), gdict)  # noqa: E731
     else:

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .._errors import SparsescopeError
+from ._convpage import conv_graph_metrics, has_feature_maps, write_conv_page
 from ._page import write_page
 
 DEFAULT_SAMPLES = 100
@@ -98,9 +99,7 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     def graph(r: int):
         return current if r == current.meta["round"] else round_flowgraph(store, r, box=box, data=data)
 
-    if any(len(layer.shape) == 3 for layer in current.layers):  # feature maps: the conv page
-        from ._convpage import write_conv_page
-
+    if has_feature_maps(current):  # feature maps: the conv page
         return write_conv_page(path, [graph(r) if r in chosen else None for r in finished], metrics,
                                current=finished.index(current.meta["round"]), samples_x=data.x_test[pick].astype(np.float64),
                                samples_y=data.y_test[pick], samples_index=pick, title=str(current.meta["run"]))
@@ -140,11 +139,15 @@ def _write_rl_page(store, path: str | Path, *, round_index: int | None, box: str
 def write_graph_page(path: str | Path, graph, *, samples_x: np.ndarray | None = None,
                      samples_y: np.ndarray | None = None, title: str | None = None) -> Path:
     """Write the page of one flowgraph (an imported model, say): no rounds slider, the given
-    samples (``(N, n_in)`` and their ``(N,)`` class labels) or none -- then only drawing."""
+    samples (``(N, n_in)`` and their ``(N,)`` class labels) or none -- then only drawing.
+    A graph with feature maps (a conv layer) gets the conv page, as a conv run does."""
     from ._page import _graph_metrics
 
     n = graph.input.size
     if samples_x is None:
         samples_x, samples_y = np.zeros((0, n)), np.zeros(0, dtype=np.int64)
+    if has_feature_maps(graph):  # feature maps: the conv page, as a conv run gets
+        return write_conv_page(path, [graph], [conv_graph_metrics(graph)], current=0, samples_x=samples_x, samples_y=samples_y,
+                               title=str(title or graph.meta.get("model", "flowgraph")))
     return write_page(path, [graph], [_graph_metrics(graph)], current=0, samples_x=samples_x,
                       samples_y=samples_y, title=str(title or graph.meta.get("model", "flowgraph")))
