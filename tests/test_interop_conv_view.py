@@ -10,6 +10,7 @@ evaluator's, in float32).  ``report MODEL.onnx`` must draw the conv figures.
 
 from __future__ import annotations
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -96,7 +97,8 @@ def test_view_model_onnx_is_the_conv_page_with_faithful_values(models, browser, 
         onnx_ref = reference(mdl["onnx"], mdl["x"])
         with opened(browser, html.as_uri()) as page:
             assert page.evaluate("sparsescope.state().view") == "channels"
-            assert page.locator("#title").text_content().startswith(mdl["name"])
+            assert page.locator("#title").text_content() == mdl["name"] + " \u00b7 round 0"  # one round, as a model file is
+            assert "density 100.00%" in page.locator("#subtitle").text_content()
             assert page.evaluate("sparsescope.samples().thumbs") == list(range(N))
             for k in range(N):
                 page.locator("#thumbs canvas").nth(k).click()
@@ -137,6 +139,18 @@ def test_from_torch_graph_page_is_the_conv_page(models, browser, tmp_path):  # n
         page.locator("#thumbs canvas").nth(3).click()
         _check_values(page, g, mdl["module"], np.asarray(page.evaluate("sparsescope.input()")))
     assert _is_conv_page(__import__("html").unescape(notebook_html(g)))
+    # a pruned model: the density shown counts kernel and matrix weights (torch's parameters)
+    pruned = copy.deepcopy(mdl["module"])
+    with torch.no_grad():
+        for p in pruned.parameters():
+            if p.ndim > 1:
+                p.mul_(p.abs() > p.abs().median())
+    ws = [p for p in pruned.parameters() if p.ndim > 1]
+    want = sum(int((p != 0).sum()) for p in ws) / sum(p.numel() for p in ws)
+    path = write_graph_page(tmp_path / "p.html", from_torch(pruned, mdl["shape"]), title="pruned")
+    with opened(browser, path.as_uri()) as page:
+        assert f"density {100 * want:.2f}% " in page.locator("#subtitle").text_content()
+        assert page.evaluate("sparsescope.samples().thumbs") == []
 
 
 def test_report_model_onnx_draws_the_conv_figures(models, tmp_path):

@@ -36,6 +36,23 @@ def has_feature_maps(graph: Flowgraph) -> bool:
     return any(len(layer.shape) == 3 for layer in graph.layers)
 
 
+def conv_graph_metrics(graph: Flowgraph) -> dict:
+    """The figures of a single conv flowgraph (an imported model): weights counted as parameters --
+    a conv layer's nonzero kernel weights out of its ``O*I*k*k``, a dense layer's edges out of
+    ``out*in``; an average pool has none -- so an unpruned model is at density 100%."""
+    left, total = {}, {}
+    for layer in graph.layers[1:]:
+        if layer.weight_id is None:
+            left[layer.name], total[layer.name] = layer.num_edges, layer.size * graph.layer(layer.source).size
+        elif layer.weight_shape is not None and len(layer.weight_shape) == 4:
+            left[layer.name] = int(np.unique(layer.weight_id).size)
+            total[layer.name] = int(np.prod(layer.weight_shape))
+    meta = graph.meta
+    acc = meta.get("test_accuracy")
+    return {"round": meta.get("round", 0), "density": sum(left.values()) / max(sum(total.values()), 1),
+            "weights_left": left, "weights_total": total, "test_accuracy": acc if isinstance(acc, (int, float)) else None}
+
+
 def build_conv_page(rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *, samples_x: np.ndarray,
                     samples_y: np.ndarray, title: str, current: int | None = None,
                     samples_index: np.ndarray | None = None) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
-from ._convpage import build_conv_page, has_feature_maps
+from ._convpage import build_conv_page, conv_graph_metrics, has_feature_maps
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
 from ._template import asset, fill
@@ -124,7 +124,7 @@ def notebook_html(graph: Flowgraph, *, height: int = 640) -> str:
     n = graph.input.size
     kw = dict(samples_x=np.zeros((0, n)), samples_y=np.zeros(0, dtype=np.int64), title=str(graph.meta.get("run", "flowgraph")))
     if has_feature_maps(graph):
-        page = build_conv_page(graph, [_graph_metrics(graph)], **kw)
+        page = build_conv_page([graph], [conv_graph_metrics(graph)], current=0, **kw)  # a list: the header names round 0
     else:
         page = build_page([graph], [_graph_metrics(graph)], current=0, **kw)
     return (

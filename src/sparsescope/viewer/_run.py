@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .._errors import SparsescopeError
-from ._convpage import has_feature_maps, write_conv_page
+from ._convpage import conv_graph_metrics, has_feature_maps, write_conv_page
 from ._page import write_page
 
 DEFAULT_SAMPLES = 100
@@ -154,7 +154,7 @@ def write_graph_page(path: str | Path, graph, *, samples_x: np.ndarray | None = 
     if samples_x is None:
         samples_x, samples_y = np.zeros((0, n)), np.zeros(0, dtype=np.int64)
     if has_feature_maps(graph):  # feature maps: the conv page, as a conv run gets
-        return write_conv_page(path, graph, [_graph_metrics(graph)], samples_x=samples_x, samples_y=samples_y,
+        return write_conv_page(path, [graph], [conv_graph_metrics(graph)], current=0, samples_x=samples_x, samples_y=samples_y,
                                title=str(title or graph.meta.get("model", "flowgraph")))
     return write_page(path, [graph], [_graph_metrics(graph)], current=0, samples_x=samples_x,
                       samples_y=samples_y, title=str(title or graph.meta.get("model", "flowgraph")))
