@@ -1,7 +1,8 @@
 """Study benchmarks (a script, not a test): batched tickets, and a sweep on local processes and Dask.
 
     python bench/bench_study.py batched [--dataset mnist] [--k 8]
-    python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--runs-dir DIR]
+    python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--dataset D]
+    python bench/bench_study.py executor-step [--executors local,dask]
 
 ``batched``: one round (3 epochs) of K dense tickets trained together
 (:func:`sparsescope.study.fit_batched`) against one ticket alone
@@ -12,18 +13,24 @@ weights x samples x epochs FLOPs per ticket over the single-thread matmul
 FLOP/s measured in this run (K tickets do K times the arithmetic of one,
 so the floor alone is K/(one's ratio to its floor) times one).
 
+``executor-step``: one batched step (K dense tickets) on a worker of each
+executor, repeated: wall, the task thread's CPU and its page faults -- what
+an executor adds per task, less sensitive to load than a whole sweep.
+
 ``sweep``: the study sweep (3 schedules x 3 seeds x (ticket + 2 controls) to
 about 2% density) from an empty run store, wall time on the given executor;
 targets: <= 5 minutes with the local executor, local Dask within 1.2x of it.
-Prints the serial training time it contains (sum over every round and control)
-so the parallel speed-up can be read off.  The numbers depend on how busy
-the machine is: say so when quoting them.
+Prints where the time goes (training loops, the rest of each task, and time
+outside tasks: start-up, scheduling, idle), the CPU seconds and the load
+average before and after.  The numbers depend on how busy the machine is:
+say so when quoting them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -49,7 +56,6 @@ def bench_batched(args: argparse.Namespace) -> None:
     data = load(args.dataset)
     spec, cfg = MLPSpec(), TrainConfig()
     flops = matmul_flops()
-    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
     starts = [init_params(spec, s) for s in range(args.k)]
     fit(spec, starts[0], None, data, TrainConfig(epochs=1), seed=0)  # warm up
     one = [fit(spec, starts[0], None, data, cfg, seed=r) for r in range(args.repeats)]
@@ -60,6 +66,8 @@ def bench_batched(args: argparse.Namespace) -> None:
         for c, seeds in cases.items():
             res = fit_batched(spec, starts, [None] * args.k, data, cfg, seeds=seeds)
             many[c].append((res[0].train_seconds * args.k, res[0].train_cpu_seconds * args.k))
+    flops = max(flops, matmul_flops())  # best of before and after: a busy moment only lowers it
+    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
     med = statistics.median
     w1, c1 = med(r.train_seconds for r in one), med(r.train_cpu_seconds for r in one)
     print(f"matmul 512x512 {flops / 1e9:.1f} GFLOP/s; {args.dataset} ({len(data.x_train)} samples), MLP {spec.sizes}, "
@@ -73,24 +81,92 @@ def bench_batched(args: argparse.Namespace) -> None:
     print(f"after: {load_note()}")
 
 
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the local executor's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     from sparsescope.study import load_sweep, run_sweep
+    from sparsescope.study._executors import default_workers, open_executor
 
     sweep = load_sweep(args.sweep)
+    if args.dataset:
+        from dataclasses import replace
+
+        sweep = replace(sweep, datasets=(args.dataset,))
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="bench-sweep-"))
     if any(runs_dir.glob("*/manifest.json")):
         sys.exit(f"{runs_dir} already holds runs: the benchmark needs an empty run store")
-    t0 = time.perf_counter()
-    res = run_sweep(sweep, runs_dir, executor=args.executor, note=lambda s: print("  " + s, flush=True))
-    wall = time.perf_counter() - t0
-    serial = 0.0
-    trainings = 0
-    for t in runs_dir.rglob("timing.json"):
-        serial += json.loads(t.read_text()).get("wall_seconds", 0.0)
-        trainings += 1
-    print(f"sweep {sweep.name} on {args.executor}: {len(res.runs)} runs, {trainings} trainings (rounds + controls), "
-          f"wall {wall:.1f} s; their serial time (sum of per-training wall) {serial:.1f} s; target <= 300 s "
-          f"(dask: <= 1.2x local); runs in {runs_dir}")
+    workers = args.workers or default_workers()
+    print(f"before: {_load()}", flush=True)
+    if args.executor.startswith("dask"):  # the cluster's own start-up and shut-down, measured apart
+        t0 = time.perf_counter()
+        with open_executor(args.executor, workers=workers):
+            up = time.perf_counter() - t0
+        print(f"{args.executor}: cluster start {up:.1f} s, start + stop {time.perf_counter() - t0:.1f} s "
+              "(an empty cluster; the sweep below starts its own)", flush=True)
+    c0, t0 = _cpu(), time.perf_counter()
+    res = run_sweep(sweep, runs_dir, executor=args.executor, workers=workers,
+                    note=(lambda s: print("  " + s, flush=True)) if args.verbose else None)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    n_rounds = sum(1 for _ in runs_dir.glob("*/rounds/[0-9]*"))
+    n_controls = sum(1 for p in runs_dir.glob("*/controls/*-r*") if p.is_dir() and not p.name.startswith("."))
+    rounds_with = sweep.control_rounds if sweep.control_rounds != "all" else "every pruned round (1..last), the lottery-ticket standard"
+    print(f"sweep {sweep.name} on {args.executor} ({workers} workers), dataset {', '.join(sweep.datasets)}: "
+          f"{len(res.runs)} runs ({len(sweep.schedules)} schedules x {len(sweep.seeds)} seeds), "
+          f"{res.trained} trainings = {n_rounds} rounds + {n_controls} controls "
+          f"({' + '.join(sweep.controls) or 'none'} at {rounds_with})")
+    print(f"  wall {wall:.1f} s   target <= 300 s (local; dask <= 1.2x local)")
+    print(f"  inside tasks {res.task_seconds:.1f} worker-s, of which training loops {res.train_seconds:.1f} s, "
+          f"reading/pruning/evaluating/writing {res.task_seconds - res.train_seconds:.1f} s; "
+          f"outside tasks (start-up, scheduling, idle) {wall * workers - res.task_seconds:.1f} worker-s of "
+          f"{wall * workers:.1f}")
+    print(f"  CPU: {res.task_cpu_seconds:.1f} s in the step tasks' threads (any executor); {cpu:.1f} s of this "
+          f"process and its reaped children (local workers; not a remote Dask's)   {res.tasks} tasks")
+    print(f"after: {_load()}   runs in {runs_dir}")
+
+
+def step_job(dataset: str, k: int) -> dict:
+    """One batched step (K dense tickets, 3 epochs) in a worker: wall, the thread's CPU and page faults."""
+    import threading
+
+    from sparsescope.models import MLPSpec, init_params
+    from sparsescope.study import fit_batched
+    from sparsescope.study._sweep import _dataset
+    from sparsescope.train import TrainConfig
+
+    data = _dataset(dataset)
+    spec = MLPSpec()
+    starts = [init_params(spec, s) for s in range(k)]
+    r0, t0 = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter()
+    fit_batched(spec, starts, [None] * k, data, TrainConfig(), seeds=list(range(k)))
+    r1 = resource.getrusage(resource.RUSAGE_THREAD)
+    return {"wall": time.perf_counter() - t0, "cpu": r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime,
+            "faults": r1.ru_minflt - r0.ru_minflt, "thread": threading.current_thread().name,
+            "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
+def bench_executor_step(args: argparse.Namespace) -> None:
+    """The same batched step on each executor's worker: the per-task cost an executor adds."""
+    from sparsescope.study import open_executor
+
+    print(f"before: {_load()}")
+    for spec in args.executors.split(","):
+        with open_executor(spec, workers=1) as ex:
+            ex.submit(step_job, args.dataset, args.k).result()  # warm up: imports, data
+            runs = [ex.submit(step_job, args.dataset, args.k).result() for _ in range(args.repeats)]
+        cpu = statistics.median(r["cpu"] for r in runs)
+        print(f"{spec}: {args.k} tickets x 3 epochs on {args.dataset}: median wall "
+              f"{statistics.median(r['wall'] for r in runs):.2f} s, task-thread CPU {cpu:.2f} s, page faults "
+              f"{statistics.median(r['faults'] for r in runs):.0f} (MALLOC_TRIM_THRESHOLD_={runs[0]['malloc_trim']})")
+    print(f"after: {_load()}")
 
 
 def main() -> None:
@@ -104,8 +180,16 @@ def main() -> None:
     s.add_argument("--sweep", default="configs/sweeps/study.toml")
     s.add_argument("--executor", default="local")
     s.add_argument("--runs-dir", default=None)
+    s.add_argument("--dataset", default=None, help="run the sweep on this dataset instead (e.g. mnist5k)")
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--verbose", action="store_true", help="print every finished task")
+    e = sub.add_parser("executor-step")
+    e.add_argument("--executors", default="local,dask")
+    e.add_argument("--dataset", default="mnist5k")
+    e.add_argument("--k", type=int, default=3)
+    e.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    bench_batched(args) if args.what == "batched" else bench_sweep(args)
+    {"batched": bench_batched, "sweep": bench_sweep, "executor-step": bench_executor_step}[args.what](args)
 
 
 if __name__ == "__main__":

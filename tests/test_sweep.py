@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,105 @@ def test_dask_cluster_gives_the_same_bytes_as_local_processes(tiny, tmp_path):
     a, b = run_bytes(tmp_path / "local"), run_bytes(tmp_path / "dask")
     # per run: init + manifest, 3 rounds and 4 controls of (mask, weights, metrics)
     assert len(a) == 2 * (2 + 3 * 3 + 4 * 3) and a == b
+
+
+RL = """
+name = "rl"
+seeds = [3]
+controls = ["reinit"]
+[experiment.env]
+name = "CartPole-v1"
+num_envs = 2
+[experiment.model]
+sizes = [4, 8, 8, 2]
+[experiment.rl]
+budget_steps = 300
+learning_starts = 100
+buffer_size = 400
+batch_size = 16
+eps_steps = 200
+eval_every = 150
+eval_episodes = 4
+[experiment.prune]
+rounds = 2
+[schedules.even]
+rates = { h1 = 0.5, h2 = 0.5, out = 0.5 }
+[schedules.inputs]
+rates = { h1 = 0.7 }
+"""
+
+
+def test_rl_sweep_runs_seeds_x_schedules_as_ordinary_rl_runs(tmp_path):
+    pytest.importorskip("gymnasium")
+    from sparsescope.runs import RunStore, run_control, run_experiment
+
+    sweep = sweep_from_dict(__import__("tomllib").loads(RL))
+    assert sweep.datasets == ("CartPole-v1",) and all(r.config.is_rl for r in sweep.runs())
+    res = run_sweep(sweep, tmp_path / "s", executor="serial")
+    assert (res.trained, res.skipped) == (2 * 2 + 2, 0)  # 2 runs x 2 rounds, a reinit control of each round 1
+    again = run_sweep(sweep, tmp_path / "s", executor="serial")
+    assert (again.tasks, again.trained) == (0, 0)
+    for r in sweep.runs():
+        assert RunStore(tmp_path / "s" / r.run_id).finished_rounds() == [0, 1]
+        run_experiment(r.config, tmp_path / "p")
+        run_control(tmp_path / "p" / r.run_id, 1, "reinit")
+    assert run_bytes(tmp_path / "s") == run_bytes(tmp_path / "p")
+
+
+def test_rl_sweep_errors(tmp_path):
+    with pytest.raises(ConfigError, match="remove datasets"):
+        sweep_from_dict({"datasets": ["mnist"], "experiment": {"env": {"name": "CartPole-v1"}}, "schedules": {"a": {}}})
+    with pytest.raises(ConfigError, match="environment's name"):
+        sweep_from_dict({"experiment": {"rl": {}}, "schedules": {"a": {"rounds": 2}}})
+
+
+def test_slurm_without_sbatch_falls_back_to_local_processes(monkeypatch, tmp_path):
+    """No Slurm here: `slurm` says so and runs on local processes.  (Never run on a real Slurm cluster.)"""
+    import concurrent.futures as cf
+
+    from sparsescope.study import open_executor
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch on it
+    said = []
+    with open_executor("slurm", workers=1, log_dir=tmp_path, note=said.append) as ex:
+        assert isinstance(ex, cf.ProcessPoolExecutor)
+        assert ex.submit(abs, -3).result() == 3
+    assert said == ["sparsescope: no Slurm here (sbatch not found); using the local executor"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # submitit's debug jobs leave log files open
+def test_submitit_adapter_runs_a_sweep_like_serial(tiny, tmp_path):
+    """The submitit path (jobs pickled by submitit, futures adapted) through submitit's in-process debug cluster."""
+    submitit = pytest.importorskip("submitit")
+    from sparsescope.study._executors import _SubmititExecutor
+
+    one = tmp_path / "one.toml"
+    one.write_text(TINY.split("[schedules.global]")[0].replace("seeds = [0, 1]", "seeds = [0]"))
+    sweep = load_sweep(one)
+    inner = submitit.AutoExecutor(folder=str(tmp_path / "jobs"), cluster="debug")
+    res = run_sweep(sweep, tmp_path / "submitit", executor=_SubmititExecutor(inner))
+    run_sweep(sweep, tmp_path / "serial", executor="serial")
+    assert res.trained == 3 + 2 * 2 and run_bytes(tmp_path / "submitit") == run_bytes(tmp_path / "serial")
+
+
+def test_shipped_sweeps_load():
+    from sparsescope.study import search_from_dict
+
+    root = Path(__file__).resolve().parent.parent / "configs" / "sweeps"
+    study = load_sweep(root / "study.toml")
+    assert len(study.runs()) == 9 and study.controls == ("reinit", "random-mask") and study.control_rounds == "all"
+    search = load_sweep(root / "search.toml")
+    assert len(search_from_dict(search.search).grid()) == 12 and search.datasets == ("mnist",)
+
+
+def _die() -> None:
+    os._exit(9)
+
+
+def test_a_dead_worker_is_one_clear_error():
+    from sparsescope._errors import SparsescopeError
+    from sparsescope.study import open_executor
+
+    with pytest.raises(SparsescopeError, match="worker process died"):
+        with open_executor("local", workers=1) as ex:
+            ex.submit(_die).result()

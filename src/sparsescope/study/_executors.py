@@ -6,10 +6,14 @@
 * ``local`` (default): one process per core (``spawn``), one torch thread each;
 * ``serial``: in this process, one task at a time (debugging, tiny sweeps);
 * ``dask`` or ``dask:local``: a local Dask cluster, one single-threaded worker
-  process per core; ``dask:ADDRESS`` (e.g. ``dask:tcp://host:8786``): an
-  existing Dask scheduler.  Needs the ``dask`` extra (``dask[distributed]``);
+  process per core (configured by :data:`DASK_WORKER_CONFIG`); ``dask:ADDRESS``
+  (e.g. ``dask:tcp://host:8786``): an existing Dask scheduler, whose workers
+  are started by their owner (see docs/sweeps.md for the settings that matter).
+  Needs the ``dask`` extra (``dask[distributed]``);
 * ``slurm`` or ``slurm:PARTITION``: Slurm jobs through ``submitit`` (the
-  ``slurm`` extra); without ``sbatch`` on the PATH it falls back to ``local``.
+  ``slurm`` extra); without ``sbatch`` on the PATH it says so and falls back
+  to ``local``.  Tested: the fallback, and the submitit adapter through
+  submitit's in-process ``debug`` cluster; NOT tested on a real Slurm cluster.
 
 Task functions must be importable module-level functions (they are pickled
 by reference), and scripts that open a process executor need an
@@ -27,9 +31,20 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .._errors import ConfigError
+from .._errors import ConfigError, SparsescopeError
 
 EXECUTORS = ("local", "serial", "dask", "slurm")
+
+# A local Dask cluster's workers, configured for training loops (measured in bench/bench_study.py):
+# * Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
+#   mmap threshold: every tensor above 128 KiB is then a fresh mmap, about 25,000 page faults and
+#   1.6x the CPU per batched step.  Only the thread limits are kept.
+# * The worker's statistical profiler samples the task thread every 10 ms (it needs the GIL the
+#   training loop dispatches with); off.
+DASK_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def one_thread() -> None:
@@ -91,13 +106,17 @@ def parse_executor(spec: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def open_executor(spec: str = "local", *, workers: int | None = None, log_dir: str | os.PathLike | None = None,
+def open_executor(spec: str | cf.Executor = "local", *, workers: int | None = None, log_dir: str | os.PathLike | None = None,
                   note: Callable[[str], None] | None = None) -> Iterator[cf.Executor]:
-    """An executor for ``spec`` (see the module docstring), shut down on exit.
+    """An executor for ``spec`` (see the module docstring), shut down on exit; an ``Executor``
+    object is used as it is (and left running).
 
     ``workers``: processes for ``local`` and a local Dask cluster (default: one
     per core); ``log_dir``: where submitit keeps its job files.
     """
+    if isinstance(spec, cf.Executor):  # any concurrent.futures-style executor the caller runs
+        yield spec
+        return
     kind, arg = parse_executor(spec)
     n = workers or default_workers()
     say = note or (lambda msg: print(msg, file=sys.stderr))
@@ -112,7 +131,11 @@ def open_executor(spec: str = "local", *, workers: int | None = None, log_dir: s
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=one_thread) as ex:
-            yield ex
+            try:
+                yield ex
+            except cf.process.BrokenProcessPool:
+                raise SparsescopeError("a worker process died (killed, or out of memory); run the same command "
+                                       "again to resume: finished rounds and controls are kept") from None
         return
     if kind == "dask":
         try:
@@ -120,8 +143,11 @@ def open_executor(spec: str = "local", *, workers: int | None = None, log_dir: s
         except ImportError:
             raise ConfigError("executor dask needs Dask: pip install 'sparsescope[dask]' (dask[distributed])") from None
         if arg in ("", "local"):
+            import dask
+
             os.environ["OMP_NUM_THREADS"] = "1"
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            with dask.config.set(DASK_WORKER_CONFIG), \
+                    LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                     Client(cluster) as client:
                 client.run(one_thread)
                 yield client.get_executor(pure=False)

@@ -8,7 +8,9 @@ rounds; rung ``i`` trains each surviving candidate up to ``rungs[i]`` rounds
 rounds whose test accuracy (mean over the seeds trained) reaches the floor;
 a candidate with no such round scores infinity.  The finalists are then
 trained with every seed of the sweep, so the answer comes with its spread.
-The same executors as the sweeps run the work.
+The same executors as the sweeps run the work: each rung's runs train as
+chains of batched steps (one task per round of several candidates, as in a
+sweep), and each round is measured once.
 """
 
 from __future__ import annotations
@@ -72,24 +74,49 @@ def candidate_doc(sweep: SweepConfig, rates: dict[str, float], rounds: int, seed
     return experiment_doc(s, _schedule_name(rates), sweep.datasets[0], seed)
 
 
-def task_search_point(doc: dict[str, Any], runs_dir: str, upto: int, measure: str) -> dict[str, Any]:
-    """Train one candidate run up to ``upto`` rounds; its rounds' accuracy and ``measure`` (module-level for executors)."""
+def task_score(run_path: str, rounds: list[int], measure: str) -> list[dict[str, Any]]:
+    """Accuracy, density and ``measure`` of ``rounds`` of one run (module-level for executors)."""
     from ..analysis import readability
-    from ..runs import RunStore, round_flowgraph, run_experiment
-    from ._sweep import _dataset
+    from ..runs import RunStore, round_flowgraph
 
-    config = from_dict(doc)
-    store = RunStore(Path(runs_dir) / config.run_id)
-    done = len(store.finished_rounds()) if store.exists else 0
-    if upto > done:
-        run_experiment(config, runs_dir, data=_dataset(config.dataset), stop_after=upto - done)
+    store = RunStore(run_path)
     out = []
-    for r in store.finished_rounds()[:upto]:
+    for r in rounds:
         rd = readability(round_flowgraph(store, r))
         value = rd.mean_output(measure[4:]) if measure.startswith("out_") else getattr(rd, measure)
-        out.append({"round": r, "test_accuracy": store.read_round(r).metrics["test_accuracy"], "value": value,
-                    "density": store.read_round(r).metrics["density"]})
-    return {"run_id": config.run_id, "rounds": out}
+        m = store.read_round(r).metrics
+        out.append({"round": r, "test_accuracy": m["test_accuracy"], "value": value, "density": m["density"]})
+    return out
+
+
+def train_to(ex: cf.Executor, docs: list[dict[str, Any]], runs_dir: str, upto: int, chains: int) -> None:
+    """Train the runs ``docs`` (one architecture) up to ``upto`` rounds: ``chains`` chains of runs, each
+    stepping round by round with one batched task per round (:func:`task_step`)."""
+    from ..runs import RunStore
+    from ._sweep import task_step
+
+    parts = [docs[i::chains] for i in range(min(chains, len(docs)))]
+    nxt: dict[cf.Future, int] = {}
+
+    def send(i: int, r: int) -> None:
+        if r < upto:
+            nxt[ex.submit(task_step, parts[i], runs_dir, r, [])] = i
+
+    start = []
+    for part in parts:
+        done = [len(RunStore(Path(runs_dir) / from_dict(d).run_id).finished_rounds())
+                if (Path(runs_dir) / from_dict(d).run_id).is_dir() else 0 for d in part]
+        start.append(min(done))
+    rnd = dict(enumerate(start))
+    for i in range(len(parts)):
+        send(i, rnd[i])
+    while nxt:
+        done_f, _ = cf.wait(list(nxt), return_when=cf.FIRST_COMPLETED)
+        for fut in done_f:
+            i = nxt.pop(fut)
+            fut.result()
+            rnd[i] += 1
+            send(i, rnd[i])
 
 
 def score(per_seed: list[list[dict[str, Any]]], floor: float) -> tuple[float, int | None]:
@@ -129,13 +156,24 @@ def search_schedule(sweep: SweepConfig, search: SearchConfig, runs_dir: str | Pa
     result = SearchResult()
     base = str(runs_dir)
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    from ._executors import default_workers
+
+    n_chains = 1 if isinstance(executor, str) and executor == "serial" else (workers or default_workers())
+    scored: dict[str, dict[int, dict[str, Any]]] = {}  # run id -> round -> its row (a round is scored once)
     with open_executor(executor, workers=workers, log_dir=runs_dir) as ex:
 
         def evaluate(points: list[tuple[dict[str, float], int]], upto: int) -> list[dict[str, Any]]:
-            futs = [ex.submit(task_search_point, candidate_doc(sweep, c, rounds, s), base, upto, measure)
-                    for c, s in points]
-            cf.wait(futs)
-            return [f.result() for f in futs]
+            docs = [candidate_doc(sweep, c, rounds, s) for c, s in points]
+            train_to(ex, docs, base, upto, n_chains)
+            ids = [from_dict(d).run_id for d in docs]
+            futs = {}
+            for run_id in ids:
+                todo = [r for r in range(upto) if r not in scored.setdefault(run_id, {})]
+                if todo:
+                    futs[ex.submit(task_score, str(Path(base) / run_id), todo, measure)] = run_id
+            for fut, run_id in futs.items():
+                scored[run_id].update({x["round"]: x for x in fut.result()})
+            return [{"run_id": run_id, "rounds": [scored[run_id][r] for r in range(upto)]} for run_id in ids]
 
         alive = cands
         for i, upto in enumerate(search.rungs):
@@ -153,14 +191,16 @@ def search_schedule(sweep: SweepConfig, search: SearchConfig, runs_dir: str | Pa
                 f"score {rung[0]['score']:.1f}")
             keep = max(1, math.ceil(len(rung) / search.eta)) if i < len(search.rungs) - 1 else search.finalists
             alive = [x["rates"] for x in rung[:keep]]
-        for c in alive:
-            res = evaluate([(c, s) for s in sweep.seeds], rounds)
-            s, at = score([r["rounds"] for r in res], floor)
-            per_seed = [score([r["rounds"]], floor) for r in res]
+        # the finalists with every seed, trained together
+        res = evaluate([(c, s) for c in alive for s in sweep.seeds], rounds)
+        for j, c in enumerate(alive):
+            mine = res[j * len(sweep.seeds):(j + 1) * len(sweep.seeds)]
+            s, at = score([r["rounds"] for r in mine], floor)
+            per_seed = [score([r["rounds"]], floor) for r in mine]
             m, sd, n = mean_std(v for v, _ in per_seed if math.isfinite(v))
             result.finalists.append({"rates": c, "schedule": _schedule_name(c), "score_mean_over_seeds": s, "round": at,
                                      "per_seed_best": m, "per_seed_sd": sd, "seeds_reaching": n,
-                                     "seeds": len(sweep.seeds), "run_ids": [r["run_id"] for r in res]})
+                                     "seeds": len(sweep.seeds), "run_ids": [r["run_id"] for r in mine]})
     ok = [f for f in result.finalists if f["seeds_reaching"] == f["seeds"]]
     result.best = min(ok, key=lambda f: f["per_seed_best"]) if ok else None
     return result
