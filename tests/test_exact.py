@@ -396,6 +396,7 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     assert main(["analyse", "small", "--runs-dir", str(runs), "-o", "-", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "sparsescope.analysis"
     _check_cli_robust(runs, capsys)
+    _check_view_exact(runs, tmp_path, capsys)
     for bad in (["--box", "ball:1"], ["--box", "ball:100000:0.1"], ["--box", "sphere"], ["--time-limit", "0"],
                 ["-o", str(tmp_path / "x.json"), "--format", "text"], ["--samples", "0-9"],
                 ["--robust", "0.1", "--box", "data"], ["--robust", "2"], ["--robust", "nan"],
@@ -404,6 +405,23 @@ def test_cli_analyse(tmp_path, small_config, capsys):
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+
+
+def _check_view_exact(runs, tmp_path, capsys):
+    """``view --exact``: the page embeds the opened round with the exact ranges the analysis finds."""
+    from sparsescope.exact import analyse_run
+    from sparsescope.viewer import read_embedded
+
+    page = tmp_path / "exact.html"
+    assert main(["view", "small", "--runs-dir", str(runs), "--exact", "--samples", "0-3", "-o", str(page)]) == 0
+    capsys.readouterr()
+    g = from_json(read_embedded(page.read_text()))
+    r = analyse_run("small", str(runs), exact=True).ranges
+    assert g.bounds.exact is not None
+    for name in r.layers:
+        np.testing.assert_array_equal(g.bounds.exact[name]["lo"], r.lo[name])
+        np.testing.assert_array_equal(g.bounds.exact[name]["hi"], r.hi[name])
+        assert list(g.bounds.exact[name]["hi_status"]) == list(r.hi_status[name])
 
 
 def _check_cli_robust(runs, capsys):

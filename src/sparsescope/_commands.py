@@ -377,12 +377,13 @@ def cmd_view(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as tmp:
             page = write_run_page(store, Path(tmp) / "page.html", round_index=args.round, box=args.box,
-                                  samples=args.samples, rounds=getattr(args, "rounds", None))
+                                  samples=args.samples, rounds=getattr(args, "rounds", None),
+                                  exact=getattr(args, "exact", False))
             _write_out("-", page.read_bytes())
         return 0
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
     print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
-                              rounds=getattr(args, "rounds", None))))
+                              rounds=getattr(args, "rounds", None), exact=getattr(args, "exact", False))))
     return 0
 
 

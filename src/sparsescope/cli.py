@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rounds to embed for the round slider: e.g. 0-16 or 0,8,16 (default: every finished round)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE",
                    help="output file, '-' for standard output (default: RUN-rN.html in .)")
+    p.add_argument("--exact", action="store_true",
+                   help="the opened round with its exact ranges (witnessed) beside the interval bounds in the node cards")
     _box(p)
     _runs_dir(p)
     _study_commands(sub)

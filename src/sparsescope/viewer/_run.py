@@ -78,13 +78,15 @@ def _indices(spec: str | Sequence[int] | int, n: int, flag: str, noun: str, know
 
 def write_run_page(store, path: str | Path, *, round_index: int | None = None,
                    samples: str | Sequence[int] | int | None = None, box: str | None = None,
-                   rounds: str | Sequence[int] | int | None = None) -> Path:
+                   rounds: str | Sequence[int] | int | None = None, exact: bool = False) -> Path:
     """Write the page of ``store`` (a :class:`~sparsescope.runs.RunStore`) opened at ``round_index``
     (default: the last finished round), embedding the test images ``samples`` (see
     :func:`parse_samples`; the page numbers them by their test-set index, as ``graph --input``)
     and the rounds ``rounds`` for its slider (:func:`parse_rounds`; default every finished round;
     the opened round is always in); bounds over ``box`` (``"unit"``: every input in [0, 1];
-    ``"data"``: the training data's range)."""
+    ``"data"``: the training data's range).  ``exact``: the opened round carries its exact
+    ranges over the same box (``sparsescope.exact``; flowgraph JSON version 2), which the
+    node cards show beside the interval bounds."""
     from ..runs import round_flowgraph, run_data
 
     if _is_rl(store):
@@ -92,6 +94,11 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     data = run_data(store)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
+    if exact:
+        from ..exact import Box, analyse_box
+
+        b, name0 = current.bounds, current.input.name
+        current = analyse_box(current.with_bounds(None), Box(b.box, b.lo[name0], b.hi[name0]), exact=True).graph
     finished = store.finished_rounds()
     chosen = sorted(set(parse_rounds(rounds, finished)) | {current.meta["round"]})
     metrics = store.round_metrics()
