@@ -256,3 +256,35 @@ def test_a_dead_worker_is_one_clear_error():
     with pytest.raises(SparsescopeError, match="worker process died"):
         with open_executor("local", workers=1) as ex:
             ex.submit(_die).result()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 2.5])
+def test_ctrl_c_to_a_sweeps_process_group_is_one_line_and_no_worker_survives(tiny, tmp_path, delay):
+    """A terminal's Ctrl-C reaches the parent and every worker: workers starting up or
+    training must not print tracebacks or outlive the parent, which says one line (130)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "sparsescope", "--runs-dir", str(runs), "sweep", str(tiny)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    # wait until the parent has started its workers (the run store appears), then Ctrl-C the group
+    t0 = time.monotonic()
+    while not runs.exists() and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # the sweep finished before the signal: nothing to check
+        return
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("sparsescope: ")][-1].startswith("sparsescope: interrupted")
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    alive = [line for line in ps.splitlines() if line.split()[1:2] and not line.split()[1].startswith("Z")]
+    assert alive == [], f"workers left running: {alive}"  # zombies (already dead, awaiting reaping) don't count

@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import signal
 import shutil
 import sys
 import threading
@@ -57,6 +58,42 @@ def one_thread() -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
+
+
+class _QuietWorkers(cf.Executor):
+    """A process pool whose workers never see Ctrl-C.
+
+    A terminal's Ctrl-C goes to the whole process group.  A spawned worker
+    caught while importing would print a ``KeyboardInterrupt`` traceback, and
+    one caught in a task would die mid-step.  Workers are started (lazily, at
+    ``submit``) with SIGINT blocked, a mask they inherit and keep; the parent
+    alone handles Ctrl-C (one line, exit 130) and stops them (``_stop_workers``).
+    Finished rounds are on disk, so a stopped task is redone on resume.
+    """
+
+    def __init__(self, pool: cf.ProcessPoolExecutor) -> None:
+        self.pool = pool
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.pool.submit(fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Terminate ``pool``'s worker processes and let it go without waiting for its tasks."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
 
 
 class SerialExecutor(cf.Executor):
@@ -130,12 +167,18 @@ def open_executor(spec: str | cf.Executor = "local", *, workers: int | None = No
         import multiprocessing as mp
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        with cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=one_thread) as ex:
-            try:
-                yield ex
-            except cf.process.BrokenProcessPool:
-                raise SparsescopeError("a worker process died (killed, or out of memory); run the same command "
-                                       "again to resume: finished rounds and controls are kept") from None
+        pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=one_thread)
+        try:
+            yield _QuietWorkers(pool)
+        except cf.process.BrokenProcessPool:
+            _stop_workers(pool)
+            raise SparsescopeError("a worker process died (killed, or out of memory); run the same command "
+                                   "again to resume: finished rounds and controls are kept") from None
+        except BaseException:  # Ctrl-C (or any error) in the parent: the workers must not outlive it
+            _stop_workers(pool)
+            raise
+        else:
+            pool.shutdown(wait=True)
         return
     if kind == "dask":
         try:
