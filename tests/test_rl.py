@@ -254,6 +254,28 @@ def test_rl_cli(tmp_path, capsys):
     assert "does not apply" in capsys.readouterr().err
     assert main(["graph", "tiny", "--runs-dir", runs, "--input", "99999"]) == 2
     assert "greedy episode has" in capsys.readouterr().err
+    # analyse takes the same box as graph: env by default and on request, never the [0, 1] unit box
+    a_def, a_env = tmp_path / "a.json", tmp_path / "a-env.json"
+    assert main(["analyse", "tiny", "--runs-dir", runs, "--exact", "-o", str(a_def)]) == 0
+    assert main(["analyse", "tiny", "--runs-dir", runs, "--exact", "--box", "env", "-o", str(a_env)]) == 0
+    docs = [json.loads(f.read_text()) for f in (a_def, a_env)]
+    for d in docs:
+        d["exact"].pop("seconds")  # wall time, the one thing that differs
+    assert docs[0] == docs[1]
+    from sparsescope.runs import resolve_run
+
+    g = round_flowgraph(resolve_run("tiny", runs))
+    doc = docs[0]
+    assert "termination limits" in json.dumps(doc["box"])
+    assert g.bounds.lo["in"].min() < 0  # cart position reaches -2.4, outside the unit box
+    for u in doc["exact"]["units"]:  # the interval bounds are graph's, over the env box
+        layer, j = u["node"].rsplit(".", 1)
+        lo, hi = u["interval"]
+        assert (lo, hi) == (g.bounds.pre_lo[layer][int(j)], g.bounds.pre_hi[layer][int(j)]), u["node"]
+        assert lo - 1e-9 <= u["exact"][0] <= u["exact"][1] <= hi + 1e-9
+    capsys.readouterr()
+    assert main(["analyse", "tiny", "--runs-dir", runs, "--box", "unit"]) == 2
+    assert "does not apply" in capsys.readouterr().err
 
 
 def test_rl_figures_report_and_page_name_inputs_actions_and_box(tmp_path):

@@ -465,7 +465,7 @@ def _analyse_robust(args: argparse.Namespace, fmt: str) -> str:
 
     if args.robust is None:
         raise SparsescopeError("--samples goes with --robust EPS (the images whose balls to decide)")
-    if args.box != "unit":
+    if args.box not in (None, "unit"):
         raise SparsescopeError(f"--robust puts an L-inf ball around each --samples image; it cannot take --box {args.box}")
     if _model_file(args):
         raise SparsescopeError("--robust needs a run (its labelled test set), not a model file")

@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "simplified graph and its certificate; for a ball, the robustness verdict.")
     _run_round(p)
     p.add_argument("--exact", action="store_true", help="exact ranges, simplified graph and certificate")
-    p.add_argument("--box", default="unit", metavar="unit|data|ball:IMAGE:EPS",
-                   help="every pixel in [0, 1] (default), the training data's range, or the L-inf ball of radius EPS "
+    p.add_argument("--box", default=None, metavar="unit|data|env|ball:IMAGE:EPS",
+                   help="every pixel in [0, 1] (default for datasets), the training data's range, the environment's "
+                        "box (default for RL runs, as in graph/report/view), or the L-inf ball of radius EPS "
                         "around test image IMAGE (clipped to [0, 1]); for MODEL.onnx: unit, LO,HI or data:FILE.npy")
     p.add_argument("--robust", type=float, default=None, metavar="EPS",
                    help="exact adversarial accuracy: decide every --samples test image's L-inf ball of radius EPS "

@@ -175,18 +175,27 @@ def analysis_text(a: BoxAnalysis) -> str:
     return "\n".join(lines)
 
 
-def analyse_run(run: str, runs_dir: str = "runs", *, round_index: int | None = None, box: str = "unit",
+def analyse_run(run: str, runs_dir: str = "runs", *, round_index: int | None = None, box: str | None = None,
                 exact: bool = False, time_limit: float = 10.0) -> BoxAnalysis:
-    """:func:`analyse_box` for a round of a stored run; ``box`` is ``unit``, ``data`` or ``ball:IMAGE:EPS``."""
+    """:func:`analyse_box` for a round of a stored run; ``box`` is ``unit``, ``data``, ``env`` or
+    ``ball:IMAGE:EPS``.  ``None`` is the run's default box, the same one graph/report/view use:
+    ``unit`` for a dataset, ``env`` for an RL run (whose inputs are not in [0, 1]; it refuses
+    ``unit``).  Every box but a ball is the one :func:`~sparsescope.runs.round_flowgraph` bounds over."""
     from ..runs import resolve_run, round_flowgraph, run_data
     from ._box import make_box, parse_box
 
-    kind = parse_box(box)[0]  # a bad spec fails before anything is loaded
+    plain = box is None or box in ("unit", "data", "env")
+    if not plain:
+        parse_box(box)  # a bad spec fails before anything is loaded
     store = resolve_run(run, runs_dir)
+    if plain:  # the box graph/report/view use, chosen in one place (round_flowgraph)
+        g = round_flowgraph(store, round_index, box=box)
+        name0 = g.input.name
+        return analyse_box(g.with_bounds(None), Box(g.bounds.box, g.bounds.lo[name0], g.bounds.hi[name0]),
+                           exact=exact, time_limit=time_limit)
     graph = round_flowgraph(store, round_index).with_bounds(None)
-    data = run_data(store) if kind != "unit" else None
-    b = make_box(graph, box, x_train=None if data is None else data.x_train,
-                 x_test=None if data is None else data.x_test, y_test=None if data is None else data.y_test)
+    data = run_data(store)
+    b = make_box(graph, box, x_train=data.x_train, x_test=data.x_test, y_test=data.y_test)
     return analyse_box(graph, b, exact=exact, time_limit=time_limit)
 
 
