@@ -32,6 +32,7 @@ from safetensors.torch import save as st_save
 from conftest import TINY_CONFIG, make_tiny_run
 from sparsescope import cli
 
+RUN_CONFIG = TINY_CONFIG.format(name="hostile", rounds=3)  # also the IDX cases' config (test_hostile_inputs.py)
 _CTRL_ERR = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _CTRL_OUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 COUNTS: dict[str, dict[str, int]] = {}
