@@ -112,3 +112,19 @@ def slice_loaded(mnist_slice):
     mp.setattr(lottery, "load", fake)
     yield mnist_slice
     mp.undo()
+
+
+@pytest.fixture
+def adam_spy(monkeypatch):
+    """Every ``_FusedAdam`` the trainers create, in order (to read their moments after a fit)."""
+    from sparsescope.train import _fit
+
+    seen = []
+
+    class Spy(_fit._FusedAdam):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self)
+
+    monkeypatch.setattr(_fit, "_FusedAdam", Spy)
+    return seen

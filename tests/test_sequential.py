@@ -129,17 +129,8 @@ def test_autograd_fit_matches_torch_adam(masked):
         assert torch.allclose(got[k], ref[k], atol=3e-5, rtol=1e-4), k
 
 
-def test_masked_weights_and_adam_moments_stay_exactly_zero(monkeypatch):
-    from sparsescope.train import _fit
-
-    seen = []
-
-    class Spy(_fit._FusedAdam):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            seen.append(self)
-
-    monkeypatch.setattr(_fit, "_FusedAdam", Spy)
+def test_masked_weights_and_adam_moments_stay_exactly_zero(adam_spy):
+    seen = adam_spy
     spec = spec_of(SMALL_LAYERS)
     params = init_params(spec, 1)
     before = {k: v.clone() for k, v in params.items()}

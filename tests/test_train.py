@@ -147,19 +147,10 @@ def test_fast_path_matches_autograd_over_architectures_and_masks(hidden, keep, d
         torch.testing.assert_close(got[k], ref[k], atol=2e-5, rtol=1e-4)
 
 
-def test_compacted_fit_keeps_pruned_weights_and_moments_exactly_zero(monkeypatch):
+def test_compacted_fit_keeps_pruned_weights_and_moments_exactly_zero(adam_spy):
     """Layer-1 columns dropped by the compaction come back as exact zeros; every masked weight and
     both of its Adam moments stay exactly 0 through training, and survivors do train."""
-    from sparsescope.train import _fit
-
-    seen = []
-
-    class Spy(_fit._FusedAdam):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            seen.append(self)
-
-    monkeypatch.setattr(_fit, "_FusedAdam", Spy)
+    seen = adam_spy
     spec = MLPSpec((784, 16, 12, 10))
     masks = _column_mask(spec, 100, 0.3, 4)
     params = init_params(spec, 2)
