@@ -22,7 +22,7 @@
 //
 // Weights for forward / input grad are passed transposed: wt[(c*K + ky)*K + kx][o] ("tap-major").
 #include <cstring>
-#include <cstdint>
+#include <type_traits>
 
 template <typename T> struct Vec;
 template <> struct Vec<float> { typedef float type __attribute__((vector_size(32))); };
@@ -34,15 +34,25 @@ template <typename T> static inline typename Vec<T>::type vload(const T* p) {
     return v;
 }
 template <typename T> static inline void vstore(T* p, typename Vec<T>::type v) { std::memcpy(p, &v, sizeof(v)); }
-template <typename T> static inline typename Vec<T>::type vsplat(T a) {
-    typename Vec<T>::type v = {};
-    return v + a;
-}
+static inline Vec<float>::type vsplat(float a) { return Vec<float>::type{a, a, a, a, a, a, a, a}; }  // one vbroadcastss
+static inline Vec<double>::type vsplat(double a) { return Vec<double>::type{a, a, a, a}; }
 template <typename T> static inline T hsum(typename Vec<T>::type v) {
     constexpr int L = 32 / sizeof(T);
     T s = 0;
     for (int i = 0; i < L; i++) s += v[i];
     return s;
+}
+
+// Calls f(std::integral_constant<int, n>) for a runtime n in 1..6 (register blocks are template sizes).
+template <typename F> static inline void upto6(int n, F f) {
+    switch (n) {
+        case 6: f(std::integral_constant<int, 6>{}); break;
+        case 5: f(std::integral_constant<int, 5>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 2: f(std::integral_constant<int, 2>{}); break;
+        default: f(std::integral_constant<int, 1>{}); break;
+    }
 }
 
 // ---------------------------------------------------------------- forward
@@ -56,7 +66,7 @@ static void fwd_block(const T* x, long xcs, long xrs, const T* wt, const T* b, T
         for (int xo = 0; xo < Wo; xo++)
             for (int v = 0; v < NB; v += 2 * L) {
                 V a0[OB], a1[OB];
-                for (int j = 0; j < OB; j++) a0[j] = a1[j] = vsplat<T>(b[o0 + j]);
+                for (int j = 0; j < OB; j++) a0[j] = a1[j] = vsplat(b[o0 + j]);
                 const T* xp = x + (long)(S * y) * xrs + (long)(S * xo) * NB + v;
                 for (int c = 0; c < C; c++)
                     for (int ky = 0; ky < K; ky++) {
@@ -66,7 +76,7 @@ static void fwd_block(const T* x, long xcs, long xrs, const T* wt, const T* b, T
                             V x0 = vload<T>(row + (long)kx * NB), x1 = vload<T>(row + (long)kx * NB + L);
                             const T* w = wrow + kx * O;
                             for (int j = 0; j < OB; j++) {
-                                V wv = vsplat<T>(w[j]);
+                                V wv = vsplat(w[j]);
                                 a0[j] += wv * x0;
                                 a1[j] += wv * x1;
                             }
@@ -90,39 +100,36 @@ template <typename T>
 static void fwd(const T* x, long xcs, long xrs, const T* wt, const T* b, T* out, long ocs, long ors,
                 int C, int O, int K, int S, int Ho, int Wo, int NB, int relu) {
     for (int o0 = 0; o0 < O; o0 += 6) {
-        int ob = O - o0 < 6 ? O - o0 : 6;
-        switch (ob) {
-            case 6: fwd_block<T, 6>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-            case 5: fwd_block<T, 5>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-            case 4: fwd_block<T, 4>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-            case 3: fwd_block<T, 3>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-            case 2: fwd_block<T, 2>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-            default: fwd_block<T, 1>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu); break;
-        }
+        upto6(O - o0 < 6 ? O - o0 : 6, [&](auto ob) {
+            fwd_block<T, decltype(ob)::value>(x, xcs, xrs, wt, b, out, ocs, ors, C, O, o0, K, S, Ho, Wo, NB, relu);
+        });
     }
 }
 
 // ---------------------------------------------------------------- weight and bias gradient
-// acc: scratch of taps*O vectors (tap-major, then o), zeroed here.
+// acc: scratch of taps*O vectors (tap-major, then o), zeroed here.  toff[t]: the input offset of tap t.
+// Blocks of OB <= 3 output channels (their gradients stay in registers) x TB <= 3 taps (one input load
+// feeds OB multiply-adds): 9 accumulators, 6 loads per 9 multiply-adds; one block runs over a whole
+// output row and every lane (long inner loops: measured faster than 16-lane tiles or 2 x 6 blocks).
 template <typename T, int OB, int TB>
-static void wgrad_block(const T* x, long xcs, long xrs, const T* g, long gcs, long grs, typename Vec<T>::type* acc,
-                        int O, int o0, int t0, int K, int S, int Ho, int Wo, int NB, int y, int v) {
+static void wgrad_block(const T* x, const long* toff, const T* g, long gcs, typename Vec<T>::type* acc,
+                        int O, int o0, int t0, int S, int Wo, int NB) {
     typedef typename Vec<T>::type V;
     constexpr int L = 32 / sizeof(T);
     V a[TB][OB];
     const T* xq[TB];
     for (int t = 0; t < TB; t++) {
-        int tap = t0 + t, c = tap / (K * K), ky = (tap / K) % K, kx = tap % K;
-        xq[t] = x + c * xcs + (long)(S * y + ky) * xrs + (long)kx * NB + v;
-        for (int j = 0; j < OB; j++) a[t][j] = acc[(long)tap * O + o0 + j];
+        xq[t] = x + toff[t0 + t];
+        for (int j = 0; j < OB; j++) a[t][j] = acc[(long)(t0 + t) * O + o0 + j];
     }
-    const T* gq = g + o0 * gcs + (long)y * grs + v;
+    const T* gq = g + o0 * gcs;
+    const long xstep = (long)S * NB;
     for (int xo = 0; xo < Wo; xo++) {
-        for (int h = 0; h < 2 * L; h += L) {
+        for (int h = 0; h < NB; h += L) {
             V gv[OB];
             for (int j = 0; j < OB; j++) gv[j] = vload<T>(gq + j * gcs + (long)xo * NB + h);
             for (int t = 0; t < TB; t++) {
-                V xv = vload<T>(xq[t] + (long)(S * xo) * NB + h);
+                V xv = vload<T>(xq[t] + xo * xstep + h);
                 for (int j = 0; j < OB; j++) a[t][j] += gv[j] * xv;
             }
         }
@@ -132,11 +139,11 @@ static void wgrad_block(const T* x, long xcs, long xrs, const T* g, long gcs, lo
 }
 
 template <typename T, int OB>
-static void wgrad_oblock(const T* x, long xcs, long xrs, const T* g, long gcs, long grs, typename Vec<T>::type* acc,
-                         int taps, int O, int o0, int K, int S, int Ho, int Wo, int NB, int y, int v) {
+static void wgrad_oblock(const T* x, const long* toff, const T* g, long gcs, typename Vec<T>::type* acc,
+                         int taps, int O, int o0, int S, int Wo, int NB) {
     int t0 = 0;
-    for (; t0 + 2 <= taps; t0 += 2) wgrad_block<T, OB, 2>(x, xcs, xrs, g, gcs, grs, acc, O, o0, t0, K, S, Ho, Wo, NB, y, v);
-    if (t0 < taps) wgrad_block<T, OB, 1>(x, xcs, xrs, g, gcs, grs, acc, O, o0, t0, K, S, Ho, Wo, NB, y, v);
+    for (; t0 + 3 <= taps; t0 += 3) wgrad_block<T, OB, 3>(x, toff, g, gcs, acc, O, o0, t0, S, Wo, NB);
+    if (t0 < taps) upto6(taps - t0, [&](auto tb) { wgrad_block<T, OB, decltype(tb)::value>(x, toff, g, gcs, acc, O, o0, t0, S, Wo, NB); });
 }
 
 template <typename T>
@@ -146,31 +153,34 @@ static void wgrad(const T* x, long xcs, long xrs, const T* g, long gcs, long grs
     constexpr int L = 32 / sizeof(T);
     const int taps = C * K * K;
     V* acc = (V*)scratch;
+    long* toff = (long*)(acc + (long)taps * O);  // the scratch holds taps*O vectors, then taps offsets
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) toff[(c * K + ky) * K + kx] = c * xcs + ky * xrs + (long)kx * NB;
     V zero = {};
     for (long i = 0; i < (long)taps * O; i++) acc[i] = zero;
-    for (int y = 0; y < Ho; y++)
-        for (int v = 0; v < NB; v += 2 * L)
-            for (int o0 = 0; o0 < O; o0 += 6) {
-                int ob = O - o0 < 6 ? O - o0 : 6;
-                switch (ob) {
-                    case 6: wgrad_oblock<T, 6>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                    case 5: wgrad_oblock<T, 5>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                    case 4: wgrad_oblock<T, 4>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                    case 3: wgrad_oblock<T, 3>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                    case 2: wgrad_oblock<T, 2>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                    default: wgrad_oblock<T, 1>(x, xcs, xrs, g, gcs, grs, acc, taps, O, o0, K, S, Ho, Wo, NB, y, v); break;
-                }
+    for (int o = 0; o < O; o++) gb[o] = 0;
+    for (int y = 0; y < Ho; y++) {  // one output row (all lanes) at a time: its gradient stays in cache
+        const T* xy = x + (long)(S * y) * xrs;
+        const T* gy = g + (long)y * grs;
+        for (int o0 = 0; o0 < O; o0 += 3) {
+            upto6(O - o0 < 3 ? O - o0 : 3, [&](auto ob) {
+                wgrad_oblock<T, decltype(ob)::value>(xy, toff, gy, gcs, acc, taps, O, o0, S, Wo, NB);
+            });
+        }
+        for (int o = 0; o < O; o++) {  // the bias gradient: the row's sum, added per row
+            V s0 = zero, s1 = zero;
+            const T* gr = gy + o * gcs;
+            for (long i = 0; i < (long)Wo * NB; i += 2 * L) {
+                s0 += vload<T>(gr + i);
+                s1 += vload<T>(gr + i + L);
             }
+            gb[o] += hsum<T>(s0 + s1);
+        }
+    }
     // gw in torch's (O, C, K, K) order
     for (int o = 0; o < O; o++)
         for (int t = 0; t < taps; t++) gw[(long)o * taps + t] = hsum<T>(acc[(long)t * O + o]);
-    for (int o = 0; o < O; o++) {
-        V s = zero;
-        for (int y = 0; y < Ho; y++)
-            for (int xo = 0; xo < Wo; xo++)
-                for (int v = 0; v < NB; v += L) s += vload<T>(g + o * gcs + (long)y * grs + (long)xo * NB + v);
-        gb[o] = hsum<T>(s);
-    }
 }
 
 // ---------------------------------------------------------------- input gradient (scatter form)
@@ -199,7 +209,7 @@ static void igrad_block(const T* g, long gcs, long grs, const T* wt, T* dx, long
                             const T* w = wrow + kx * O;
                             V s0 = {}, s1 = {};
                             for (int j = 0; j < OB; j++) {
-                                V wv = vsplat<T>(w[j]);
+                                V wv = vsplat(w[j]);
                                 s0 += wv * g0[j];
                                 s1 += wv * g1[j];
                             }
@@ -215,15 +225,9 @@ template <typename T>
 static void igrad(const T* g, long gcs, long grs, const T* wt, T* dx, long xcs, long xrs,
                   int C, int O, int K, int S, int Ho, int Wo, int NB) {
     for (int o0 = 0; o0 < O; o0 += 6) {
-        int ob = O - o0 < 6 ? O - o0 : 6;
-        switch (ob) {
-            case 6: igrad_block<T, 6>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-            case 5: igrad_block<T, 5>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-            case 4: igrad_block<T, 4>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-            case 3: igrad_block<T, 3>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-            case 2: igrad_block<T, 2>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-            default: igrad_block<T, 1>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB); break;
-        }
+        upto6(O - o0 < 6 ? O - o0 : 6, [&](auto ob) {
+            igrad_block<T, decltype(ob)::value>(g, gcs, grs, wt, dx, xcs, xrs, C, O, o0, K, S, Ho, Wo, NB);
+        });
     }
 }
 

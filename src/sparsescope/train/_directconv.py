@@ -62,7 +62,8 @@ class _Conv:
         lib = kernels()
         self._fwd, self._wgrad, self._igrad = (getattr(lib, f"conv_{op}_{suffix}") for op in ("fwd", "wgrad", "igrad"))
         self.wt = torch.empty(self.c, kernel, kernel, self.o, dtype=w.dtype)  # tap-major weights
-        self.scratch = torch.empty(self.c * kernel * kernel * self.o * 32, dtype=torch.uint8)  # one vector per weight
+        # the weight gradient's scratch: one 32-byte vector per weight, then one offset per tap
+        self.scratch = torch.empty(self.c * kernel * kernel * (self.o * 32 + 8), dtype=torch.uint8)
         self.bufs: dict[int, dict[str, torch.Tensor]] = {}
 
     def _buf(self, n: int) -> dict[str, torch.Tensor]:
