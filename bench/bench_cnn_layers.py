@@ -84,26 +84,27 @@ def main() -> None:
     total_flops = 0.0
     outs = vals[1:4]
     gs = [torch.rand_like(o) for o in outs]
-    for k, (c, out, g) in enumerate(zip(convs, outs, gs)):
+    for c, out, g in zip(convs, outs, gs):
         macs = n * c.o * c.c * c.k * c.k * c.oh * c.ow
         row(f"{c.name} forward", timed(lambda: c.forward(n, out), reps), 2 * macs)
         d = c._buf(n)
         gw, gb = grads[f"{c.name}.weight"], grads[f"{c.name}.bias"]
+        row(f"{c.name} ReLU backward", timed(lambda: torch.ops.aten.threshold_backward.grad_input(
+            g, out, 0, grad_input=g), reps))
         x_ = d["x"]
-        gv = c.grad_view(n)
-        g = gv if gv is not None else g
-        wg = timed(lambda: c._wgrad(x_.data_ptr(), x_.stride(0), x_.stride(1), g.data_ptr(), g.stride(0), g.stride(1),
-                                    gw.data_ptr(), gb.data_ptr(), c.scratch.data_ptr(), c.c, c.o, c.k, c.s, c.oh, c.ow, nb), reps)
-        row(f"{c.name} weight + bias gradient", wg, 2 * macs)
-        below = convs[k - 1] if k else None
-        dest = below.grad_view(n) if below is not None else None
-        # the whole backward as the step runs it: ReLU backward, weight + bias gradient, mask, input gradient
-        # (into the layer below's gradient buffer, with its ReLU backward fused when the gather form runs)
-        bw = timed(lambda: c.backward(n, g, False, out, gw, gb, dest, below is not None and below.relu), reps)
-        row(f"{c.name} backward (all)", bw, (4 if below is not None else 2) * macs)
-        if below is not None:
-            print(f"  {'  of which input gradient + ReLU bwd':34s} {bw[0] - wg[0]:7.3f} ms CPU"
-                  f"{'':19s}{2 * macs / (bw[0] - wg[0]) / 1e6:6.1f} GFLOP/s ({'gather' if c.gather else 'scatter'} form)")
+        row(f"{c.name} weight + bias gradient", timed(lambda: c._wgrad(
+            x_.data_ptr(), x_.stride(0), x_.stride(1), g.data_ptr(), g.stride(0), g.stride(1), gw.data_ptr(), gb.data_ptr(),
+            c.scratch.data_ptr(), c.c, c.o, c.k, c.s, c.oh, c.ow, nb), reps), 2 * macs)
+        if not c.first:
+            dx = d["dx"]
+
+            def igrad():
+                dx.zero_()
+                c._igrad(g.data_ptr(), g.stride(0), g.stride(1), c.wt.data_ptr(), dx.data_ptr(), dx.stride(0), dx.stride(1),
+                         c.c, c.o, c.k, c.s, c.oh, c.ow, nb)
+            row(f"{c.name} input gradient (+ zeroing)", timed(igrad, reps), 2 * macs)
+        row(f"{c.name} backward as the step runs it", timed(lambda: c.backward(n, g, out, gw, gb), reps),
+            (2 if c.first else 4) * macs)
         total_flops += 6 * macs
     feats = vals[4]
     w, bias = params["out.weight"], params["out.bias"]
@@ -123,6 +124,9 @@ def main() -> None:
     if args.no_torch:
         return
     print("torch's kernels (what autograd runs), per convolution, forward | convolution_backward (input+weight+bias):")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*TF32.*")  # torch's mkldnn.flags() warns about Intel GPUs
     for fmt, mk in (("default", True), ("channels_last", True), ("default, mkldnn off", False)):
         with torch.backends.mkldnn.flags(enabled=mk):
             tot = 0.0
