@@ -131,11 +131,16 @@ class _Buffers:
         a = [a0] + [_tickets(K, b, i, 1.0) for (_, i) in shapes[1:]]
         z = [_tickets(K, b, o) for (o, _) in shapes]
         g = [_tickets(K, b, o) for (o, _) in shapes]
-        self.sm, self.logits = _tickets(K, b, shapes[-1][0]), z[-1]
+        wt = [w.transpose(1, 2) for w in net.w]
+        # the logits, their softmax and gradient: contiguous where the last product still agrees (a narrow
+        # output, e.g. 10 classes, is otherwise padded per ticket; contiguous, bmm and softmax run faster)
+        top = torch.empty(K, b, shapes[-1][0])
+        if (last > 0 or not shared) and _agrees("bmm", a[last], wt[last], top):
+            z[last], g[last] = top, torch.empty_like(top)
+        self.sm, self.logits = torch.empty_like(z[last]), z[last]
         self.x = a0[:, :-1] if shared else a0.view(K * b, -1)[:, :-1]
         h = [a0[..., :-1]] + [t[:, :, :-1] for t in a[1:]]
         self.g_last = g[last]
-        wt = [w.transpose(1, 2) for w in net.w]
         self.wide_ok = True
         if shared:
             width = shapes[0][0]
