@@ -1,6 +1,6 @@
 """Study benchmarks (a script, not a test): batched tickets, and a sweep on local processes and Dask.
 
-    python bench/bench_study.py batched [--dataset mnist] [--k 8]
+    python bench/bench_study.py batched [--dataset mnist] [--k 8] [--profile [--steps 1000]]
     python bench/bench_study.py sweep [--sweep configs/sweeps/study.toml] [--executor local|dask] [--dataset D]
     python bench/bench_study.py executor-step [--executors local,dask]
 
@@ -8,10 +8,23 @@
 (:func:`sparsescope.study.fit_batched`) against one ticket alone
 (:func:`sparsescope.train.fit`), wall and CPU time, in both of its modes:
 tickets with their own data orders, and tickets sharing one; target: K = 8
-in at most 3x the time of one.  Beside it the compute floor: 6 x kernel
-weights x samples x epochs FLOPs per ticket over the single-thread matmul
-FLOP/s measured in this run (K tickets do K times the arithmetic of one,
-so the floor alone is K/(one's ratio to its floor) times one).
+in at most 3x the time of one.  Beside it the exact compute floor: the
+FLOPs of the products a step must do, over the single-thread matmul FLOP/s
+measured in this run (a 512 x 512 product).  Per sample and ticket that is
+2 x the kernel weights for the forward pass, 2 x them for the weight
+gradients, and 2 x the weights of layers 2.. for the input gradients (layer
+1's input needs no gradient): for 784-32-32-10, (4 x 25,088 + 6 x 1,344) =
+108,416 FLOPs, 0.68 of the 6 x weights often quoted.  Biases, elementwise
+ops and Adam are left out of the floor (they scale with the parameters or
+units, not with weights x samples); ``--profile`` shows what they cost.  K
+tickets do K times the arithmetic of one, so K x floor / one's time is the
+best ratio any batching could reach.
+
+``batched --profile``: the batched step call by call (each mode, K
+tickets, ``--steps`` steps of full batches, each call timed with
+the thread's CPU clock): CPU microseconds per step, and for the products their FLOPs
+and GFLOP/s against the matmul peak, so the time above the floor is
+located.
 
 ``executor-step``: one batched step (K dense tickets) on a worker of each
 executor, repeated: wall, the task thread's CPU and its page faults -- what
@@ -67,18 +80,80 @@ def bench_batched(args: argparse.Namespace) -> None:
             res = fit_batched(spec, starts, [None] * args.k, data, cfg, seeds=seeds)
             many[c].append((res[0].train_seconds * args.k, res[0].train_cpu_seconds * args.k))
     flops = max(flops, matmul_flops())  # best of before and after: a busy moment only lowers it
-    floor1 = 6 * spec.num_kernel_weights * len(data.x_train) * cfg.epochs / flops
+    floor1 = floor_flops(spec.sizes) * len(data.x_train) * cfg.epochs / flops
     med = statistics.median
     w1, c1 = med(r.train_seconds for r in one), med(r.train_cpu_seconds for r in one)
     print(f"matmul 512x512 {flops / 1e9:.1f} GFLOP/s; {args.dataset} ({len(data.x_train)} samples), MLP {spec.sizes}, "
           f"{cfg.epochs} epochs, batch {cfg.batch_size}, dense tickets; median of {args.repeats}")
-    print(f"1 ticket alone: {w1:.2f} s wall, {c1:.2f} s CPU   dense floor {floor1:.2f} s "
+    print(f"exact floor per ticket: {floor_flops(spec.sizes):,} FLOPs per sample (4 x layer-1 weights + 6 x the rest) "
+          f"= {floor1:.3f} s for {cfg.epochs} epochs")
+    print(f"1 ticket alone: {w1:.2f} s wall, {c1:.2f} s CPU   exact floor {floor1:.2f} s "
           f"({w1 / floor1:.2f}x wall, {c1 / floor1:.2f}x CPU)")
     for c, runs in many.items():
         wk, ck = med(x[0] for x in runs), med(x[1] for x in runs)
         print(f"{args.k} tickets batched, {c}: {wk:.2f} s wall = {wk / w1:.2f}x one, {ck:.2f} s CPU = {ck / c1:.2f}x one"
-              f"   target <= 3x;  floor {args.k * floor1:.2f} s ({args.k * floor1 / c1:.2f}x one's CPU)")
+              f"   target <= 3x;  exact floor {args.k * floor1:.2f} s ({args.k * floor1 / c1:.2f}x one's CPU; "
+              f"batched CPU {ck / (args.k * floor1):.2f}x its floor)")
     print(f"after: {load_note()}")
+    if args.profile:
+        for c, seeds in cases.items():
+            profile_step(spec, starts, data, cfg, seeds, args.steps, flops, c)
+
+
+def floor_flops(sizes) -> int:
+    """Matmul FLOPs per sample of one training step: forward and weight gradient of every layer,
+    input gradient of every layer but the first (nothing needs the gradient of the data)."""
+    weights = [o * i for i, o in zip(sizes[:-1], sizes[1:])]
+    return 4 * sum(weights) + 2 * sum(weights[1:])
+
+
+def profile_step(spec, starts, data, cfg, seeds, steps: int, peak: float, title: str) -> None:
+    """Time every call of the batched step (``_Buffers.ops``) and Adam over ``steps`` full batches."""
+    import numpy as np
+
+    from sparsescope.study import _batched
+    from sparsescope.train._fit import _FusedAdam
+    from sparsescope.train._flat import FlatMLP, neg_onehot_table
+
+    K, b = len(starts), cfg.batch_size
+    net = FlatMLP(spec.sizes, *_batched._stack(spec, starts, [None] * K))
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train)).reshape(len(data.x_train), -1)
+    y = torch.from_numpy(np.ascontiguousarray(data.y_train))
+    shared = len(set(seeds)) == 1
+    buf = _batched._Buffers(net, b, shared)
+    if shared and not buf.wide_ok:
+        shared, buf = False, _batched._Buffers(net, b, False)
+    adam = _FusedAdam(*net.adam_views(), cfg)
+    onehot, scale = neg_onehot_table(y, spec.sizes[-1], b)
+    n = len(x) - len(x) % b
+    perms = torch.stack([torch.randperm(len(x), generator=torch.Generator().manual_seed(s)) for s in seeds])
+    noh = onehot.index_select(0, perms.view(-1)).view(K, len(x), -1).mul_(scale)
+    ops = buf.ops + [("Adam (fused, every parameter)", 0, adam.step)]
+    spent = [0.0] * len(ops)
+    clock = time.thread_time  # CPU time of this thread: other processes' load preempts it less than wall
+    w0 = None
+    for i in range(steps + 20):  # 20 warm-up steps
+        s = (i * b) % n
+        if shared:
+            buf.feed(x, perms[0, s:s + b], noh[0, s:s + b], 1.0 / b)
+        else:
+            buf.feed(x, perms[:, s:s + b].reshape(-1), noh[:, s:s + b], 1.0 / b)
+        if i == 20:
+            w0 = time.perf_counter()
+        for j, (_, _, op) in enumerate(ops):
+            t0 = clock()
+            op()
+            if i >= 20:
+                spent[j] += clock() - t0
+    total, wall = sum(spent) / steps, (time.perf_counter() - w0) / steps
+    fl = sum(f for _, f, _ in ops)
+    print(f"\nprofile, {K} tickets, {title}: {total * 1e6:.0f} us CPU per step ({wall * 1e6:.0f} us wall, "
+          f"{os.getloadavg()[0]:.1f} load); products {fl / 1e6:.1f} MFLOP "
+          f"= floor {fl / peak * 1e6:.0f} us at {peak / 1e9:.1f} GFLOP/s ({total * peak / fl:.2f}x)")
+    for (name, f, _), t in zip(ops, spent):
+        us = t / steps * 1e6
+        extra = f"  {f / 1e6:6.2f} MFLOP  {f / (us * 1e3):5.1f} GFLOP/s  floor {f / peak * 1e6:6.1f} us" if f else ""
+        print(f"  {name:32s} {us:7.1f} us  {us / (total * 1e6):5.1%}{extra}")
 
 
 def _load() -> str:
@@ -176,6 +251,8 @@ def main() -> None:
     b.add_argument("--dataset", default="mnist")
     b.add_argument("--k", type=int, default=8)
     b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--profile", action="store_true", help="also time the batched step call by call")
+    b.add_argument("--steps", type=int, default=1000, help="steps timed by --profile")
     s = sub.add_parser("sweep")
     s.add_argument("--sweep", default="configs/sweeps/study.toml")
     s.add_argument("--executor", default="local")

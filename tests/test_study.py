@@ -48,6 +48,7 @@ def test_report_numbers_files_and_determinism(swept, tmp_path):
     rd = readability(round_flowgraph(store, control=folder))
     assert int(row["edges"]) == rd.edges and float(row["description_bits"]) == rd.description_bits
     assert float(row["out_edges"]) == pytest.approx(rd.mean_output("edges"), abs=1e-4)
+    assert row["score"] == row["test_accuracy"] and row["eval_return"] == ""
     assert float(row["test_accuracy"]) == store.read_round_at(store.path / "controls" / folder, "c").metrics["test_accuracy"]
     classes = list(csv.DictReader(io.StringIO((tmp_path / "a" / "classes.csv").read_text())))
     assert len(classes) == 10 * len(rows)
@@ -70,6 +71,46 @@ def test_cli_study_and_missing_runs(swept, tmp_path, capsys):
     assert "unknown measure 'beauty'" in capsys.readouterr().err
 
 
+def test_study_of_an_rl_sweep_ranks_by_evaluation_return(tmp_path, capsys):
+    """An RL sweep's report calls its score the evaluation return, takes its floor in return units (default the
+    environment's reward_threshold) and its rows hold each round's own eval_return."""
+    pytest.importorskip("gymnasium")
+    import tomllib
+
+    from sparsescope.runs import RunStore
+    from sparsescope.study import sweep_from_dict
+    from sparsescope.study._report import default_floor
+
+    from test_sweep import RL
+
+    path = tmp_path / "rl.toml"
+    path.write_text(RL)
+    sweep = sweep_from_dict(tomllib.loads(RL))
+    assert default_floor(sweep) == 475.0  # CartPole-v1's reward_threshold
+    run_sweep(sweep, tmp_path / "runs", executor="serial")
+    assert main(["study", str(path), "--runs-dir", str(tmp_path / "runs"), "-o", str(tmp_path / "r"),
+                 "--executor", "serial", "--floor", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "at evaluation return >= 5.000" in out or "no schedule reaches evaluation return 5.000" in out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r" / "rows.csv").read_text())))
+    assert rows and all(r["test_accuracy"] == "" for r in rows)
+    for r in rows:
+        if r["variant"] == "ticket":
+            got = RunStore(tmp_path / "runs" / r["run_id"]).read_round(int(r["round"])).metrics["eval_return"]
+            assert r["score"] == r["eval_return"] == ("" if got is None else str(got))
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Evaluation return against density" in page and "test accuracy" not in page
+    assert json.loads((tmp_path / "r" / "finding.json").read_text())["score"] == "return"
+    searching = tmp_path / "search.toml"
+    searching.write_text(RL + "[search]\nrates = { h1 = [0.5, 0.7] }\n")
+    assert main(["search", str(searching), "--runs-dir", str(tmp_path / "s")]) == 2
+    assert "classification sweep" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RL + '[study]\nreturn_floor = "high"\n')
+    assert main(["study", str(bad), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "return_floor must be a number" in capsys.readouterr().err
+
+
 def test_frontier_keeps_exactly_the_undominated_points():
     pts = [(5, 0.9), (3, 0.8), (3, 0.85), (10, 0.95), (7, 0.9), (1, 0.5), (10, 0.94)]
     keep = frontier(pts)
@@ -80,13 +121,13 @@ def test_frontier_keeps_exactly_the_undominated_points():
 
 def test_finding_chooses_per_seed_and_needs_every_seed():
     def row(s, seed, r, acc, edges):
-        return {"dataset": "d", "schedule": s, "variant": "ticket", "seed": seed, "round": r, "test_accuracy": acc,
+        return {"dataset": "d", "schedule": s, "variant": "ticket", "seed": seed, "round": r, "score": acc,
                 "out_edges": edges, "density": 1.0 / (r + 1)}
 
     rows = [row("a", 0, 0, 0.95, 100), row("a", 0, 1, 0.91, 40), row("a", 0, 2, 0.80, 10),
             row("a", 1, 0, 0.96, 110), row("a", 1, 1, 0.93, 60), row("a", 1, 2, 0.92, 20),
             row("b", 0, 0, 0.95, 100), row("b", 0, 1, 0.90, 5), row("b", 1, 0, 0.95, 90), row("b", 1, 1, 0.7, 4),
-            {**row("a", 0, 1, 0.99, 1), "variant": "reinit"}]
+            {**row("a", 0, 1, 0.99, 1), "variant": "reinit"}, {**row("b", 0, 3, None, 1)}]  # no score: never chosen
     f = {x["schedule"]: x for x in finding(rows, ["a", "b"], 0.9, "out_edges")}
     assert f["a"]["rounds"] == [1, 2] and f["a"]["out_edges_mean"] == 30 and f["a"]["best"]
     assert f["b"]["reached"] == 2 and f["b"]["rounds"] == [1, 0] and f["b"]["out_edges_mean"] == 47.5

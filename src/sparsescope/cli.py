@@ -154,8 +154,9 @@ def _study_commands(sub) -> None:
                                    "per-class readability, every run; all numbers also as CSV and JSON.")
     p.add_argument("sweep", metavar="SWEEP.toml")
     p.add_argument("-o", dest="out", default=None, metavar="DIR", help="output folder (default: reports/study-NAME)")
-    p.add_argument("--floor", type=float, default=None, metavar="ACC",
-                   help="accuracy floor of the finding (default: [study] accuracy_floor, else 0.9)")
+    p.add_argument("--floor", type=float, default=None, metavar="SCORE",
+                   help="floor of the finding: test accuracy (default: [study] accuracy_floor, else 0.9); for an RL "
+                        "sweep the evaluation return (default: [study] return_floor, else the env's reward_threshold)")
     p.add_argument("--measure", default=None, metavar="M", help="readability measure of the finding (default out_edges)")
     p.add_argument("--executor", **executor)
     p.add_argument("--workers", type=int, default=None, metavar="N", help="processes (default: one per core)")

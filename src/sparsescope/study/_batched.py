@@ -105,7 +105,13 @@ def _stack(spec: MLPSpec, params, masks):
 
 
 class _Buffers:
-    """Per-step tensors for K tickets and ``b`` rows, and the step's calls on them (``fwd``, ``bwd``).
+    """Per-step tensors for K tickets and ``b`` rows, and the step's calls on them.
+
+    ``ops``: ``(name, FLOPs, call)`` in the step's order, from gathering the
+    rows to masking the gradients (``calls``: the calls alone; ``feed`` sets
+    the step's rows first).  The names and FLOPs (2 x multiply-adds of the
+    kernel weights, all tickets) are for ``bench/bench_study.py batched
+    --profile``, which times each call.
 
     ``a[l]`` ``(K, b, in_l + 1)`` what layer ``l`` consumes (last column ones;
     shared-order mode: ``a[0]`` is ``(b, in + 1)``, one batch for all), ``h[l]``
@@ -147,17 +153,32 @@ class _Buffers:
             pre0 = z[0]
             first = _product(a0, wt[0], z[0]) if last > 0 else None
             grad0 = _product(g[0].transpose(1, 2), a0, net.g[0])
-        self.fwd = []
+        ops = []  # (name, FLOPs of this call for all tickets, the call), in the step's order
+        flops = lambda l: 2 * K * b * shapes[l][0] * (shapes[l][1] - 1)  # noqa: E731  (kernel weights only)
+        ops.append(("gather rows", 0, self._gather))
         for l in range(last):
-            self.fwd.append(first if l == 0 else _product(a[l], wt[l], z[l]))
-            self.fwd.append(lambda pre=(pre0 if l == 0 else z[l]), post=h[l + 1]: relu(pre, 0, out=post))
-        self.fwd.append(_product(a[last], wt[last], self.logits))
-        self.bwd = []
+            ops.append((f"layer {l + 1} forward", flops(l), first if l == 0 else _product(a[l], wt[l], z[l])))
+            ops.append((f"relu {l + 1}", 0, lambda pre=(pre0 if l == 0 else z[l]), post=h[l + 1]: relu(pre, 0, out=post)))
+        ops.append((f"layer {last + 1} forward", flops(last), _product(a[last], wt[last], self.logits)))
+        ops.append(("softmax", 0, lambda: torch.softmax(self.logits, 2, out=self.sm)))
+        ops.append(("loss gradient", 0, lambda: torch.add(self._noh, self.sm, alpha=self._alpha, out=self.g_last)))
         for l in range(last, 0, -1):
-            self.bwd.append(_product(g[l].transpose(1, 2), a[l], net.g[l]))
-            self.bwd.append(_product(g[l], net.w[l][:, :, :-1], z[l - 1]))
-            self.bwd.append(lambda up=z[l - 1], act=h[l], down=g[l - 1]: relu_back(up, act, 0, grad_input=down))
-        self.bwd.append(grad0)
+            ops.append((f"layer {l + 1} weight grad", flops(l), _product(g[l].transpose(1, 2), a[l], net.g[l])))
+            ops.append((f"layer {l + 1} input grad", flops(l), _product(g[l], net.w[l][:, :, :-1], z[l - 1])))
+            ops.append((f"relu {l} backward", 0,
+                        lambda up=z[l - 1], act=h[l], down=g[l - 1]: relu_back(up, act, 0, grad_input=down)))
+        ops.append(("layer 1 weight grad", flops(0), grad0))
+        if net.mask is not None:
+            ops.append(("mask gradients", 0, lambda: net.grad.mul_(net.mask)))
+        self.ops = ops
+        self.calls = [op for _, _, op in ops]
+
+    def feed(self, x: torch.Tensor, idx: torch.Tensor, noh: torch.Tensor, alpha: float) -> None:
+        """The next step's rows ``x[idx]`` (one batch, or K batches ticket after ticket), ``-onehot / b`` and ``1 / b``."""
+        self._data, self._idx, self._noh, self._alpha = x, idx, noh, alpha
+
+    def _gather(self) -> None:
+        torch.index_select(self._data, 0, self._idx, out=self.x)
 
 
 def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainResult]:
@@ -199,9 +220,9 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
             e = min(s + bsz, n)
             buf = full if e - s == bsz else short
             if shared:
-                _step(net, buf, x, perms[0, s:e], noh[s:e], 1.0 / (e - s))
+                _step(buf, x, perms[0, s:e], noh[s:e], 1.0 / (e - s))
             else:  # every ticket's batch, ticket after ticket
-                _step(net, buf, x, perms[:, s:e].reshape(-1), noh[:, s:e], 1.0 / (e - s))
+                _step(buf, x, perms[:, s:e].reshape(-1), noh[:, s:e], 1.0 / (e - s))
             epoch_logits[:, s:e] = buf.logits
             adam.step()
             step += 1
@@ -289,17 +310,11 @@ def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor):
     return loop
 
 
-def _step(net: FlatMLP, buf: _Buffers, x, idx, noh, alpha: float) -> None:
+def _step(buf: _Buffers, x, idx, noh, alpha: float) -> None:
     """One forward/backward of every ticket into ``net.grad`` (masked); the logits land in ``buf.logits``."""
-    torch.index_select(x, 0, idx, out=buf.x)
-    for op in buf.fwd:
+    buf.feed(x, idx, noh, alpha)
+    for op in buf.calls:
         op()
-    torch.softmax(buf.logits, 2, out=buf.sm)
-    torch.add(noh, buf.sm, alpha=alpha, out=buf.g_last)
-    for op in buf.bwd:
-        op()
-    if net.mask is not None:
-        net.grad.mul_(net.mask)
 
 
 __all__ = ["fit_batched"]

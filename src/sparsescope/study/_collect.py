@@ -1,7 +1,10 @@
 """Gather a sweep's numbers: one row per (run, round, variant), one per (run, round, variant, class).
 
 ``variant`` is ``ticket`` (the round itself), ``reinit`` or ``random-mask``
-(its controls).  Each row holds the round's metrics and the readability
+(its controls).  ``score`` is what the study ranks by: the test accuracy of
+a classifier, or the evaluation return (mean over the evaluation episodes)
+of an RL agent; ``test_accuracy`` and ``eval_return`` keep each under its
+own name (``None`` where it does not apply).  Each row holds the round's metrics and the readability
 measures of its flowgraph (:func:`sparsescope.analysis.readability`), whole
 graph and mean over outputs (``out_*``).  Readability costs a flowgraph and a
 layout per row, so :func:`collect` computes it per run on an executor and
@@ -21,7 +24,7 @@ from .._atomic import write_text
 from ._executors import open_executor
 from ._sweep import SweepConfig, SweepRun
 
-MEASURES_VERSION = 1
+MEASURES_VERSION = 2  # 2: rows carry ``score`` and ``eval_return``
 WHOLE = ("vertices", "edges", "image_edges", "inputs_used", "switching", "crossings", "description_bits")
 PER_OUTPUT = ("vertices", "edges", "inputs_used", "switching", "crossings", "description_bits")
 VARIANTS = ("ticket", "reinit", "random-mask")
@@ -67,7 +70,8 @@ def task_readability(run_path: str) -> dict[str, Any]:
         row, cls = _graph_rows(store, folder, r)
         base = {"round": r, "variant": variant, "control_seed": rec_metrics.get("seed"),
                 "density": rec_metrics["density"], "weights_left": rec_metrics["kept_total"],
-                "test_accuracy": rec_metrics.get("test_accuracy", rec_metrics.get("eval_return"))}
+                "test_accuracy": rec_metrics.get("test_accuracy"), "eval_return": rec_metrics.get("eval_return")}
+        base["score"] = base["test_accuracy"] if base["test_accuracy"] is not None else base["eval_return"]
         rows.append({**base, **row})
         classes += [{"round": r, "variant": variant, **c} for c in cls]
     return {"rows": rows, "classes": classes}

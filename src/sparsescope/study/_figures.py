@@ -28,8 +28,9 @@ def _colours(schedules: list[str]) -> dict[str, Any]:
 __all__ = ["accuracy_density_figure", "measure_figure", "per_class_figure", "svg_text"]
 
 
-def accuracy_density_figure(rows: list[dict[str, Any]], schedules: list[str]):
-    """Test accuracy against density (log), ticket / reinit / random-mask, mean +- sd over seeds."""
+def accuracy_density_figure(rows: list[dict[str, Any]], schedules: list[str], score_label: str = "test accuracy"):
+    """The score (``score_label``: test accuracy, or an RL agent's evaluation return) against density (log),
+    ticket / reinit / random-mask, mean +- sd over seeds."""
     matplotlib, Figure = _plt()
     agg = aggregate(rows)
     datasets = sorted({r["dataset"] for r in rows})
@@ -48,8 +49,8 @@ def accuracy_density_figure(rows: list[dict[str, Any]], schedules: list[str]):
                     if not pts:
                         continue
                     x = [100 * a["density_mean"] for a in pts]
-                    y = [a["test_accuracy_mean"] for a in pts]
-                    sd = [a["test_accuracy_std"] for a in pts]
+                    y = [a["score_mean"] for a in pts]
+                    sd = [a["score_std"] for a in pts]
                     ax.plot(x, y, ls, color=colours[s], marker="o" if variant == "ticket" else None, markersize=3,
                             label=f"{s} {variant}")
                     ax.fill_between(x, [a - b for a, b in zip(y, sd)], [a + b for a, b in zip(y, sd)],
@@ -57,16 +58,17 @@ def accuracy_density_figure(rows: list[dict[str, Any]], schedules: list[str]):
             ax.set_xscale("log")
             ax.invert_xaxis()
             ax.set_xlabel("weights left (%)")
-            ax.set_ylabel("test accuracy")
-            ax.set_title(f"{ds}: accuracy vs density (mean \u00b1 sd over seeds)")
+            ax.set_ylabel(score_label)
+            ax.set_title(f"{ds}: {score_label} vs density (mean \u00b1 sd over seeds)")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
     return fig
 
 
-def measure_figure(rows: list[dict[str, Any]], schedules: list[str], floor: float | None = None):
-    """Accuracy against each readability measure (ticket rounds, mean +- sd over seeds), frontier marked.
+def measure_figure(rows: list[dict[str, Any]], schedules: list[str], floor: float | None = None,
+                   score_label: str = "test accuracy"):
+    """The score (``score_label``) against each readability measure (ticket rounds, mean +- sd over seeds), frontier marked.
 
     The frontier (black step line, circled points) joins the (schedule, round)
     points that no other point beats on both axes, across all schedules.
@@ -87,10 +89,10 @@ def measure_figure(rows: list[dict[str, Any]], schedules: list[str], floor: floa
                 ax = fig.add_subplot(nrow * len(datasets), cols, n)
                 for s in schedules:
                     pts = [a for a in mine if a["schedule"] == s]
-                    ax.errorbar([a[f"{key}_mean"] for a in pts], [a["test_accuracy_mean"] for a in pts],
-                                xerr=[a[f"{key}_std"] for a in pts], yerr=[a["test_accuracy_std"] for a in pts],
+                    ax.errorbar([a[f"{key}_mean"] for a in pts], [a["score_mean"] for a in pts],
+                                xerr=[a[f"{key}_std"] for a in pts], yerr=[a["score_std"] for a in pts],
                                 fmt="o", markersize=3, color=colours[s], elinewidth=0.6, label=s)
-                pts = [(a[f"{key}_mean"], a["test_accuracy_mean"]) for a in mine]
+                pts = [(a[f"{key}_mean"], a["score_mean"]) for a in mine]
                 front = frontier(pts)
                 if front:
                     fx = [pts[i][0] for i in front]
@@ -104,7 +106,7 @@ def measure_figure(rows: list[dict[str, Any]], schedules: list[str], floor: floa
                 if xs and min(xs) > 0 and max(xs) > 10 * min(xs):  # log only where the range spans decades
                     ax.set_xscale("log")
                 ax.set_xlabel(label)
-                ax.set_ylabel("test accuracy")
+                ax.set_ylabel(score_label)
                 ax.set_title(ds, fontsize=8)
                 ax.grid(True, alpha=0.3)
                 if n == 1:
@@ -149,7 +151,7 @@ def per_class_figure(classes: list[dict[str, Any]], chosen: dict[tuple[str, str,
                 ax.set_ylabel(label)
                 ax.set_title(f"{ds}: {label} per class", fontsize=8)
                 if not labels:
-                    ax.text(0.5, 0.5, "no round reaches the accuracy floor", ha="center", va="center",
+                    ax.text(0.5, 0.5, "no round reaches the floor", ha="center", va="center",
                             transform=ax.transAxes, fontsize=8, color="#666666")
                 elif p == 0:
                     ax.legend(fontsize=7)

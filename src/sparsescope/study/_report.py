@@ -82,9 +82,34 @@ th{background:#f3f3f3}figure{margin:1em 0}svg{max-width:100%;height:auto}.findin
 code{background:#f3f3f3;padding:0 3px}"""
 
 
+def score_kind(sweep: SweepConfig) -> tuple[str, str]:
+    """What the study ranks rounds by: ``("accuracy", "test accuracy")`` for classifiers,
+    ``("return", "evaluation return")`` for an RL sweep (the greedy agent's mean return)."""
+    return ("return", "evaluation return") if sweep.runs() and all(r.config.is_rl for r in sweep.runs()) \
+        else ("accuracy", "test accuracy")
+
+
+def default_floor(sweep: SweepConfig) -> float:
+    """The floor when neither the command nor ``[study]`` gives one: 0.9 test accuracy, or for
+    RL the environment's own ``reward_threshold`` (CartPole-v1: 475), which must then exist."""
+    if score_kind(sweep)[0] == "accuracy":
+        return float(sweep.study.get("accuracy_floor", DEFAULT_FLOOR))
+    if "return_floor" in sweep.study:
+        return float(sweep.study["return_floor"])
+    import gymnasium
+
+    name = sweep.datasets[0]
+    threshold = gymnasium.spec(name).reward_threshold
+    if threshold is None:
+        raise SparsescopeError(f"{name} has no reward_threshold: give the return floor with --floor or "
+                               "[study] return_floor")
+    return float(threshold)
+
+
 def study_tables(data: StudyData, sweep: SweepConfig, floor: float, measure: str) -> dict[str, Any]:
     """Every table of the report as plain data (what study.json holds)."""
     schedules = list(sweep.schedules)
+    kind, score_label = score_kind(sweep)
     agg = aggregate(data.rows)
     find = finding(data.rows, schedules, floor, measure)
     runs = []
@@ -94,22 +119,25 @@ def study_tables(data: StudyData, sweep: SweepConfig, floor: float, measure: str
         last = max(ticket, key=lambda r: r["round"]) if ticket else {}
         runs.append({"run_id": run.run_id, "schedule": run.schedule, "dataset": run.dataset, "seed": run.seed,
                      "rounds": len(ticket), "controls": len(mine) - len(ticket),
-                     "final_density": last.get("density"), "final_test_accuracy": last.get("test_accuracy"),
+                     "final_density": last.get("density"), "final_score": last.get("score"),
                      "final_out_edges": last.get("out_edges")})
-    return {"sweep": sweep.name, "floor": floor, "measure": measure, "schedules": schedules,
-            "missing_runs": data.missing, "runs": runs, "finding": find,
-            "finding_text": sentence(find, dict(MEASURES)[measure]), "aggregate": agg}
+    return {"sweep": sweep.name, "floor": floor, "score": kind, "score_label": score_label, "measure": measure,
+            "schedules": schedules, "missing_runs": data.missing, "runs": runs, "finding": find,
+            "finding_text": sentence(find, dict(MEASURES)[measure], score_label), "aggregate": agg}
 
 
 def write_study(sweep: SweepConfig, runs_dir: str | Path, out: str | Path, *, floor: float | None = None,
                 measure: str | None = None, executor: str = "local", workers: int | None = None) -> Path:
     """Write the study report of ``sweep`` into folder ``out``; returns ``out/index.html``."""
-    floor = float(sweep.study.get("accuracy_floor", DEFAULT_FLOOR) if floor is None else floor)
+    kind, score_label = score_kind(sweep)
+    floor = default_floor(sweep) if floor is None else float(floor)
     measure = sweep.study.get("measure", DEFAULT_MEASURE) if measure is None else measure
     if measure not in MEASURE_KEYS:
         raise SparsescopeError(f"unknown measure {measure!r} (expected one of {', '.join(MEASURE_KEYS)})")
-    if not 0.0 <= floor <= 1.0:
+    if kind == "accuracy" and not 0.0 <= floor <= 1.0:
         raise SparsescopeError(f"accuracy floor must be in [0, 1], got {floor}")
+    if not math.isfinite(floor):
+        raise SparsescopeError(f"the floor must be a finite number, got {floor}")
     out = Path(out)
     data = collect(sweep, runs_dir, out / "cache", executor=executor, workers=workers)
     if not data.runs:
@@ -120,8 +148,8 @@ def write_study(sweep: SweepConfig, runs_dir: str | Path, out: str | Path, *, fl
     chosen = {(f["dataset"], f["schedule"], s): r for f in tables["finding"]
               for s, r in zip(f["seeds_reached"], f["rounds"])}
     figs = {
-        "accuracy-density": accuracy_density_figure(data.rows, schedules),
-        "accuracy-readability": measure_figure(data.rows, schedules, floor),
+        "accuracy-density": accuracy_density_figure(data.rows, schedules, score_label),
+        "accuracy-readability": measure_figure(data.rows, schedules, floor, score_label),
         "per-class": per_class_figure(data.classes, chosen, schedules),
     }
     svgs = {name: svg_text(fig) for name, fig in figs.items()}
@@ -131,18 +159,18 @@ def write_study(sweep: SweepConfig, runs_dir: str | Path, out: str | Path, *, fl
     write_text(out / "classes.csv", to_csv(data.classes))
     write_text(out / "aggregate.csv", to_csv(tables["aggregate"]))
     write_text(out / "runs.csv", to_csv(tables["runs"]))
-    write_text(out / "finding.json", json.dumps(_plain({k: tables[k] for k in ("floor", "measure", "finding", "finding_text")}),
+    write_text(out / "finding.json", json.dumps(_plain({k: tables[k] for k in ("floor", "score", "measure", "finding", "finding_text")}),
                                                 indent=1, sort_keys=True) + "\n")
     write_text(out / "study.json", json.dumps(_plain({**tables, "rows": data.rows, "classes": data.classes}),
                                               sort_keys=True) + "\n")
     mlabel = dict(MEASURES)[measure]
     find_cols = [("dataset", "dataset"), ("schedule", "schedule"), ("reached", "seeds at floor"),
                  (f"{measure}_mean", f"{mlabel} (mean)"), (f"{measure}_std", "sd"),
-                 ("test_accuracy_mean", "accuracy"), ("test_accuracy_std", "sd"), ("density_mean", "density"),
+                 ("score_mean", score_label), ("score_std", "sd"), ("density_mean", "density"),
                  ("rounds", "chosen round per seed")]
     run_cols = [("run_id", "run"), ("schedule", "schedule"), ("dataset", "dataset"), ("seed", "seed"),
                 ("rounds", "rounds"), ("controls", "controls"), ("final_density", "final density"),
-                ("final_test_accuracy", "final accuracy"), ("final_out_edges", "final edges per output")]
+                ("final_score", f"final {score_label}"), ("final_out_edges", "final edges per output")]
     missing = (f"<p>{len(data.missing)} runs of the sweep are not finished and are left out: "
                f"{html.escape(', '.join(data.missing))}</p>") if data.missing else ""
     parts = [
@@ -157,11 +185,12 @@ def write_study(sweep: SweepConfig, runs_dir: str | Path, out: str | Path, *, fl
         "<h2>Finding</h2>",
         "".join(f"<p class='finding'>{html.escape(t)}</p>" for t in tables["finding_text"]),
         _table(tables["finding"], find_cols, {"density_mean": ".4f"}),
-        "<h2>Accuracy against density: ticket and controls</h2>",
+        f"<h2>{score_label.capitalize()} against density: ticket and controls</h2>",
         f"<figure>{_svg_inline(figs['accuracy-density'])}</figure>",
-        "<h2>Accuracy against readability (ticket rounds), frontier across schedules</h2>",
-        f"<p>Dashed line: the accuracy floor {floor:.3f}. Circled points joined by the black step line are the frontier: "
-        "no other (schedule, round) has both a smaller measure and a higher mean accuracy.</p>",
+        f"<h2>{score_label.capitalize()} against readability (ticket rounds), frontier across schedules</h2>",
+        f"<p>Dashed line: the floor, {html.escape(score_label)} {floor:.3f}. Circled points joined by the black step "
+        f"line are the frontier: no other (schedule, round) has both a smaller measure and a higher mean "
+        f"{html.escape(score_label)}.</p>",
         f"<figure>{_svg_inline(figs['accuracy-readability'])}</figure>",
         "<h2>Per-class readability at the chosen rounds</h2>",
         f"<figure>{_svg_inline(figs['per-class'])}</figure>",

@@ -148,6 +148,9 @@ def search_schedule(sweep: SweepConfig, search: SearchConfig, runs_dir: str | Pa
 
     if measure not in MEASURE_KEYS:
         raise ConfigError(f"unknown measure {measure!r} (expected one of {', '.join(MEASURE_KEYS)})")
+    if any(r.config.is_rl for r in sweep.runs()):
+        raise ConfigError("schedule search ranks by test accuracy: it takes a classification sweep, not an RL one "
+                          "(use 'sparsescope sweep' and 'sparsescope study' for RL sweeps)")
     say = note or (lambda s: None)
     rounds = search.rungs[-1]
     cands = search.grid()

@@ -131,8 +131,12 @@ def sweep_from_dict(doc: dict[str, Any]) -> SweepConfig:
             raise ConfigError(f"[schedules.{sname}] must be a table")
         schedules[sname] = _merge_prune(defaults, table)
     study = doc.get("study", {})
-    if not isinstance(study, dict) or set(study) - {"accuracy_floor", "measure"}:
-        raise ConfigError("[study] takes accuracy_floor and measure")
+    if not isinstance(study, dict) or set(study) - {"accuracy_floor", "return_floor", "measure"}:
+        raise ConfigError("[study] takes accuracy_floor (classifiers), return_floor (RL) and measure")
+    for key in ("accuracy_floor", "return_floor"):
+        v = study.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v != v):
+            raise ConfigError(f"[study] {key} must be a number, got {v!r}")
     search = doc.get("search", {})
     if search:
         from ._search import search_from_dict

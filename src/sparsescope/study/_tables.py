@@ -23,8 +23,8 @@ MEASURES = (
     ("description_bits", "description length, whole graph (bits)"),
 )
 MEASURE_KEYS = tuple(k for k, _ in MEASURES)
-FIELDS = ("density", "weights_left", "test_accuracy", "vertices", "edges", "image_edges", "inputs_used", "switching",
-          "crossings", "description_bits", "out_vertices", "out_edges", "out_inputs_used", "out_switching",
+FIELDS = ("density", "weights_left", "score", "test_accuracy", "eval_return", "vertices", "edges", "image_edges",
+          "inputs_used", "switching", "crossings", "description_bits", "out_vertices", "out_edges", "out_inputs_used", "out_switching",
           "out_crossings", "out_description_bits")
 
 
@@ -68,7 +68,10 @@ def frontier(points: list[tuple[float, float]]) -> list[int]:
 
 
 def finding(rows: list[dict[str, Any]], schedules: list[str], floor: float, measure: str) -> list[dict[str, Any]]:
-    """Per (dataset, schedule): the smallest ``measure`` among ticket rounds at accuracy >= ``floor``.
+    """Per (dataset, schedule): the smallest ``measure`` among ticket rounds with ``score`` >= ``floor``.
+
+    ``score`` is the test accuracy (classifiers) or evaluation return (RL);
+    a round without one (an incomplete evaluation) never reaches the floor.
 
     Chosen per seed (that seed's sparsest-reading round that still reaches the
     floor), then mean and spread over seeds.  ``reached`` counts the seeds
@@ -82,15 +85,15 @@ def finding(rows: list[dict[str, Any]], schedules: list[str], floor: float, meas
             seeds = sorted({r["seed"] for r in mine})
             chosen = []
             for s in seeds:
-                ok = [r for r in mine if r["seed"] == s and r["test_accuracy"] >= floor]
+                ok = [r for r in mine if r["seed"] == s and r["score"] is not None and r["score"] >= floor]
                 if ok:
-                    chosen.append(min(ok, key=lambda r: (r[measure], -r["test_accuracy"], r["round"])))
+                    chosen.append(min(ok, key=lambda r: (r[measure], -r["score"], r["round"])))
             m, sd, n = mean_std(r[measure] for r in chosen)
-            acc, acc_sd, _ = mean_std(r["test_accuracy"] for r in chosen)
+            acc, acc_sd, _ = mean_std(r["score"] for r in chosen)
             dens, _, _ = mean_std(r["density"] for r in chosen)
             out.append({"dataset": ds, "schedule": sched, "measure": measure, "floor": floor, "seeds": len(seeds),
-                        "reached": n, f"{measure}_mean": m, f"{measure}_std": sd, "test_accuracy_mean": acc,
-                        "test_accuracy_std": acc_sd, "density_mean": dens,
+                        "reached": n, f"{measure}_mean": m, f"{measure}_std": sd, "score_mean": acc,
+                        "score_std": acc_sd, "density_mean": dens,
                         "rounds": [r["round"] for r in chosen], "seeds_reached": [r["seed"] for r in chosen]})
     for ds in datasets:
         full = [f for f in out if f["dataset"] == ds and f["reached"] == f["seeds"] and f["seeds"] > 0]
@@ -102,14 +105,14 @@ def finding(rows: list[dict[str, Any]], schedules: list[str], floor: float, meas
     return out
 
 
-def sentence(f: list[dict[str, Any]], measure_label: str) -> list[str]:
-    """The finding in words, one line per dataset."""
+def sentence(f: list[dict[str, Any]], measure_label: str, score_label: str = "test accuracy") -> list[str]:
+    """The finding in words, one line per dataset (``score_label``: what ``score`` is)."""
     lines = []
     for ds in sorted({x["dataset"] for x in f}):
         mine = [x for x in f if x["dataset"] == ds]
         best = [x for x in mine if x.get("best")]
         if not best:
-            lines.append(f"{ds}: no schedule reaches test accuracy {mine[0]['floor']:.3f} with every seed.")
+            lines.append(f"{ds}: no schedule reaches {score_label} {mine[0]['floor']:.3f} with every seed.")
             continue
         b = best[0]
         k = b["measure"]
@@ -118,8 +121,8 @@ def sentence(f: list[dict[str, Any]], measure_label: str) -> list[str]:
                             + ("" if x["reached"] == x["seeds"] else f" ({x['reached']}/{x['seeds']} seeds reach it)"))
                            for x in mine if x is not b)
         lines.append(
-            f"{ds}: at test accuracy >= {b['floor']:.3f}, schedule {b['schedule']} gives the smallest {measure_label}: "
-            f"{b[f'{k}_mean']:.1f} \u00b1 {b[f'{k}_std']:.1f} (mean \u00b1 sd over {b['seeds']} seeds; accuracy "
-            f"{b['test_accuracy_mean']:.4f} \u00b1 {b['test_accuracy_std']:.4f}, density {100 * b['density_mean']:.2f}%)"
+            f"{ds}: at {score_label} >= {b['floor']:.3f}, schedule {b['schedule']} gives the smallest {measure_label}: "
+            f"{b[f'{k}_mean']:.1f} \u00b1 {b[f'{k}_std']:.1f} (mean \u00b1 sd over {b['seeds']} seeds; {score_label} "
+            f"{b['score_mean']:.4f} \u00b1 {b['score_std']:.4f}, density {100 * b['density_mean']:.2f}%)"
             + (f"; others: {others}" if others else "") + ".")
     return lines
