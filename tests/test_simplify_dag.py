@@ -242,3 +242,19 @@ def test_malformed_dag_documents_are_one_line_errors():
                 {**d, "edges": [["in.0", "out.0", 0.0]]}, {**d, "layers": None}):
         with pytest.raises(GraphError):
             dag_from_dict(bad)
+
+
+def test_identity_layers_are_composed_without_a_proof():
+    """Hidden layers without activation are linear everywhere: their units compose (``how: identity``)
+    where that saves edges, the DAG is still the torch model, and the certificate replays."""
+    from test_bounds import random_mlp
+
+    rng = np.random.default_rng(1)
+    model = random_mlp(rng, (5,), [6, 4, 3], [0.4, 0.4, 1.0], torch.float32, relu_hidden=False)
+    graph = from_torch(model, (5,))
+    lo, hi = np.zeros(5), np.ones(5)
+    r, s = check_dag(model, graph, lo, hi, rng, (5,))
+    steps = [f for f in s.facts if f["fact"] == "composed"]
+    assert steps and all(f["how"] == "identity" for f in steps)
+    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
+    assert check_certificate(graph, doc).counts["composed"] == len(steps)
