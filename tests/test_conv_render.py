@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sparsescope.analysis import analyse, channel_sizes, channel_view, comparison_side, live_mask
+from sparsescope.analysis import CONE_RULES, analyse, cone_sizes, channel_sizes, channel_view, comparison_side, live_mask
 from sparsescope.bounds import annotate
 from sparsescope.graph import evaluate, from_torch, to_json
 from sparsescope.render import write_report
@@ -96,6 +97,14 @@ def test_conv_report(graph, tmp_path):
     assert f"<td>{v7}</td><td>{e7}</td>" in page
     c7 = channel_sizes(graph, 7)
     assert f"<td>{c7.vertices}</td><td>{c7.edges}</td><td>{c7.weights}</td>" in page
+    # the cone table: per output, per rule, vertices and edges equal analysis.cone_sizes
+    cones = page.split("three ways to count", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr><td class="l">(out\.\d+)</td><td class="l">[^<]*</td>((?:<td>\d+</td>)+)</tr>', cones)
+    assert [nid for nid, _ in rows] == [f"out.{i}" for i in range(10)]
+    for i, (_, cells) in enumerate(rows):
+        want = [n for r in CONE_RULES for c in [cone_sizes(graph, i, r)] for n in (c.vertices, c.edges)]
+        assert [int(v) for v in re.findall(r"<td>(\d+)</td>", cells)] == want, i
+    assert "1,659" in page
     assert "Comparison at matched accuracy" in page and "c1 6 / c2 23 / c3 23 / out 135" in page
     # same inputs, same bytes
     index2 = write_report(tmp_path / "rep2", graph, rounds=[], samples_x=x, samples_y=y, sample_index=2,

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+from sparsescope.analysis import live_mask
 from sparsescope.bounds import annotate
 from sparsescope.graph import evaluate, from_torch
 from sparsescope.viewer._convpage import build_conv_page, write_conv_page
@@ -25,6 +29,8 @@ from test_viewer_browser import browser, opened  # noqa: F401  (browser is a fix
 pytestmark = pytest.mark.browser
 PICK = np.array([9, 2, 33, 480])
 DENSITY = (1.0, 0.5, 0.25, 0.1)
+HOSTILE = "<img src=x onerror=alert(1)>"
+LABELS = [str(k) for k in range(4)] + [HOSTILE, "ctl\x01\ufffe"] + [str(k) for k in range(6, 10)]
 
 
 def _rounds():
@@ -43,7 +49,7 @@ def _rounds():
                     p.copy_(w0[k] * (score[k] < d))
                 else:
                     p.copy_(w0[k] + 0.01 * r)  # biases move between rounds too
-        g = annotate(from_torch(m, (28, 28), meta={"run": "convrun", "round": r}), "unit")
+        g = annotate(from_torch(m, (28, 28), output_labels=LABELS, meta={"run": "convrun", "round": r}), "unit")
         graphs.append(g)
         metrics.append({"round": r, "density": d, "weights_left": {"c": int(sum(layer.num_edges for layer in g.layers[1:]))},
                         "test_accuracy": 0.5 + 0.1 * r})
@@ -148,3 +154,93 @@ def test_export_is_a_fitted_titled_png(page, conv):
     assert rows.size and cols.size
     assert cols.min() > 20 and cols.max() < 3180 and rows.max() + 150 < 1990  # the whole graph inside the page
     assert (cols.max() - cols.min()) > 0.6 * 3200 or (rows.max() - rows.min()) > 0.6 * 1850  # fitted, not a corner
+
+
+def _svg(page):
+    """The page's SVG export parsed: node rects ``{id: (x, y, w, h)}``, card rects ``{id: ...}``, line segments
+    per layer ``[(x1, y1, x2, y2)]``, curve end points per layer, and the text."""
+    text = page.evaluate("sparsescope.svgText()")
+    root = ET.fromstring(text)  # well-formed: every string escaped
+    ns = "{http://www.w3.org/2000/svg}"
+    box = lambda e: tuple(float(e.get(k)) for k in ("x", "y", "width", "height"))  # noqa: E731
+    nodes = {e.get("data-id"): box(e) for e in root.iter(ns + "rect") if e.get("class") == "node"}
+    cards = {g.get("data-id"): box(g.find(ns + "rect")) for g in root.iter(ns + "g") if g.get("class") == "card"}
+    lines, curves = [], []
+    for e in root.iter(ns + "path"):
+        nums = [float(v) for v in re.findall(r"-?[0-9.]+", e.get("d"))]
+        if e.get("class") == "edges":
+            lines += [(e.get("data-layer"), *nums[k:k + 4]) for k in range(0, len(nums), 4)]
+        elif e.get("class") == "curves":  # M x1 y1 C c1 c2 x2 y2
+            curves += [(e.get("data-layer"), nums[k], nums[k + 1], nums[k + 6], nums[k + 7]) for k in range(0, len(nums), 8)]
+    return text, root, nodes, cards, lines, curves
+
+
+def _at(rects, x, y):
+    hit = [i for i, (rx, ry, w, h) in rects.items() if rx - 0.02 <= x <= rx + w + 0.02 and ry - 0.02 <= y <= ry + h + 0.02]
+    assert len(hit) == 1, (x, y, hit)
+    return hit[0]
+
+
+def _chan(g, nid):
+    """The card id of node ``nid``: its channel for a feature map, the layer for a plain 2-d input, itself otherwise."""
+    name, i = g.locate(nid)
+    layer = g.layer(name)
+    if len(layer.shape) == 3:
+        return f"{name}[{i // (layer.shape[1] * layer.shape[2])}]"
+    return name if len(layer.shape) == 2 else nid
+
+
+def test_svg_export_draws_exactly_the_pages_graph(page, conv):
+    g = conv["graphs"][3]
+    # unrolled, subgraph of out.4 (a hostile label): every live node a rect, every live edge a line
+    page.evaluate("sparsescope.set({view: 'unrolled', output: 4})")
+    text, root, nodes, cards, lines, curves = _svg(page)
+    assert HOSTILE not in text and "&lt;img src=x" in text and text == page.evaluate("sparsescope.svgText()")
+    assert root.get("data-view") == "unrolled" and root.get("data-output") == "4"
+    live_n, live_e = live_mask(g, [4])
+    assert set(nodes) == {layer.node_id(int(i)) for layer in g.layers for i in np.flatnonzero(live_n[layer.name])}
+    want = {(layer.name, layer.node_id(int(d)), g.layer(layer.source).node_id(int(s)))
+            for layer in g.layers[1:] for d, s in zip(layer.dst[live_e[layer.name]], layer.src[live_e[layer.name]])}
+    got = [(name, _at(nodes, x2, y2), _at(nodes, x1, y1)) for name, x1, y1, x2, y2 in lines]
+    assert len(got) == len(want) and set(got) == want and not curves
+    # channel view, nothing expanded: one curve per live channel pair, from card to card
+    page.evaluate("sparsescope.set({view: 'channels', output: null})")
+    text, root, nodes, cards, lines, curves = _svg(page)
+    live_n, live_e = live_mask(g)
+    pairs = {(layer.name, _chan(g, layer.node_id(int(d))), _chan(g, g.layer(layer.source).node_id(int(s))))
+             for layer in g.layers[1:] for d, s in zip(layer.dst[live_e[layer.name]], layer.src[live_e[layer.name]])}
+    got = [(name, _at(cards, x2, y2), _at(cards, x1, y1)) for name, x1, y1, x2, y2 in curves]
+    assert len(got) == len(pairs) and set(got) == pairs and not lines
+    # the c1 and c2 channels expanded: lines between them, curves elsewhere, as the page draws them
+    chs = [c for c in page.evaluate("sparsescope.cards()") if c.startswith(("c1[", "c2["))]
+    page.evaluate(f"sparsescope.set({{expand: {json.dumps(chs)}}})")
+    text, root, nodes, cards, lines, curves = _svg(page)
+    drawn = page.evaluate("sparsescope.drawnEdges()")
+    got = sorted((name, _at(nodes, x2, y2), _at(nodes, x1, y1)) for name, x1, y1, x2, y2 in lines)
+    assert got == sorted(map(tuple, drawn["lines"])) and len(curves) == len(drawn["curves"]) and got
+    assert {_chan(g, n) for n in nodes if n.startswith(("c1", "c2"))} == set(chs)
+
+
+def test_link_reopens_the_same_view(page, conv, browser):  # noqa: F811
+    page.locator("#round").fill("1")  # round 2
+    page.evaluate("sparsescope.set({output: 7, sample: 33, mode: 'input'})")
+    ch = next(c for c in page.evaluate("sparsescope.cards()") if c.startswith("c1["))
+    page.evaluate(f"sparsescope.set({{expand: [{json.dumps(ch)}]}})")
+    page.locator("#link").click()
+    url = page.locator("#link-text").input_value()
+    assert "#" in url and url == page.evaluate("location.href") and url.endswith(page.evaluate("sparsescope.hash()"))
+    want = (page.evaluate("sparsescope.state()"), page.evaluate("sparsescope.expanded()"), page.evaluate("sparsescope.sizes()"),
+            page.evaluate("sparsescope.outputs()"), page.evaluate("sparsescope.svgText()"))
+    assert want[0]["round"] == 2 and want[0]["input"] == {"sample": 33} and want[1] == [ch]
+    with opened(browser, url) as other:
+        got = (other.evaluate("sparsescope.state()"), other.evaluate("sparsescope.expanded()"), other.evaluate("sparsescope.sizes()"),
+               other.evaluate("sparsescope.outputs()"), other.evaluate("sparsescope.svgText()"))
+        assert got == want
+        other.evaluate("sparsescope.set({view: 'unrolled', drawn: new Float64Array(784).fill(0.5), mode: 'input'})")
+        url2 = other.evaluate("location.href")
+    with opened(browser, url2) as third:
+        st = third.evaluate("sparsescope.state()")
+        assert st["view"] == "unrolled" and st["input"] == {"drawn": True} and third.evaluate("sparsescope.input()") == [128 / 255] * 784
+    with opened(browser, conv["url"] + "#r=9&o=99&x=%ZZ,nope&i=dAAA&sel=%E0") as bad:  # a bad link: a working page
+        st = bad.evaluate("sparsescope.state()")
+        assert st["round"] == 3 and st["output"] is None and bad.evaluate("sparsescope.expanded()") == []

@@ -37,6 +37,18 @@ CELLS = [
     "w.output = 2\nw.input = [0.25] * 16",
     # 3: page -> Python
     "print('SEL=' + w.selected, 'DRAWN=%d' % sum(v > 0 for v in w.drawn), 'LEN=%d' % len(w.drawn))",
+    # 4: a conv graph (8x8 input, 2 channels, 3 outputs): the conv page in the widget
+    "import torch\n"
+    "from sparsescope.graph import from_torch\n"
+    "torch.manual_seed(0)\n"
+    "m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(72, 3))\n"
+    "gc = annotate(from_torch(m, (8, 8)))\n"
+    "wc = sparsescope.widget(gc, height=520)\n"
+    "wc",
+    # 5: Python -> conv page
+    "wc.output = 1\nwc.input = [0.5] * 64",
+    # 6: conv page -> Python
+    "print('CSEL=' + wc.selected, 'CDRAWN=%d' % sum(v > 0.5 for v in wc.drawn), 'CLEN=%d' % len(wc.drawn))",
 ]
 
 
@@ -102,8 +114,10 @@ def _run_cell(page, k: int) -> None:
     _wait(lambda: "[ ]" not in prompt.inner_text(), 60, f"cell {k} to start")
 
 
-def _viewer_frame(page, timeout_s: float = 90):
+def _viewer_frame(page, timeout_s: float = 90, kind: str | None = None):
+    """The first ready viewer frame (``kind="conv"``: the conv page's)."""
     deadline = time.time() + timeout_s
+    ready = "!!(window.sparsescope && window.sparsescope.ready" + (f" && window.sparsescope.kind === '{kind}')" if kind else ")")
     errors: list[str] = []
     while time.time() < deadline:
         handles = page.locator(".jp-OutputArea-output iframe").element_handles()
@@ -111,7 +125,7 @@ def _viewer_frame(page, timeout_s: float = 90):
             if f is None or f is page.main_frame:
                 continue
             try:
-                if f.evaluate("!!(window.sparsescope && window.sparsescope.ready)"):
+                if f.evaluate(ready):
                     return f
             except Exception as exc:  # a frame still loading or gone
                 errors.append(f"{f.url[:40]}: {exc}"[:300])
@@ -128,6 +142,17 @@ def _wait(fn, timeout_s: float = 60, what: str = ""):
             return v
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stroke(page, frame, a, b):
+    """Draw one stroke on ``frame``'s pad from fraction ``a`` to ``b`` of its box; the input the page then holds."""
+    frame.locator("#pad").scroll_into_view_if_needed()
+    box = frame.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * a[0], box["y"] + box["height"] * a[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * b[0], box["y"] + box["height"] * b[1], steps=8)
+    page.mouse.up()
+    return frame.evaluate("sparsescope.input()")
 
 
 def test_widget_syncs_both_ways_in_jupyterlab(lab):
@@ -160,13 +185,7 @@ def test_widget_syncs_both_ways_in_jupyterlab(lab):
         # page -> Python: select a node, draw on the pad
         frame.evaluate("sparsescope.select('h1.3')")
         frame.evaluate("window.dispatchEvent(new MouseEvent('mouseup'))")
-        frame.locator("#pad").scroll_into_view_if_needed()
-        box = frame.locator("#pad").bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6, steps=8)
-        page.mouse.up()
-        drawn = frame.evaluate("sparsescope.input()")
+        drawn = _stroke(page, frame, (0.3, 0.3), (0.7, 0.6))
         assert max(drawn) == 1.0 and min(drawn) == 0.25  # strokes over the input Python set
         frame.evaluate("sparsescope.select('h1.3'); window.dispatchEvent(new MouseEvent('mouseup'))")
         _run_cell(page, 2)
@@ -174,6 +193,23 @@ def test_widget_syncs_both_ways_in_jupyterlab(lab):
                     what="the printed state")[0]
         assert "SEL=h1.3" in out and "LEN=16" in out, out
         assert int(out.split("DRAWN=")[1].split()[0]) == sum(v > 0 for v in drawn), out
+
+        # a conv graph gets the conv page (channel view), synced the same way
+        _run_cell(page, 3)
+        conv = _viewer_frame(page, kind="conv")
+        assert conv.evaluate("sparsescope.state().view") == "channels" and conv.evaluate("sparsescope.cards()")[:2] == ["in", "c1[0]"]
+        _run_cell(page, 4)
+        _wait(lambda: conv.evaluate("sparsescope.state().output") == 1, what="output 1 in the conv page")
+        x = _wait(lambda: conv.evaluate("sparsescope.input()"), what="the input in the conv page")
+        assert x == [0.5] * 64
+        conv.evaluate("sparsescope.set({select: 'c1[1,2,3]'}); window.dispatchEvent(new MouseEvent('mouseup'))")
+        cdrawn = _stroke(page, conv, (0.2, 0.2), (0.8, 0.7))
+        assert max(cdrawn) == 1.0 and min(cdrawn) == 0.5
+        _run_cell(page, 5)
+        out = _wait(lambda: [t for t in page.locator(".jp-OutputArea-output").all_inner_texts() if "CSEL=" in t],
+                    what="the printed conv state")[0]
+        assert "CSEL=c1[1,2,3]" in out and "CLEN=64" in out, out
+        assert int(out.split("CDRAWN=")[1].split()[0]) == sum(v > 0.5 for v in cdrawn), out
         browser.close()
     # offline: nothing but the local server (and the page's own data) was requested
     assert all(u.startswith(("http://127.0.0.1", "data:", "blob:", "about:")) for u in requests), \

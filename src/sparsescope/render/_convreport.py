@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import ComparisonSide, analyse, box_states, channel_sizes
+from ..analysis import CONE_RULES, ComparisonSide, analyse, box_states, channel_sizes, cone_sizes
+from .._errors import GraphError
 from ..graph import Flowgraph, evaluate
 from . import _colour as C
 from ._convfig import channel_figure, feature_maps_figure, kernel_figure, unrolled_figure
@@ -86,6 +87,7 @@ def build_conv_body(root: Path, graph: Flowgraph, xs: np.ndarray, ys: np.ndarray
                     f"<td>{c.vertices}</td><td>{c.edges}</td><td>{c.weights}</td></tr>")
     body.append('<table><tr><th class="l">output</th><th class="l">label</th><th>vertices</th><th>edges</th>'
                 "<th>channel nodes</th><th>channel edges</th><th>kernel weights</th></tr>" + "".join(rows) + "</table>")
+    body.append(cones_html(graph, labels))
     for i in range(out.size):
         name = f"{out.node_id(i)} \u201c{labels[i]}\u201d"
         svg, png = _save(figures, f"output-{i}-channels", channel_figure(graph, output=i, title=f"{title}: {name}, channels"))
@@ -157,3 +159,39 @@ def comparison_html(a: ComparisonSide, b: ComparisonSide, label_a: str = "this r
     return ("<h2>Comparison at matched accuracy</h2><p>The compared run's round is the one whose test accuracy is "
             "closest to this round's. Weights count trainable kernel weights; vertices and edges are those of the "
             "live (unrolled) flowgraph.</p>" f"<table>{head}{body}</table>")
+
+
+STUDY_VERTICES_OUT7 = 1659  # the study's flowgraph of output 7 (issue 8)
+
+
+def cones_html(graph: Flowgraph, labels) -> str:
+    """Per output, the ancestor cone under each rule of :func:`~sparsescope.analysis.cone_sizes`
+    (vertices and edges), with what each rule counts, beside the study's 1,659 for output 7."""
+    from ._report import _e
+
+    out = graph.output
+    head = "".join(f"<th>{r}: vertices</th><th>{r}: edges</th>" for r in CONE_RULES)
+    rows, unknown = [], set()
+    for i in range(out.size):
+        cells = ""
+        for r in CONE_RULES:
+            try:
+                c = cone_sizes(graph, i, r)
+                cells += f"<td>{c.vertices}</td><td>{c.edges}</td>"
+            except GraphError as e:  # too few edges to read a conv's stride and padding back
+                unknown.add(str(e))
+                cells += "<td>\u2014</td><td>\u2014</td>"
+        rows.append(f'<tr><td class="l">{_e(out.node_id(i))}</td><td class="l">{_e(labels[i])}</td>{cells}</tr>')
+    return ("<h3>Ancestor cones of each output, three ways to count</h3>"
+            "<p>How big an output's flowgraph is depends on what one counts as connected. "
+            "<b>weight</b>: every node with a path to the output through the graph's edges (one edge per surviving "
+            "kernel weight and position; on a pruned net this is the live graph above). "
+            "<b>kernel</b>: a kernel slice with any surviving weight connects its two channels through its whole "
+            "window at every position, as a kernel-by-kernel drawing does. "
+            "<b>window</b>: every conv connects every input channel through its window (the receptive field, "
+            "whatever the kernels hold). Dense layers and pools count their edges under every rule. "
+            f"Vertices include the inputs and the output. The study reported {STUDY_VERTICES_OUT7:,} vertices "
+            "for output 7 (its masks are not known, so which rule it counted is a reading, not a fact).</p>"
+            '<table><tr><th class="l">output</th><th class="l">label</th>' + head + "</tr>" + "".join(rows) + "</table>"
+            + "".join(f'<p class="muted">Not counted: {_e(m)}.</p>' for m in sorted(unknown)))
+

@@ -1,5 +1,6 @@
 """The single-file page of a convolutional run: ``shell.html`` + ``conv.html`` + ``viewer.css``
-+ ``core.js``, ``pixels.js``, ``convgraph.js``, ``conv.js``.
++ ``core.js``, ``pixels.js``, ``convgraph.js``, ``convshare.js`` (URL hash, PNG/SVG export),
+``conv.js`` and ``bridge.js`` (the notebook widget's messages).
 
 Same contract as the MLP page (one file, no network, a Content-Security-Policy
 that forbids any request, the opened round's flowgraph embedded as the exact
@@ -26,7 +27,7 @@ from ._convembed import conv_geometry, pack_conv_round
 from ._embed import dump_json, escape_json, pack_samples
 from ._template import asset, fill
 
-SCRIPTS = ("core.js", "pixels.js", "convgraph.js", "conv.js")
+SCRIPTS = ("core.js", "pixels.js", "convgraph.js", "convshare.js", "conv.js", "bridge.js")
 _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}" \
              "#round-table td{padding:0 6px;text-align:right}"
 

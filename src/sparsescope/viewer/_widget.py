@@ -10,6 +10,7 @@ notebook); everything is inline, so it works offline.
 * the page sets ``selected`` (the clicked node's id, ``""`` for none) and
   ``drawn`` (the input the user drew on the pad, ``n_in`` floats in [0, 1]).
 
+A graph with feature maps (a conv layer) gets the conv page, as ``view`` gives a conv run.
 ``Flowgraph._repr_html_`` (a one-way inline page) stays as it is.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from .._errors import SparsescopeError
 from ..graph import Flowgraph
+from ._convpage import build_conv_page, conv_graph_metrics, has_feature_maps
 from ._page import _graph_metrics, build_page
 
 _CLASS: Any = None
@@ -52,9 +54,13 @@ def _widget_class() -> Any:
 
         def __init__(self, graphs: Sequence[Flowgraph], height: int, **kw: Any) -> None:
             self._graphs = tuple(graphs)
-            page = build_page(list(graphs), [_graph_metrics(g) for g in graphs], current=len(graphs) - 1,
-                              samples_x=np.zeros((0, graphs[0].input.size)), samples_y=np.zeros(0, dtype=np.int64),
-                              title=str(graphs[-1].meta.get("model", graphs[-1].meta.get("run", "flowgraph"))))
+            kw = dict(current=len(graphs) - 1, samples_x=np.zeros((0, graphs[0].input.size)),
+                      samples_y=np.zeros(0, dtype=np.int64),
+                      title=str(graphs[-1].meta.get("model", graphs[-1].meta.get("run", "flowgraph"))))
+            if has_feature_maps(graphs[0]):  # feature maps: the conv page (channel view, unrolled subgraphs)
+                page = build_conv_page(list(graphs), [conv_graph_metrics(g) for g in graphs], **kw)
+            else:
+                page = build_page(list(graphs), [_graph_metrics(g) for g in graphs], **kw)
             super().__init__(_page=page, height=int(height), round=len(graphs) - 1, **kw)
 
         @traitlets.validate("round")

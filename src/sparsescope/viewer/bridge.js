@@ -3,12 +3,14 @@
    postMessage({sparsescope: "set", round, output, input}); the page answers with
    {sparsescope: "state", ready?, selected, round, output, drawn?}: the selected node id after every
    click or key, and the drawn input (flat, row-major, [0, 1]) after the user draws on the pad.
-   Nothing happens in a page opened on its own. */
+   Nothing happens in a page opened on its own.  Both pages (MLP and conv) carry it. */
 (function () {
   if (window.parent === window) return;
   let api = null, lastSel = null, userDrew = false;
+  /* the conv page (api.kind "conv") names the output `output`, the MLP page `out` */
+  const outOf = function (st) { return api.kind === "conv" ? st.output : st.out; };
   function post(extra) {
-    const st = api.state(), msg = { sparsescope: "state", selected: st.sel || "", round: st.round, output: st.out };
+    const st = api.state(), msg = { sparsescope: "state", selected: st.sel || "", round: st.round, output: outOf(st) };
     window.parent.postMessage(Object.assign(msg, extra || {}), "*");
   }
   function check() {
@@ -22,7 +24,7 @@
     if (ev.source !== window.parent || !d || d.sparsescope !== "set") return;
     const patch = {};
     if (Number.isInteger(d.round) && d.round >= 0) patch.round = d.round;
-    if (d.output === null || (Number.isInteger(d.output) && d.output >= 0)) patch.out = d.output;
+    if (d.output === null || (Number.isInteger(d.output) && d.output >= 0)) patch[api.kind === "conv" ? "output" : "out"] = d.output;
     if (Object.keys(patch).length) api.set(patch);
     if (Array.isArray(d.input) && d.input.length && d.input.every(Number.isFinite)) api.setDrawn(d.input);
     check();

@@ -26,7 +26,7 @@
 
   // -- state -----------------------------------------------------------------------------------
   const S = { round: D.current, view: "channels", mode: "weights", output: null, input: null, inputName: "", expanded: new Set(),
-              tx: 0, ty: 0, k: 1, lv: null, vals: null, scene: null, hover: null };
+              tx: 0, ty: 0, k: 1, lv: null, vals: null, scene: null, hover: null, sel: null };
   const CELL = 2.5, XCELL = 7, GAP = 150, PAD = 8, HEAD = 16;
   function currentInput() {
     const s = S.input;
@@ -84,33 +84,42 @@
     }
     return [side > 0 ? cd.x + cd.w : cd.x, cd.y + cd.h / 2, !l.map];
   }
+  /* Lines between drawn positions (per layer and sign, as flat x1,y1,x2,y2 lists: S.segs) and one
+     curve per channel pair where either end is a folded card (S.curves); the canvas strokes them as
+     Path2Ds, the SVG export writes the same lists. */
   function buildEdges() {
-    const pos = new Path2D(), neg = new Path2D(), folded = [];
+    const segs = [], curves = [];
     let lines = 0;
     for (const l of L.slice(1)) {
-      const m = S.lv.edges[l.name], agg = new Map();
+      const m = S.lv.edges[l.name], agg = new Map(), P = [], N = [];
       for (let e = 0; e < m.length; e++) {
         if (!m[e]) continue;
         const a = anchor(l.srcLayer, l.src[e], 1), b = anchor(l, l.dst[e], -1);
         if (!a || !b) continue;
         if (a[2] && b[2]) {
-          const p = l.w[e] > 0 ? pos : neg;
-          p.moveTo(a[0], a[1]); p.lineTo(b[0], b[1]); lines++;
+          (l.w[e] > 0 ? P : N).push(a[0], a[1], b[0], b[1]); lines++;
         } else {
           const key = chanOf(l, l.dst[e]) * 65536 + chanOf(l.srcLayer, l.src[e]) * 2 + (a[2] ? 1 : 0);
-          const g = agg.get(key) || { a, b, n: 0, ties: new Set() };
+          const g = agg.get(key) || { layer: l.name, a, b, n: 0, ties: new Set() };
           if (a[2]) g.a = a;  // an expanded source: one curve per channel pair, drawn from the card's side
           g.n++; g.ties.add(l.tie ? l.tie[e] : e); agg.set(key, g);
         }
       }
-      for (const g of agg.values()) folded.push(g);
+      if (P.length) segs.push({ layer: l.name, sign: "pos", xy: P });
+      if (N.length) segs.push({ layer: l.name, sign: "neg", xy: N });
+      for (const g of agg.values()) curves.push(g);
     }
-    const curves = new Path2D();
-    for (const g of folded) {
+    const pos = new Path2D(), neg = new Path2D(), cp = new Path2D();
+    for (const sg of segs) {
+      const p = sg.sign === "pos" ? pos : neg, xy = sg.xy;
+      for (let k = 0; k < xy.length; k += 4) { p.moveTo(xy[k], xy[k + 1]); p.lineTo(xy[k + 2], xy[k + 3]); }
+    }
+    for (const g of curves) {
       const [x1, y1] = g.a, [x2, y2] = g.b, mx = (x1 + x2) / 2;
-      curves.moveTo(x1, y1); curves.bezierCurveTo(mx, y1, mx, y2, x2, y2);
+      cp.moveTo(x1, y1); cp.bezierCurveTo(mx, y1, mx, y2, x2, y2);
     }
-    S.paths = { pos, neg, curves, lines, folded: folded.length };
+    S.segs = segs; S.curves = curves;
+    S.paths = { pos, neg, curves: cp, lines, folded: curves.length };
   }
   function tileColour(l, i, vals) {
     const n = S.lv.nodes[l.name][i];
@@ -279,7 +288,8 @@
   window.addEventListener("mouseup", (ev) => {
     if (drag && !drag.moved && ev.target === canvas) {
       const h = hit(...world(ev));
-      if (h && h.layer.map && S.view === "channels") toggle(h.card.id);
+      S.sel = h ? (h.node !== null ? nodeId(h.layer, h.node) : h.card.id) : null;
+      if (h && h.layer.map && S.view === "channels") toggle(h.card.id); else share.writeHash();
     }
     drag = null;
   });
@@ -314,7 +324,7 @@
   });
   window.addEventListener("resize", () => { resize(); redraw(); });
 
-  function toggle(id) { if (S.expanded.has(id)) S.expanded.delete(id); else S.expanded.add(id); layout(); status(); redraw(); }
+  function toggle(id) { if (S.expanded.has(id)) S.expanded.delete(id); else S.expanded.add(id); layout(); status(); redraw(); share.writeHash(); }
   function status() {
     const sz = S.sizes;
     $("status").textContent = (S.view === "unrolled" ? "unrolled" : "channels") + " \u00b7 " + sz.vertices + " vertices, " + sz.edges +
@@ -370,10 +380,12 @@
     if ("drawn" in opts) { drawn.set(opts.drawn); showPad(); S.input = { drawn: true }; }
     if ("expand" in opts) { for (const id of opts.expand) S.expanded.add(id); }
     if ("fold" in opts) { for (const id of opts.fold) S.expanded.delete(id); }
+    if ("expanded" in opts) S.expanded = new Set(opts.expanded);
+    if ("select" in opts) S.sel = opts.select;
     if (S.mode === "input" && !S.input) S.mode = "weights";
     values();
     const refit = "view" in opts || "output" in opts || "round" in opts;
-    layout(); if (refit) fit(); panel(); status(); redraw();
+    layout(); if (refit) fit(); panel(); status(); redraw(); share.writeHash();
   }
   $("view-channels").onclick = () => set({ view: "channels" });
   $("view-unrolled").onclick = () => set({ view: "unrolled" });
@@ -413,33 +425,11 @@
   $("pad-clear").onclick = () => { drawn.fill(0); showPad(); if (S.input && S.input.drawn) set({ drawn: drawn }); };
   showPad();
 
-  // -- export: the whole scene fitted into a fixed page under a title block -------------------------
-  const EXPORT_W = 1600, EXPORT_H = 1000, TITLE_H = 64;
-  function exportTitle() {
-    const what = [S.view === "unrolled" ? "unrolled view" : "channel view"];
-    what.push(S.output === null ? "all outputs" : "subgraph of " + nodeId(OUT, S.output) + (OUT.labels ? " \u201c" + OUT.labels[S.output] + "\u201d" : ""));
-    what.push(S.vals ? "values on " + S.inputName : "weights");
-    what.push(S.sizes.vertices + " vertices, " + S.sizes.edges + " edges");
-    return [headline(), figures(), what.join(" \u00b7 ")];
-  }
-  function exportCanvas() {
-    const c = document.createElement("canvas"), r = 2, g = c.getContext("2d");
-    c.width = EXPORT_W * r; c.height = EXPORT_H * r;
-    g.setTransform(r, 0, 0, r, 0, 0);
-    g.fillStyle = "#fff"; g.fillRect(0, 0, EXPORT_W, EXPORT_H);
-    g.fillStyle = "#222"; g.textBaseline = "top";
-    exportTitle().forEach((line, i) => { g.font = i ? "14px system-ui, sans-serif" : "bold 18px system-ui, sans-serif"; g.fillText(line, 16, 12 + 22 * i, EXPORT_W - 32); });
-    const v = fitted(EXPORT_W, EXPORT_H, TITLE_H + 12);
-    g.setTransform(r * v.k, 0, 0, r * v.k, r * v.tx, r * v.ty);
-    paint(g, v.k, null);
-    return c;
-  }
-  $("png").onclick = () => exportCanvas().toBlob((b) => {
-    const a = document.createElement("a"), url = URL.createObjectURL(b);
-    a.href = url; a.download = "sparsescope-round" + roundOf(S.round) + (S.output !== null ? "-out" + S.output : "") + ".png";
-    document.body.appendChild(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 5000);
-  }, "image/png");
+  // -- sharing: the URL hash and the PNG/SVG export (convshare.js) ------------------------------------
+  const share = SS.convShare({ S, D, $, drawn, nodeId, headline, figures, fitted, paint, roundOf, PAD, HEAD, XCELL,
+    OUT: () => OUT, slider: () => SLIDER,
+    channelIds: () => { const ids = new Set(); for (const l of BASE.L) if (l.map) for (let c = 0; c < l.channels; c++) ids.add(chanId(l, c)); return ids; } });
+  const exportTitle = share.exportTitle, exportCanvas = share.exportCanvas;
 
   // -- the round table ------------------------------------------------------------------------------
   const tbl = document.createElement("table");
@@ -460,6 +450,9 @@
   S.lv = SS.conv.live(C, null); S.sizes = SS.conv.sizes(C, S.lv);
   values();
   layout(); fit(); panel(); status(); draw();
+  const link = location.hash.length > 1 ? share.readHash() : null;  /* a link: its view (another round or a test image once inflated) */
+  if (link && !link.waits) set(link.opts);
+  window.addEventListener("hashchange", () => { if (location.hash !== share.hashOf()) { const h = share.readHash(); if (!h.waits || api.ready) set(h.opts); } });
   const api = {
     ready: false, firstRenderMs: performance.now() - T0, firstFrameMs: 0,
     set, sizes: () => S.sizes, drawn: () => ({ lines: S.paths.lines, curves: S.paths.folded, cards: S.scene.cols.reduce((a, c) => a + c.cards.length, 0) }),
@@ -467,13 +460,29 @@
     value: (id) => { for (const l of L) for (let i = 0; i < l.size; i++) if (nodeId(l, i) === id) return S.vals ? S.vals[l.name][i] : null; return null; },
     outputs: () => (S.vals ? Array.from(S.vals[OUT.name]) : null),
     input: () => { const x = S.mode === "input" ? currentInput() : null; return x ? Array.from(x) : null; },
-    state: () => ({ round: S.round, view: S.view, mode: S.mode, output: S.output, input: S.input, inputName: S.inputName }),
+    state: () => ({ round: S.round, view: S.view, mode: S.mode, output: S.output, input: S.input, inputName: S.inputName, sel: S.sel }),
     slider: () => SLIDER.slice(),
     header: () => ({ title: $("title").textContent, subtitle: $("subtitle").textContent, label: $("round-label").textContent }),
     samples: () => ({ index: SAMPLES.index.slice(), thumbs: Array.from($("thumbs").children, (c) => Number(c.dataset.i)) }),
     graph: () => L.slice(1).map((l) => ({ name: l.name, dst: Array.from(l.dst), src: Array.from(l.src), weight: Array.from(l.w),
       weight_id: l.tie ? Array.from(l.tie) : null, bias: Array.from(l.bias), lo: l.lo ? Array.from(l.lo) : null, hi: l.hi ? Array.from(l.hi) : null })),
-    exportTitle, pngDataURL: () => exportCanvas().toDataURL("image/png"),
+    exportTitle, pngDataURL: () => exportCanvas().toDataURL("image/png"), svgText: share.svgText, hash: share.hashOf,
+    kind: "conv", setDrawn: (x) => set({ drawn: Float64Array.from(x), mode: "input" }),
+    expanded: () => Array.from(S.expanded).sort(),
+    /* what the drawing shows: lines [layer, dst, src] between drawn positions, curves [layer, dst channel card, src channel card] */
+    drawnEdges: () => {
+      const lines = [], curves = [];
+      for (const l of L.slice(1)) {
+        const m = S.lv.edges[l.name];
+        for (let e = 0; e < m.length; e++) {
+          if (!m[e]) continue;
+          const a = anchor(l.srcLayer, l.src[e], 1), b = anchor(l, l.dst[e], -1);
+          if (a && b && a[2] && b[2]) lines.push([l.name, nodeId(l, l.dst[e]), nodeId(l.srcLayer, l.src[e])]);
+        }
+      }
+      for (const g of S.curves) curves.push(g.layer);
+      return { lines, curves };
+    },
     benchPanZoom(n) {
       const times = [];
       for (let i = 0; i < n; i++) { S.tx += 3; S.k *= i % 2 ? 1.01 : 0.99; const t = performance.now(); draw(); times.push(performance.now() - t); }
@@ -501,7 +510,7 @@
     SAMPLES = SS.samples(D.samples);
     buildThumbs();
     slider.disabled = false;
-    panel();
+    if (link && link.waits) set(link.opts); else panel();
     api.ready = true;
   }).catch((err) => { $("status").textContent = "this browser cannot read the page's compressed data (" + err + ")"; });
 })();

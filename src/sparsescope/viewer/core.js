@@ -223,6 +223,11 @@ SS.samples = function (d) {
   } };
 };
 
+/* Text for SVG/XML (shared by both pages' SVG export). */
+SS.xml = function (s) {  /* escape, and replace what XML cannot hold (controls, U+FFFE/F) with U+FFFD */
+  return String(s).replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD").replace(/[&<>"']/g, function (ch) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]; });
+};
+
 SS.fmt = function (v) { return String(v); };           /* shortest round trip, like Python repr */
 /* A number for display: 4 significant digits (full precision stays in the data, the
    expression and the JSON). */

@@ -36,9 +36,6 @@ SS.CanvasPainter.prototype = {
   }
 };
 
-SS.xml = function (s) {  /* escape, and replace what XML cannot hold (controls, U+FFFE/F) with U+FFFD */
-  return String(s).replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD").replace(/[&<>"']/g, function (ch) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]; });
-};
 SS.SvgPainter = function (w, h) { this.w = w; this.h = h; this.out = []; this.urls = new Map(); };
 SS.SvgPainter.prototype = {
   r: function (v) { return Math.round(v * 100) / 100; },
