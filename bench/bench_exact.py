@@ -64,7 +64,7 @@ def one(label: str, graph, target: float, runs: int, workers: int) -> None:
     t, cpu, r = median(lambda: exact_ranges(graph, lo, hi, box="unit", workers=workers), runs)
     exact, total = r.count("exact")
     s = simplify(graph, r)
-    o, n = s.sizes["original"], s.sizes["simplified"]
+    o, m, n = s.sizes["original"], s.sizes["reduced"], s.sizes["simplified"]
     print(f"{label}: density {graph.meta.get('density', 0) * 100:.2f}%, {graph.num_edges} edges, "
           f"test acc {graph.meta.get('test_accuracy', 0) * 100:.1f}%")
     print(f"  exact ranges, unit box: {t:.3f} s wall, {cpu:.3f} CPU-s over {workers} process(es) "
@@ -83,8 +83,9 @@ def one(label: str, graph, target: float, runs: int, workers: int) -> None:
     kinds: dict[str, int] = {}
     for f in s.facts:
         kinds[f["fact"]] = kinds.get(f["fact"], 0) + 1
-    print(f"  simplified: live vertices {o['vertices']} -> {n['vertices']}, live edges {o['edges']} -> {n['edges']}, "
-          f"all edges {o['total_edges']} -> {n['total_edges']}; facts {kinds}; composed {list(s.composed)}")
+    print(f"  simplified: live vertices {o['vertices']} -> {m['vertices']} (reduced) -> {n['vertices']} (composed), "
+          f"live edges {o['edges']} -> {m['edges']} -> {n['edges']}, all edges {o['total_edges']}; facts {kinds}; "
+          f"{len(s.composed)} units composed")
 
 
 def main() -> None:

@@ -9,12 +9,15 @@ from ._analyse import (
     analyse_run,
     analysis_dict,
     analysis_text,
+    analysis_timing,
     exact_bounds,
     robust_dict,
     robust_run,
     robust_text,
 )
 from ._box import Box, ball, make_box, parse_box
+from ._certificate import CertificateCheck, CertificateError, check_certificate
+from ._dag import Dag, compose, dag_from_dict, dag_from_flowgraph, dag_sizes, dag_to_dict, evaluate_dag, prune
 from ._ranges import ExactRanges, exact_ranges, float32_bounds
 from ._robust import AdversarialAccuracy, Robustness, adversarial_accuracy, certify, robust_at
 from ._simplify import Simplified, simplify
@@ -23,6 +26,9 @@ __all__ = [
     "AdversarialAccuracy",
     "Box",
     "BoxAnalysis",
+    "CertificateCheck",
+    "CertificateError",
+    "Dag",
     "ExactRanges",
     "Robustness",
     "Simplified",
@@ -31,13 +37,22 @@ __all__ = [
     "analyse_run",
     "analysis_dict",
     "analysis_text",
+    "analysis_timing",
     "ball",
     "certify",
+    "check_certificate",
+    "compose",
+    "dag_from_dict",
+    "dag_from_flowgraph",
+    "dag_sizes",
+    "dag_to_dict",
+    "evaluate_dag",
     "exact_bounds",
     "exact_ranges",
     "float32_bounds",
     "make_box",
     "parse_box",
+    "prune",
     "robust_at",
     "robust_dict",
     "robust_run",

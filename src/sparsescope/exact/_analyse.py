@@ -1,7 +1,11 @@
 """One analysis of a flowgraph over a box: structure, interval box states, and with
 ``exact=True`` exact ranges, the simplified graph and its certificate; for a ball,
 the robustness verdict.  :func:`analysis_dict` is the JSON (``sparsescope.analysis``
-version 1), :func:`analysis_text` the text the CLI prints."""
+version 2, docs/analysis-schema.md), :func:`analysis_text` the text the CLI prints.
+
+The JSON is deterministic: the same run gives byte-identical documents.  Wall
+times are therefore not in it; :func:`analysis_timing` gives them (the CLI
+prints them in the text output, and on standard error beside JSON)."""
 
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ from ..analysis import BoxStates, Structure, analyse, box_states
 from ..bounds import interval_bounds
 from ..graph import Flowgraph, plain_json, to_dict
 from ._box import Box
+from ._dag import dag_to_dict
 from ._ranges import ExactRanges, exact_ranges
 from ._robust import AdversarialAccuracy, Robustness, adversarial_accuracy, certify
 from ._simplify import Simplified, simplify
 
 FORMAT = "sparsescope.analysis"
-VERSION = 1
+VERSION = 2  # 2: no wall times; "simplified" gains "reduced" sizes, "composed", "box" and "dag"
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +113,7 @@ def analysis_dict(a: BoxAnalysis) -> dict[str, Any]:
                 })
         doc["exact"] = {
             "ends_exact": exact, "ends": total, "solves": r.solves, "max_binaries": r.max_binaries,
-            "seconds": round(r.seconds, 3), "time_limit": r.time_limit,
+            "time_limit": r.time_limit,
             "widths": {name: _width_ratio(r, name) for name in r.layers},
             "units": units,
             "witnesses": [_witness(r, a.graph, k) for k in range(len(r.witnesses))],
@@ -119,13 +124,24 @@ def analysis_dict(a: BoxAnalysis) -> dict[str, Any]:
             "sizes": sim.sizes,
             "ignored_inputs": list(sim.ignored_inputs),
             "constant_outputs": [{"node": n, "value": v} for n, v in sim.constant_outputs],
-            "composed_layers": list(sim.composed),
+            "composed": list(sim.composed),
+            "box": {"lo": [float(v) for v in sim.box_lo], "hi": [float(v) for v in sim.box_hi]},
             "certificate": list(sim.facts),
             "graph": to_dict(sim.graph),
+            "dag": dag_to_dict(sim.dag),
         }
     if a.robustness is not None:
         doc["robustness"] = a.robustness.to_dict(a.graph)
     return plain_json(doc)
+
+
+def analysis_timing(a: BoxAnalysis) -> str:
+    """Wall time and programs of the exact analysis, one line ("" without one): kept out of the
+    JSON, which must be byte-identical run to run."""
+    r = a.ranges
+    if r is None:
+        return ""
+    return f"exact ranges: {r.solves} programs in {r.seconds:.2f} s wall"
 
 
 def _num(v: float) -> float | None:
@@ -159,15 +175,20 @@ def analysis_text(a: BoxAnalysis) -> str:
                          f"  exact [{r.lo[out.name][j]:.4g}, {r.hi[out.name][j]:.4g}] ({r.lo_status[out.name][j]}/{r.hi_status[out.name][j]})")
     sim = a.simplified
     if sim is not None:
-        o, n = sim.sizes["original"], sim.sizes["simplified"]
+        o, m, n = sim.sizes["original"], sim.sizes["reduced"], sim.sizes["simplified"]
         lines.append(f"simplified: {o['vertices']} -> {n['vertices']} live vertices, {o['edges']} -> {n['edges']} live edges "
-                     f"({o['total_edges']} -> {n['total_edges']} edges in all); {len(sim.facts)} certified facts")
+                     f"({o['total_edges']} edges in all); {len(sim.facts)} certified facts")
+        lines.append("                 vertices   edges")
+        lines.append(f"  original       {o['vertices']:>8}  {o['edges']:>6}")
+        lines.append(f"  reduced        {m['vertices']:>8}  {m['edges']:>6}   (units off, constant or unused removed)")
+        lines.append(f"  simplified     {n['vertices']:>8}  {n['edges']:>6}   ({len(sim.composed)} linear units composed)")
         kinds: dict[str, int] = {}
         for f in sim.facts:
             kinds[f["fact"]] = kinds.get(f["fact"], 0) + 1
         lines.append("  facts: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
         if sim.composed:
-            lines.append(f"  composed linear layers: {', '.join(sim.composed)}")
+            shown = ", ".join(sim.composed[:20]) + (f", ... ({len(sim.composed)} in all)" if len(sim.composed) > 20 else "")
+            lines.append(f"  composed units: {shown}")
         lines.append(f"  inputs ignored: {len(sim.ignored_inputs)}; constant outputs: "
                      + (", ".join(f"{n}={v:.4g}" for n, v in sim.constant_outputs) or "none"))
     if a.robustness is not None:

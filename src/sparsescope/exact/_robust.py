@@ -193,8 +193,7 @@ class AdversarialAccuracy:
     def to_dict(self, graph: Flowgraph) -> dict[str, Any]:
         """Counts and per image the verdict with its evidence (:meth:`Robustness.to_dict`)."""
         return {"eps": self.eps, "images": len(self.verdicts), "accuracy": self.accuracy, "clean": self.clean,
-                "counts": self.counts(), "solves": self.solves, "seconds": round(self.seconds, 3),
-                "time_limit": self.time_limit, "results": [r.to_dict(graph) for r in self.results]}
+                "counts": self.counts(), "solves": self.solves, "time_limit": self.time_limit, "results": [r.to_dict(graph) for r in self.results]}
 
     @property
     def accuracy(self) -> float:

@@ -9,16 +9,25 @@ Facts, each proven over the box in exact arithmetic:
 * ``constant`` unit: every live source is constant or off, so the unit is one
   number; it is folded into its consumers' biases and its edges go;
 * ``on`` unit: a ReLU unit whose pre-activation is ``>= 0`` everywhere: it is
-  linear there.  A layer whose every remaining unit is linear is composed
-  into the next layer when that reduces the edges (the layered flowgraph has
-  no skip edges, so a single linear unit keeps its place and is only marked);
+  linear there;
+* ``composed``: a linear hidden unit (proven ``on``, or with no activation)
+  multiplied into its consumers, when that strictly lowers the edge count
+  (:mod:`._compose`); its sources then feed its consumers directly;
 * ``unused``: a unit or input with no path to any output in the simplified
   graph (``ignored`` for an input): removing it changes no output.
 
-The simplified graph keeps every layer name and node id (a removed node stays
-as a node without edges and with bias 0; a folded constant keeps its value as
-its bias), so it computes the same outputs as the original at every point of
-the box, and the same values at every node it keeps.
+Two results: ``graph``, the *reduced* layered flowgraph (units off, constant
+or unused removed; it keeps every layer name and node id: a removed node stays
+as a node without edges and with bias 0, a folded constant keeps its value as
+its bias), and ``dag``, the final simplified graph (:class:`~._dag.Dag`: the
+reduced graph with the always-on units marked linear and composed where that
+pays; its edges may skip layers).  Both compute the same outputs as the
+original at every point of the box, and the same values at every node they keep.
+
+Facts whose ``how`` is ``greedy`` or ``milp`` carry ``exact`` (the witnessed
+extreme of the unit's sum) and ``witness`` (the row of ``ranges.witnesses``
+attaining it), so a tool can re-evaluate them; ``pre_lo``/``pre_hi`` are the
+proven bounds.  :func:`~._certificate.check_certificate` replays it all.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import numpy as np
 from ..analysis import analyse, live_mask
 from ..bounds import interval_bounds
 from ..graph import Flowgraph, Layer
+from ._compose import compose_greedy
+from ._dag import Dag, dag_from_flowgraph, dag_sizes, prune
 from ._ranges import ExactRanges
 
 
@@ -38,10 +49,15 @@ from ._ranges import ExactRanges
 class Simplified:
     """The simplified graph, the facts it rests on, and sizes before and after.
 
-    ``facts``: plain dicts ``{"node", "fact", "how", ...}`` in graph order (the
-    certificate); ``sizes``: ``{"original": {...}, "simplified": {...}}`` with
-    live ``vertices``/``edges`` and ``total_edges``; ``ignored_inputs`` and
-    ``constant_outputs`` (id -> value) as proven over the box.
+    ``graph``: the reduced layered flowgraph; ``dag``: the final simplified
+    graph (compositions applied; see the module docstring).  ``facts``: plain
+    dicts ``{"node", "fact", "how", ...}`` in the order they were used (the
+    certificate; compositions last, in the order applied).  ``sizes``:
+    ``{"original", "reduced", "simplified"}``, each with live ``vertices`` and
+    ``edges`` (``original``/``reduced`` also ``total_edges``: all edges of the
+    layered graph).  ``ignored_inputs`` and ``constant_outputs`` (id -> value)
+    as proven over the box; ``composed``: ids of the composed units, in order;
+    ``box_lo``/``box_hi``: the box (flat ``(n_in,)``).
     """
 
     graph: Flowgraph
@@ -50,6 +66,9 @@ class Simplified:
     ignored_inputs: tuple[str, ...]
     constant_outputs: tuple[tuple[str, float], ...]
     composed: tuple[str, ...]
+    dag: Dag
+    box_lo: np.ndarray
+    box_hi: np.ndarray
 
 
 def _how(ranges: ExactRanges, name: str, j: int, side: str, value: float) -> str:
@@ -88,14 +107,12 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
         for j in range(layer.size):
             nid = layer.node_id(j)
             if is_off[j]:
-                facts.append({"node": nid, "fact": "off", "pre_hi": float(hi_b[j]),
-                              "how": _how(ranges, name, j, "hi", 0.0)})
+                facts.append(_sign_fact(ranges, nid, name, j, "off"))
             elif is_const[j]:
                 facts.append({"node": nid, "fact": "constant", "value": float(value[j]), "pre": float(bias[j]),
                               "how": "structure"})
             elif is_on[j]:
-                facts.append({"node": nid, "fact": "on", "pre_lo": float(lo_b[j]),
-                              "how": _how(ranges, name, j, "lo", 0.0)})
+                facts.append(_sign_fact(ranges, nid, name, j, "on"))
         const[name] = value
         off[name] = is_off
         layers.append(replace(layer.keep_edges(keep), bias=bias))
@@ -108,7 +125,6 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
         e = edges[layer.name]
         trimmed.append(layer.keep_edges(e))
     g = Flowgraph(tuple(trimmed), meta=g.meta)
-    g, composed = _compose_linear_layers(g, ranges)
     # its own interval bounds (sound for it, float32 included), for figures and the viewer
     g = g.with_bounds(interval_bounds(g, ranges.box_lo, ranges.box_hi, box=ranges.box))
     s0, s1 = analyse(graph), analyse(g)
@@ -124,46 +140,33 @@ def simplify(graph: Flowgraph, ranges: ExactRanges) -> Simplified:
             facts.append({"node": nid, "fact": "ignored", "how": "no path to an output"})
     consts = tuple((graph.output.node_id(int(j)), float(const[out_name][j]))
                    for j in np.flatnonzero(~np.isnan(const[out_name])))
+    # the DAG: always-on units marked linear, then composed where that lowers the edge count
+    on = {f["node"] for f in facts if f["fact"] == "on"}
+    dag = prune(dag_from_flowgraph(g.with_bounds(None), linear=on))
+    reasons = {nid: "on" for nid in on}
+    dag, steps = compose_greedy(dag, reasons)
+    dag = prune(dag)
+    facts.extend(steps)
     sizes = {
         "original": {"vertices": s0.vertices, "edges": s0.edges, "total_edges": s0.total_edges},
-        "simplified": {"vertices": s1.vertices, "edges": s1.edges, "total_edges": s1.total_edges},
+        "reduced": {"vertices": s1.vertices, "edges": s1.edges, "total_edges": s1.total_edges},
+        "simplified": dag_sizes(dag),
     }
-    return Simplified(g, tuple(facts), sizes, ignored, consts, composed)
+    composed = tuple(step["node"] for step in steps)
+    return Simplified(g, tuple(facts), sizes, ignored, consts, composed, dag, ranges.box_lo, ranges.box_hi)
 
 
-def _compose_linear_layers(g: Flowgraph, ranges: ExactRanges) -> tuple[Flowgraph, tuple[str, ...]]:
-    """Compose a hidden layer whose every unit with edges is linear over the box (ReLU
-    proven on, or identity) into its only consumer, when that leaves fewer edges."""
-    composed: list[str] = []
-    changed = True
-    while changed:
-        changed = False
-        layers = list(g.layers)
-        for k in range(1, len(layers) - 1):
-            L = layers[k]
-            consumers = [c for c in layers if c.kind == "affine" and c.source == L.name]
-            if len(consumers) != 1 or L.name not in ranges.lo_bound:
-                continue
-            C = consumers[0]
-            used = np.zeros(L.size, dtype=bool)
-            used[C.src] = True
-            linear = (ranges.lo_bound[L.name] >= 0) if L.activation == "relu" else np.ones(L.size, dtype=bool)
-            if not np.all(linear[used]):
-                continue
-            src = g.layer(L.source)
-            w_l = L.dense_weight(src.size)
-            w_c = C.dense_weight(L.size)
-            w = w_c @ w_l
-            b = C.bias + w_c @ L.bias
-            dst, s = np.nonzero(w)
-            if dst.size >= L.num_edges + C.num_edges:
-                continue
-            new_c = replace(C, source=L.source, bias=b, dst=dst, src=s, weight=w[dst, s], weight_id=None,
-                            weight_shape=None)  # composed weights are no longer shared kernel entries
-            layers = [x for x in layers if x.name != L.name]
-            layers[layers.index(C) if C in layers else 0] = new_c
-            g = Flowgraph(tuple(layers), meta={**g.meta, "composed": [*g.meta.get("composed", []), L.name]})
-            composed.append(L.name)
-            changed = True
-            break
-    return g, tuple(composed)
+def _sign_fact(ranges: ExactRanges, nid: str, name: str, j: int, fact: str) -> dict[str, Any]:
+    """An ``off`` (sum ``<= 0``: ``pre_hi`` is its proven maximum) or ``on`` (sum ``>= 0``:
+    ``pre_lo`` its proven minimum) fact; one proven by the solver or a greedy vertex also
+    carries the witnessed extreme ``exact`` and the ``witness`` row attaining it."""
+    side = "hi" if fact == "off" else "lo"
+    bound = (ranges.hi_bound if side == "hi" else ranges.lo_bound)[name][j]
+    how = _how(ranges, name, j, side, 0.0)
+    f: dict[str, Any] = {"node": nid, "fact": fact, f"pre_{side}": float(bound), "how": how}
+    if how in ("greedy", "milp"):
+        end = (ranges.hi if side == "hi" else ranges.lo)[name][j]
+        wit = (ranges.hi_witness if side == "hi" else ranges.lo_witness)[name][j]
+        if np.isfinite(end) and wit >= 0:
+            f.update(exact=float(end), witness=int(wit))
+    return f

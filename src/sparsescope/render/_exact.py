@@ -55,16 +55,25 @@ def exact_section(a: Any, figures: Path, save: Callable[[Path, str, Any], tuple[
                     f"<td>{_e(r.lo_status[out.name][j])} / {_e(r.hi_status[out.name][j])}</td></tr>")
     parts.append('<table><tr><th class="l">output</th><th>interval</th><th>exact</th><th>status</th></tr>'
                  + "".join(rows) + "</table>")
-    o, n = sim.sizes["original"], sim.sizes["simplified"]
+    o, m, n = sim.sizes["original"], sim.sizes["reduced"], sim.sizes["simplified"]
     kinds: dict[str, int] = {}
     for f in sim.facts:
         kinds[f["fact"]] = kinds.get(f["fact"], 0) + 1
-    parts.append(f"<p>The exactly simplified graph computes the same outputs everywhere in the box: live vertices "
-                 f"{o['vertices']} &rarr; {n['vertices']}, live edges {o['edges']} &rarr; {n['edges']}. Certified "
-                 f"facts: {_e(', '.join(f'{k} {v}' for k, v in sorted(kinds.items())))}"
-                 + (f"; composed linear layers: {_e(', '.join(sim.composed))}" if sim.composed else "") + ".</p>")
+    parts.append(f"<p>The exactly simplified graph computes the same outputs everywhere in the box. Certified "
+                 f"facts: {_e(', '.join(f'{k} {v}' for k, v in sorted(kinds.items())))}.</p>")
+    parts.append('<table><tr><th class="l">graph</th><th>live vertices</th><th>live edges</th><th class="l">what</th></tr>'
+                 f'<tr><td class="l">original</td><td>{o["vertices"]}</td><td>{o["edges"]}</td><td class="l">'
+                 f'({o["total_edges"]} edges in all)</td></tr>'
+                 f'<tr><td class="l">reduced</td><td>{m["vertices"]}</td><td>{m["edges"]}</td><td class="l">'
+                 "units proven off, constant or unused removed</td></tr>"
+                 f'<tr><td class="l">simplified</td><td>{n["vertices"]}</td><td>{n["edges"]}</td><td class="l">'
+                 f"{len(sim.composed)} always-on units composed into their consumers"
+                 + (f" ({_e(', '.join(sim.composed[:12]))}{', ...' if len(sim.composed) > 12 else ''})" if sim.composed else "")
+                 + "</td></tr></table>")
     draw = draw or (lambda g, t: graph_figure(g, title=t))
     svg, png = save(figures, "simplified", draw(sim.graph, f"{title}: simplified over {a.box.spec}"))
-    parts.append(figure(svg, png, "The simplified graph: units proven off removed, constant units folded into "
-                        "their consumers' biases; bounds are the exact analysis' sound bounds."))
+    parts.append(figure(svg, png, "The reduced graph: units proven off removed, constant units folded into "
+                        "their consumers' biases; bounds are the exact analysis' sound bounds"
+                        + (" (the compositions, whose edges skip layers, are in the analysis JSON's simplified DAG)."
+                           if sim.composed else ".")))
     return "\n".join(parts)
