@@ -103,19 +103,7 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         o, n = doc["sizes"]["original"], doc["sizes"]["simplified"]
         assert f"{n['vertices']} vertices, {n['edges']} edges (original {o['vertices']}, {o['edges']}" in figures
         # the page's graph is the DAG: biases and activations of every node, every edge (own or skip) and its weight
-        nodes, edges = {}, set()
-        for lay in page.evaluate("sparsescope.graph()"):
-            g_layer = g0.layer(lay["name"])
-            for j in range(g_layer.size):
-                nid = g_layer.node_id(j)
-                if nid in want_nodes:
-                    nodes[nid] = ("linear" if lay["linear"][j] or g_layer.activation != "relu" else "relu", lay["bias"][j])
-                else:
-                    assert lay["bias"][j] == 0 and j not in lay["dst"] and all(j not in k["dst"] for k in lay["skips"]), nid
-            src_l = g0.layer(g_layer.source)
-            edges |= {(src_l.node_id(s_), g_layer.node_id(d), w) for d, s_, w in zip(lay["dst"], lay["src"], lay["weight"])}
-            for k in lay["skips"]:
-                edges |= {(g0.layer(k["source"]).node_id(s_), g_layer.node_id(d), w) for d, s_, w in zip(k["dst"], k["src"], k["weight"])}
+        nodes, edges = page_dag(page, g0, want_nodes)
         assert nodes == {k: v for k, v in want_nodes.items() if not k.startswith("in")} and edges == want_edges
         # what is drawn: the DAG's hidden and output nodes, and every edge
         assert {p["id"] for p in page.evaluate("sparsescope.placed()")} == {k for k in want_nodes if not k.startswith("in")}
@@ -145,6 +133,26 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         assert np.array_equal(got, wit)
         pre = evaluate(g0, got[None]).pre["h2"][0][g0.locate(off["node"])[1]]  # the witness attains the proven maximum
         assert pre == pytest.approx(off["exact"], abs=1e-12) and pre <= 0
+
+
+def page_dag(page, g0, want_nodes: dict) -> tuple[dict, set]:
+    """The page's graph (``sparsescope.graph()``) in the DAG's terms: ``{id: (activation, bias)}`` of the
+    hidden and output nodes in ``want_nodes`` (any other node must have bias 0 and no in-edges), and
+    every edge ``(source id, target id, weight)``, own or skip."""
+    nodes, edges = {}, set()
+    for lay in page.evaluate("sparsescope.graph()"):
+        layer = g0.layer(lay["name"])
+        for j in range(layer.size):
+            nid = layer.node_id(j)
+            if nid in want_nodes:
+                nodes[nid] = ("linear" if lay["linear"][j] or layer.activation != "relu" else "relu", lay["bias"][j])
+            else:
+                assert lay["bias"][j] == 0 and j not in lay["dst"] and all(j not in k["dst"] for k in lay["skips"]), nid
+        src = g0.layer(layer.source)
+        edges |= {(src.node_id(s), layer.node_id(d), w) for d, s, w in zip(lay["dst"], lay["src"], lay["weight"])}
+        for k in lay["skips"]:
+            edges |= {(g0.layer(k["source"]).node_id(s), layer.node_id(d), w) for d, s, w in zip(k["dst"], k["src"], k["weight"])}
+    return nodes, edges
 
 
 def _card_list(page) -> list[tuple[str, str]]:

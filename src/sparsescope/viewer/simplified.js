@@ -12,9 +12,10 @@ SS.readSimplified = function () {
 };
 
 /* The DAG's nodes and edges on the layers of `base` (the opened round): per node its layer and flat
-   index; edges grouped by (target layer, source layer).  Returns {bias, linear, own, skips} per
-   layer name: biases and linear flags (Float64Array, Uint8Array of the layer's size; nodes not in
-   the DAG keep bias 0 and no edges), the edges from the layer's own source, and the skip groups. */
+   index; edges grouped by (target layer, source layer).  Returns {bias, linear, present, groups} per
+   layer name: biases, linear flags (ReLU units proven always on; an identity layer is not marked)
+   and presence (Float64Array / Uint8Array of the layer's size; nodes not in the DAG keep bias 0 and
+   no edges), and the edge groups by source layer name. */
 SS.dagParts = function (dag, base) {
   const byName = {}, parts = {};
   base.layers.forEach(function (L) {
@@ -29,7 +30,8 @@ SS.dagParts = function (dag, base) {
   const pos = new Map();
   dag.nodes.forEach(function (n) {
     const loc = where(n.id), p = parts[loc.layer.name];
-    p.bias[loc.i] = n.bias; p.present[loc.i] = 1; if (n.activation === "linear") p.linear[loc.i] = 1;
+    p.bias[loc.i] = n.bias; p.present[loc.i] = 1;
+    if (n.activation === "linear" && loc.layer.act === "relu") p.linear[loc.i] = 1;  /* a ReLU proven always on */
     pos.set(n.id, loc);
   });
   dag.edges.forEach(function (e) {
