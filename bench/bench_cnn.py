@@ -1,7 +1,8 @@
 """Benchmarks of the study's CNN (configs/mnist-cnn.toml): training, graph pipeline, viewer.
 
-* train: one epoch of the CNN (the default autograd path, fused Adam;
-  --hand-written also times train/_convfast.py's path after it) on --dataset
+* train: one epoch of the CNN (the default path: the compiled direct
+  convolutions of train/_directconv.py, fused Adam; --autograd also times
+  the autograd path after it) on --dataset
   (default mnist, the full 60,000 images; mnist5k if you pass it), against the
   compute floor: 6 x (multiply-adds of one forward pass) x samples FLOPs over
   the float32 matmul rate measured in the same run (512x512, one thread).
@@ -21,7 +22,7 @@
   images), and the time of a slider switch to the densest round is printed.  Targets: page <= 3 MB, first
   render <= 1.5 s, pan/zoom <= 33 ms a frame.
 
-    python3 bench/bench_cnn.py [--only train|graph|viewer] [--hand-written] [--run RUN --runs-dir DIR] [--dense-round N]
+    python3 bench/bench_cnn.py [--only train|graph|viewer] [--autograd] [--run RUN --runs-dir DIR] [--dense-round N]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bench_train(dataset: str, hand_written: bool) -> None:
+def bench_train(dataset: str, autograd: bool) -> None:
     from sparsescope import load_config
     from sparsescope.data import load
     from sparsescope.models import init_params
@@ -70,10 +71,14 @@ def bench_train(dataset: str, hand_written: bool) -> None:
     data = load(dataset)
     tc = TrainConfig(epochs=1, batch_size=cfg.train.batch_size, lr=cfg.train.lr)
     flops = 6 * spec.macs_per_sample() * len(data.x_train)
-    paths = [("autograd (the default)", lambda: fit(spec, init_params(spec, 0), None, data, tc, seed=0))]
-    if hand_written:
-        paths.append(("hand-written (fast=True)", lambda: fit_sequential(spec, init_params(spec, 0), None, data, tc, 0, None,
-                                                                           None, fast=True)))
+    from sparsescope.train._ckernels import status
+
+    why = status()
+    default = "direct kernels (the default)" if why == "ok" else f"autograd (the default here: kernels unavailable: {why})"
+    paths = [(default, lambda: fit(spec, init_params(spec, 0), None, data, tc, seed=0))]
+    if autograd:
+        paths.append(("autograd (path='autograd')", lambda: fit_sequential(spec, init_params(spec, 0), None, data, tc, 0,
+                                                                            None, None, path="autograd")))
     print(f"train: one epoch of the CNN on {dataset} ({len(data.x_train)} images, batch {cfg.train.batch_size}); "
           f"compute floor = {flops / 1e9:.1f} GFLOP (6 x forward multiply-adds) over the 512x512 matmul rate")
     for label, run in paths:
@@ -228,7 +233,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--dense-round", type=int, default=None, help="also benchmark the viewer on this round of --run")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--hand-written", action="store_true", help="also time the hand-written path of train/_convfast.py")
+    ap.add_argument("--autograd", action="store_true", help="also time the autograd training path")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print("(one thread; the machine may be shared: compare each figure with the floor printed beside it)")
@@ -247,7 +252,7 @@ def main() -> None:
         if args.run is not None and args.dense_round is not None:
             bench_viewer(pruned_graph(args.run, args.runs_dir, args.dense_round), 1, f"round {args.dense_round}")
     if args.only in (None, "train"):
-        bench_train(args.dataset, args.hand_written)
+        bench_train(args.dataset, args.autograd)
 
 
 if __name__ == "__main__":

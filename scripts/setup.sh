@@ -14,6 +14,7 @@ esac
 # Debian packages: the Fashion-MNIST data set, DejaVu Sans; for the browser tests, chromium
 # (driven by Python playwright through /usr/bin/chromium: no browser download).
 apt_pkgs=(dataset-fashion-mnist fonts-dejavu-core)  # fonts: the font the SVG figures name and the PNGs use
+apt_pkgs+=(g++)  # builds the conv training kernels (train/_convkernels.cpp); without it conv training uses autograd
 [ "$want_test" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -57,3 +58,8 @@ if [ "$want_test" = 1 ]; then
 else
   $PY -m pip install -q -e .
 fi
+# The compiled kernels of conv training (train/_convkernels.cpp), built once here (about 2 s)
+# into ~/.cache/sparsescope/kernels so that the first conv run does not wait for them.
+# If they cannot be built, conv training falls back to autograd (slower, same gradients).
+$PY -c "from sparsescope.train._ckernels import build; build()" \
+  || echo "setup: conv training kernels not built; conv training will use autograd" >&2

@@ -77,8 +77,10 @@ def check_dag(model, graph, lo, hi, rng, shape):
 def test_simplified_dag_is_the_torch_model_on_the_box(case):
     rng, model, graph, lo, hi = make(case)
     r, s = check_dag(model, graph, lo, hi, rng, (lo.size,))
-    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True)), allow_nan=False))
-    check_certificate(graph, doc)
+    doc = json.loads(json.dumps(analysis_dict(_analysis(graph, lo, hi)), allow_nan=False))
+    replay = check_certificate(graph, doc).dag  # the same float64 operations in the same order: bit for bit
+    assert replay.ids == s.dag.ids and np.array_equal(replay.weight, s.dag.weight)
+    assert np.array_equal(replay.bias, s.dag.bias)
     back = dag_from_dict(json.loads(json.dumps(dag_to_dict(s.dag))))
     assert dag_to_dict(back) == dag_to_dict(s.dag)
 
@@ -114,7 +116,9 @@ def test_conv_dag_is_the_torch_model_on_the_box(case):
     lo = rng.uniform(0, 0.5, graph.input.size)
     hi = lo + rng.uniform(0, 0.5, graph.input.size)
     r, s = check_dag(model, graph, lo, hi, rng, shape)
-    assert any("[" in i for i in s.dag.ids)  # unrolled ids such as c1[0,2,3]
+    assert graph.layers[1].node_id(0).endswith("[0,0,0]")  # unrolled ids such as c1[0,2,3] ...
+    for nid in s.dag.ids:  # ... which the DAG keeps
+        assert graph.node_id(*graph.locate(nid)) == nid
     doc = json.loads(json.dumps(analysis_dict(_analysis(graph, lo, hi))))
     check_certificate(graph, doc)
 
@@ -242,3 +246,19 @@ def test_malformed_dag_documents_are_one_line_errors():
                 {**d, "edges": [["in.0", "out.0", 0.0]]}, {**d, "layers": None}):
         with pytest.raises(GraphError):
             dag_from_dict(bad)
+
+
+def test_identity_layers_are_composed_without_a_proof():
+    """Hidden layers without activation are linear everywhere: their units compose (``how: identity``)
+    where that saves edges, the DAG is still the torch model, and the certificate replays."""
+    from test_bounds import random_mlp
+
+    rng = np.random.default_rng(1)
+    model = random_mlp(rng, (5,), [6, 4, 3], [0.4, 0.4, 1.0], torch.float32, relu_hidden=False)
+    graph = from_torch(model, (5,))
+    lo, hi = np.zeros(5), np.ones(5)
+    r, s = check_dag(model, graph, lo, hi, rng, (5,))
+    steps = [f for f in s.facts if f["fact"] == "composed"]
+    assert steps and all(f["how"] == "identity" for f in steps)
+    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
+    assert check_certificate(graph, doc).counts["composed"] == len(steps)

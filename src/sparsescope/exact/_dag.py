@@ -210,7 +210,7 @@ def compose(dag: Dag, node_id: str) -> Dag:
     new_key = (cons[:, None] * n + srcs[None, :]).reshape(-1)
     add = (w_out[:, None] * w_in[None, :]).reshape(-1)
     pos = np.searchsorted(key, new_key)  # key is sorted: edges are in (dst, src) order
-    hit = (pos < key.size) & (key[np.minimum(pos, key.size - 1)] == new_key)
+    hit = (pos < key.size) & (key[np.minimum(pos, key.size - 1)] == new_key) if key.size else pos < 0
     w[pos[hit]] = w[pos[hit]] + add[hit]
     src = np.concatenate([src, new_key[~hit] % n])
     dst = np.concatenate([dst, new_key[~hit] // n])

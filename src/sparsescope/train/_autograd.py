@@ -1,11 +1,10 @@
 """Training any :class:`SequentialSpec` (convolutions included).
 
 The MLP keeps its own fast path (``_fit``); this loop serves every
-SequentialSpec.  Per step the gradients come from ``torch.autograd.grad``
-over the functional forward (the default) or, with ``fast=True``, from the
-hand-written :class:`~._convfast.ConvStepper` (im2col + one matmul per
-product, held to autograd by the tests; measured no faster per epoch on the
-study's CNN, so not the default).
+SequentialSpec.  Per step the gradients come from the compiled direct
+convolutions of :class:`~._directconv.DirectStepper` (the default, when the
+kernels build; held to autograd by the tests) or from ``torch.autograd.grad``
+over the functional forward (the fallback, and ``path="autograd"``).
 Masked gradients are zeroed in place, then the same fused Adam kernel as the
 MLP path steps (``_FusedAdam``, no ``torch.optim`` import).  Weights are
 multiplied by their mask before training and their gradients masked before
@@ -40,18 +39,16 @@ def evaluate_sequential(spec: SequentialSpec, params: dict[str, torch.Tensor], x
     return loss / n, correct / n
 
 
-def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step, *, fast: bool = False):
+def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snapshot_step, on_step, *, path: str = "auto"):
     """The body of :func:`sparsescope.train.fit` for a SequentialSpec (same contract).
 
-    ``fast=False`` (the default): gradients through autograd.  ``fast=True``:
-    from the hand-written :class:`~._convfast.ConvStepper` (unless its im2col
-    buffers would exceed ``MAX_COLS_FLOATS``, e.g. large images), which the
-    tests hold to autograd.  It is not the default because on the shared
-    2-core machine it measured no faster over a whole epoch of the study's CNN
-    (bench/bench_cnn.py --hand-written); see train/_convfast.py.  Both share
-    everything else: batches, masking, fused Adam.
+    ``path="auto"`` (the default): the compiled kernels of ``_directconv``
+    when they are available (``_ckernels.status()``), else autograd;
+    ``"direct"`` / ``"autograd"`` force one.  The direct path is about 2x
+    faster per epoch of the study's CNN (bench/bench_cnn.py --autograd).
+    Both share everything else: batches, masking, fused Adam.
     """
-    from ._convfast import MAX_COLS_FLOATS, ConvStepper
+    from ._directconv import DirectStepper, supported
     from ._fit import TrainResult, _FusedAdam, _scores
 
     names = spec.layer_names
@@ -80,12 +77,16 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
     collect = lambda: {k: ps[k].detach().clone() for k in keys}  # noqa: E731
     if snapshot_step == 0:
         result.snapshot = collect()
-    stepper = ConvStepper(spec, ps, ms) if fast else None
-    if stepper is not None and stepper.cols_floats(min(bsz, n)) <= MAX_COLS_FLOATS:
-        onehot = F.one_hot(y, spec.num_outputs).to(torch.float32)
+    if path == "auto":
+        path = "direct" if supported(spec, plist[0].dtype) else "autograd"
+    if path == "direct":
+        stepper = DirectStepper(spec, ps, ms)
+        onehot = F.one_hot(y, spec.num_outputs).to(plist[0].dtype)
         grad_step = lambda xb, yb, idx: stepper.step(xb, onehot.index_select(0, idx), gdict)  # noqa: E731
-    else:
+    elif path == "autograd":
         grad_step = lambda xb, yb, idx: _autograd_step(spec, ps, ms, keys, gdict, xb, yb)  # noqa: E731
+    else:
+        raise ValueError(f"unknown training path {path!r} (auto, direct or autograd)")
     epoch_logits = torch.empty(n, spec.num_outputs)  # the training logits of one epoch, in shuffled order
     step = 0
     train_seconds = train_cpu = 0.0

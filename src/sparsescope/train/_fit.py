@@ -96,7 +96,7 @@ def fit(
 
     ``masks[name]`` is a bool ``(out, in)`` (or a conv's ``(out, in, k, k)``) per
     weight layer (``None``: dense).  An ``MLPSpec`` takes the hand-written fast
-    path below, a ``SequentialSpec`` the autograd path (``_autograd``).
+    path below, a ``SequentialSpec`` the direct-convolution or autograd path (``_autograd``).
     Weights are multiplied by their mask before training, so a pruned weight
     is exactly 0 throughout.  ``seed`` drives the epoch shuffles only.
     ``on_step(step, total)`` is called every 50 steps and at the end.
