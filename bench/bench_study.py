@@ -113,7 +113,7 @@ def profile_step(spec, starts, data, cfg, seeds, steps: int, peak: float, title:
 
     from sparsescope.study import _batched
     from sparsescope.train._fit import _FusedAdam
-    from sparsescope.train._flat import FlatMLP, neg_onehot_table
+    from sparsescope.train._flat import FlatMLP
 
     K, b = len(starts), cfg.batch_size
     net = FlatMLP(spec.sizes, *_batched._stack(spec, starts, [None] * K))
@@ -124,10 +124,9 @@ def profile_step(spec, starts, data, cfg, seeds, steps: int, peak: float, title:
     if shared and not buf.wide_ok:
         shared, buf = False, _batched._Buffers(net, b, False)
     adam = _FusedAdam(*net.adam_views(), cfg)
-    onehot, scale = neg_onehot_table(y, spec.sizes[-1], b)
     n = len(x) - len(x) % b
     perms = torch.stack([torch.randperm(len(x), generator=torch.Generator().manual_seed(s)) for s in seeds])
-    noh = onehot.index_select(0, perms.view(-1)).view(K, len(x), -1).mul_(scale)
+    labels = y.index_select(0, perms.view(-1)).view(K, len(x), 1)
     ops = buf.ops + [("Adam (fused, every parameter)", 0, adam.step)]
     spent = [0.0] * len(ops)
     clock = time.thread_time  # CPU time of this thread: other processes' load preempts it less than wall
@@ -135,9 +134,9 @@ def profile_step(spec, starts, data, cfg, seeds, steps: int, peak: float, title:
     for i in range(steps + 20):  # 20 warm-up steps
         s = (i * b) % n
         if shared:
-            buf.feed(x, perms[0, s:s + b], noh[0, s:s + b], 1.0 / b)
+            buf.feed(x, perms[0, s:s + b], labels[0, s:s + b], 1.0 / b)
         else:
-            buf.feed(x, perms[:, s:s + b].reshape(-1), noh[:, s:s + b], 1.0 / b)
+            buf.feed(x, perms[:, s:s + b].reshape(-1), labels[:, s:s + b], 1.0 / b)
         if i == 20:
             w0 = time.perf_counter()
         for j, (_, _, op) in enumerate(ops):

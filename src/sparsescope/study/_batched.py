@@ -39,7 +39,7 @@ from ..data import Dataset
 from ..models import MLPSpec
 from ..train import TrainConfig, TrainResult
 from ..train._fit import _FusedAdam, _scores, evaluate_model, fit
-from ..train._flat import FlatMLP, aligned, kept_columns, neg_onehot_table
+from ..train._flat import FlatMLP, aligned, kept_columns
 
 
 @torch.no_grad()
@@ -131,11 +131,19 @@ class _Buffers:
         a = [a0] + [_tickets(K, b, i, 1.0) for (_, i) in shapes[1:]]
         z = [_tickets(K, b, o) for (o, _) in shapes]
         g = [_tickets(K, b, o) for (o, _) in shapes]
-        self.sm, self.logits = _tickets(K, b, shapes[-1][0]), z[-1]
+        wt = [w.transpose(1, 2) for w in net.w]
+        # the logits, their softmax and gradient: contiguous where the last product still agrees (a narrow
+        # output, e.g. 10 classes, is otherwise padded per ticket; contiguous, bmm and softmax run faster)
+        top = torch.empty(K, b, shapes[-1][0])
+        if (last > 0 or not shared) and _agrees("bmm", a[last], wt[last], top):
+            z[last], g[last] = top, torch.empty_like(top)
+        self.sm, self.logits = torch.empty_like(z[last]), z[last]
         self.x = a0[:, :-1] if shared else a0.view(K * b, -1)[:, :-1]
         h = [a0[..., :-1]] + [t[:, :, :-1] for t in a[1:]]
         self.g_last = g[last]
-        wt = [w.transpose(1, 2) for w in net.w]
+        # -onehot / b of the step's samples, made per step from their labels (a per-epoch table in every
+        # ticket's order would be K x n x classes floats written and read back from beyond the cache)
+        self.noh = torch.empty(b, shapes[-1][0]) if shared else torch.empty(K, b, shapes[-1][0])
         self.wide_ok = True
         if shared:
             width = shapes[0][0]
@@ -155,13 +163,14 @@ class _Buffers:
             grad0 = _product(g[0].transpose(1, 2), a0, net.g[0])
         ops = []  # (name, FLOPs of this call for all tickets, the call), in the step's order
         flops = lambda l: 2 * K * b * shapes[l][0] * (shapes[l][1] - 1)  # noqa: E731  (kernel weights only)
-        ops.append(("gather rows", 0, self._gather))
+        ops.append(("gather rows", 0, lambda: torch.index_select(self._data, 0, self._idx, out=self.x)))
+        ops.append(("loss targets", 0, self._targets))
         for l in range(last):
             ops.append((f"layer {l + 1} forward", flops(l), first if l == 0 else _product(a[l], wt[l], z[l])))
             ops.append((f"relu {l + 1}", 0, lambda pre=(pre0 if l == 0 else z[l]), post=h[l + 1]: relu(pre, 0, out=post)))
         ops.append((f"layer {last + 1} forward", flops(last), _product(a[last], wt[last], self.logits)))
         ops.append(("softmax", 0, lambda: torch.softmax(self.logits, 2, out=self.sm)))
-        ops.append(("loss gradient", 0, lambda: torch.add(self._noh, self.sm, alpha=self._alpha, out=self.g_last)))
+        ops.append(("loss gradient", 0, lambda: torch.add(self.noh, self.sm, alpha=self._alpha, out=self.g_last)))
         for l in range(last, 0, -1):
             ops.append((f"layer {l + 1} weight grad", flops(l), _product(g[l].transpose(1, 2), a[l], net.g[l])))
             ops.append((f"layer {l + 1} input grad", flops(l), _product(g[l], net.w[l][:, :, :-1], z[l - 1])))
@@ -173,12 +182,15 @@ class _Buffers:
         self.ops = ops
         self.calls = [op for _, _, op in ops]
 
-    def feed(self, x: torch.Tensor, idx: torch.Tensor, noh: torch.Tensor, alpha: float) -> None:
-        """The next step's rows ``x[idx]`` (one batch, or K batches ticket after ticket), ``-onehot / b`` and ``1 / b``."""
-        self._data, self._idx, self._noh, self._alpha = x, idx, noh, alpha
+    def feed(self, x: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor, alpha: float) -> None:
+        """The next step: rows ``idx`` of the data ``x`` ``(n, in)`` (one batch, or K batches ticket
+        after ticket), their labels ``(b, 1)`` (or ``(K, b, 1)``), and ``alpha = 1 / b``."""
+        self._data, self._idx, self._labels, self._alpha = x, idx, labels, alpha
 
-    def _gather(self) -> None:
-        torch.index_select(self._data, 0, self._idx, out=self.x)
+    def _targets(self) -> None:
+        """``noh = -onehot / b`` of the step's samples: the values of the single path's table
+        (``onehot * (-1/b)``: -1/b, and -0.0 elsewhere), for this step's rows only."""
+        self.noh.fill_(-0.0).scatter_(-1, self._labels, -self._alpha)
 
 
 def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainResult]:
@@ -193,7 +205,6 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
     n, bsz, classes = x.shape[0], config.batch_size, spec.sizes[-1]
     shared = len(set(seeds)) == 1 and len(net.w) > 1  # one data order, and a hidden layer to widen
     adam = _FusedAdam(*net.adam_views(), config)
-    onehot, scale = neg_onehot_table(y, classes, bsz)
     gens = [torch.Generator().manual_seed(s) for s in (seeds[:1] if shared else seeds)]
     results = [TrainResult(params={}) for _ in range(K)]
     for k in range(K):
@@ -212,17 +223,14 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
     for epoch in range(config.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (1 or K, n)
-        if shared:
-            noh = onehot.index_select(0, perms[0]).mul_(scale)  # (n, classes), -onehot / batch size
-        else:
-            noh = onehot.index_select(0, perms.view(-1)).view(K, n, classes).mul_(scale)
+        labels = y.index_select(0, perms.view(-1)).view(len(perms), n, 1)  # in each order: read in sequence
         for s in range(0, n, bsz):
             e = min(s + bsz, n)
             buf = full if e - s == bsz else short
             if shared:
-                _step(buf, x, perms[0, s:e], noh[s:e], 1.0 / (e - s))
+                _step(buf, x, perms[0, s:e], labels[0, s:e], 1.0 / (e - s))
             else:  # every ticket's batch, ticket after ticket
-                _step(buf, x, perms[:, s:e].reshape(-1), noh[:, s:e], 1.0 / (e - s))
+                _step(buf, x, perms[:, s:e].reshape(-1), labels[:, s:e], 1.0 / (e - s))
             epoch_logits[:, s:e] = buf.logits
             adam.step()
             step += 1
@@ -233,7 +241,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
         train_seconds += time.perf_counter() - t0
         cpu_seconds += time.process_time() - c0
         for k in range(K):
-            tr_loss, tr_acc = _scores(epoch_logits[k], y.index_select(0, perms[0 if shared else k]))
+            tr_loss, tr_acc = _scores(epoch_logits[k], labels[0 if shared else k].view(-1))
             te_loss, te_acc = evaluate_model(spec, net.collect(names, k), data.x_test, data.y_test)
             results[k].history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_accuracy": tr_acc,
                                        "test_loss": te_loss, "test_accuracy": te_acc})
@@ -310,9 +318,9 @@ def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor):
     return loop
 
 
-def _step(buf: _Buffers, x, idx, noh, alpha: float) -> None:
+def _step(buf: _Buffers, x, idx, labels, alpha: float) -> None:
     """One forward/backward of every ticket into ``net.grad`` (masked); the logits land in ``buf.logits``."""
-    buf.feed(x, idx, noh, alpha)
+    buf.feed(x, idx, labels, alpha)
     for op in buf.calls:
         op()
 
