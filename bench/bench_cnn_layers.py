@@ -103,6 +103,8 @@ def main() -> None:
                 c._igrad(g.data_ptr(), g.stride(0), g.stride(1), c.wt.data_ptr(), dx.data_ptr(), dx.stride(0), dx.stride(1),
                          c.c, c.o, c.k, c.s, c.oh, c.ow, nb)
             row(f"{c.name} input gradient (+ zeroing)", timed(igrad, reps), 2 * macs)
+        row(f"{c.name} backward as the step runs it", timed(lambda: c.backward(n, g, out, gw, gb), reps),
+            (2 if c.first else 4) * macs)
         total_flops += 6 * macs
     feats = vals[4]
     w, bias = params["out.weight"], params["out.bias"]
@@ -122,6 +124,9 @@ def main() -> None:
     if args.no_torch:
         return
     print("torch's kernels (what autograd runs), per convolution, forward | convolution_backward (input+weight+bias):")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*TF32.*")  # torch's mkldnn.flags() warns about Intel GPUs
     for fmt, mk in (("default", True), ("channels_last", True), ("default, mkldnn off", False)):
         with torch.backends.mkldnn.flags(enabled=mk):
             tot = 0.0

@@ -244,3 +244,64 @@ def test_link_reopens_the_same_view(page, conv, browser):  # noqa: F811
     with opened(browser, conv["url"] + "#r=9&o=99&x=%ZZ,nope&i=dAAA&sel=%E0") as bad:  # a bad link: a working page
         st = bad.evaluate("sparsescope.state()")
         assert st["round"] == 3 and st["output"] is None and bad.evaluate("sparsescope.expanded()") == []
+
+
+def _crafted_conv():
+    """A tiny conv net that simplifies: c1[0] = relu(x + 0.25) from one kernel weight is always on and
+    composable (skip edges in -> c2); c1[1] = relu(0.5 - x) is neither on nor off; c2[1] is always on,
+    and c2[1,1,1] (two sources, two consumers) stays as a linear unit."""
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        m[0].weight[0, 0, 1, 1], m[0].bias[0] = 1.0, 0.25
+        m[0].weight[1, 0, 0, 2], m[0].bias[1] = -1.0, 0.5
+        m[2].weight[0, 0, 0, 0], m[2].weight[0, 1, 2, 1], m[2].bias[0] = 0.75, -1.5, 0.125
+        m[2].weight[1, 0, 1, 2], m[2].weight[1, 1, 1, 1], m[2].bias[1] = -1.0, 2.0, 2.0
+        m[5].weight.copy_(torch.tensor([[1, 0, -1, 0, 2, 0, 0, 1], [0, 1, 0, 0, 0, -1, 1, 0], [0.5, 0, 0, 2, 0, 0, 0, -1.0]]))
+        m[5].bias.copy_(torch.tensor([0.0, 1.0, -0.5]))
+    return from_torch(m, (6, 6), output_labels=["a", HOSTILE, "c"], meta={"run": "tiny", "round": 0})
+
+
+def test_simplified_view_draws_exactly_the_simplified_conv_graph(browser, tmp_path):  # noqa: F811
+    from sparsescope.exact import Box, analyse_box, analysis_dict
+    from sparsescope.viewer._simplified import simplified_doc
+    from test_viewer_exact_browser import page_dag
+
+    g0 = _crafted_conv()
+    a = analyse_box(g0, Box("unit", np.zeros(36), np.ones(36)), exact=True)
+    doc = analysis_dict(a)["simplified"]
+    assert doc["composed"], doc["sizes"]
+    path = write_conv_page(tmp_path / "s.html", [a.graph], [{"round": 0, "density": 1.0, "test_accuracy": None}], current=0,
+                           samples_x=np.zeros((0, 36)), samples_y=np.zeros(0, dtype=np.int64), title="tiny " + HOSTILE,
+                           simplified=simplified_doc(a))
+    assert HOSTILE not in path.read_text()
+    want_nodes = {n["id"]: (n["activation"], n["bias"]) for n in doc["dag"]["nodes"]}
+    want_edges = {(s, d, w) for s, d, w in doc["dag"]["edges"]}
+    assert any(s.startswith("in") and d.startswith("c2") for s, d, _ in want_edges)  # skip edges
+    with opened(browser, path.as_uri()) as page:
+        page.locator("#graph-simp").click()
+        page.evaluate("sparsescope.set({view: 'unrolled'})")
+        assert page.evaluate("sparsescope.simplified()")["on"]
+        nodes, edges = page_dag(page, g0, want_nodes)
+        assert nodes == {k: v for k, v in want_nodes.items() if not k.startswith("in")} and edges == want_edges
+        # drawn (unrolled): every DAG edge a line, every DAG node a node of the SVG export
+        assert {(s, d) for _, d, s in page.evaluate("sparsescope.drawnEdges().lines")} == {(s, d) for s, d, _ in want_edges}
+        text, root, svg_nodes, cards, lines, curves = _svg(page)
+        assert set(svg_nodes) == set(want_nodes) and len(lines) == len(want_edges) and "exactly simplified" in text
+        linear = {e.get("data-id") for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("data-linear")}
+        assert linear == {k for k, (act, _) in want_nodes.items() if act == "linear" and k.startswith("c")} and linear
+        # values: the original's outputs
+        x = np.linspace(0, 1, 36)
+        page.evaluate(f"sparsescope.setDrawn({x.tolist()})")
+        np.testing.assert_allclose(page.evaluate("sparsescope.outputs()"), evaluate(g0, x[None]).post["out"][0], rtol=0, atol=1e-12)
+        # the certificate per unit (hover text); a composed unit keeps its facts
+        comp = doc["composed"][0]
+        assert "composed into" in page.evaluate(f"sparsescope.describe({json.dumps(comp)})") or comp not in want_nodes
+        page.evaluate("sparsescope.set({simp: false})")
+        assert "composed into" in page.evaluate(f"sparsescope.describe({json.dumps(comp)})")
+        page.evaluate("sparsescope.set({simp: true})")
+        url = page.evaluate("location.href")
+        assert "s=1" in url
+    with opened(browser, url) as again:  # the link reopens the simplified view
+        assert again.evaluate("sparsescope.simplified()")["on"] and again.evaluate("sparsescope.state().view") == "unrolled"

@@ -233,6 +233,7 @@ def test_version_1_documents_still_replay():
     sim["certificate"] = [f for f in sim["certificate"] if f["fact"] != "composed"]
     for key in ("box", "dag", "composed"):
         sim.pop(key)
+    sim["sizes"] = {"original": sim["sizes"]["original"], "simplified": sim["sizes"]["reduced"]}
     sim["composed_layers"] = []
     with pytest.raises(CertificateError, match="box"):
         check_certificate(graph, v1)
@@ -262,3 +263,53 @@ def test_identity_layers_are_composed_without_a_proof():
     assert steps and all(f["how"] == "identity" for f in steps)
     doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
     assert check_certificate(graph, doc).counts["composed"] == len(steps)
+
+
+def test_any_damage_to_a_certificate_is_a_certificate_error():
+    """Random damage (keys dropped, values of the wrong type, lists cut, numbers nudged) either
+    still re-checks or raises CertificateError: never another exception."""
+    graph = built_net()
+    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
+    rng = np.random.default_rng(0)
+
+    def spots(x, path=()):
+        yield path
+        items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+        for k, v in items:
+            yield from spots(v, (*path, k))
+
+    places = [p for p in spots(doc["simplified"]) if p]
+    for trial in range(150):
+        bad = copy.deepcopy(doc)
+        path = places[int(rng.integers(len(places)))]
+        parent = bad["simplified"]
+        for k in path[:-1]:
+            parent = parent[k]
+        old = parent[path[-1]]
+        choice = trial % 4
+        if choice == 0:
+            parent.pop(path[-1]) if isinstance(parent, dict) else parent.pop(path[-1])
+        elif choice == 1:
+            parent[path[-1]] = [None, "x", {}, 1e308, -1][trial % 5]
+        elif choice == 2 and isinstance(old, (int, float)) and not isinstance(old, bool):
+            parent[path[-1]] = old + 1
+        elif isinstance(old, list) and old:
+            parent[path[-1]] = old[:-1]
+        try:
+            check_certificate(graph, bad)
+        except CertificateError:
+            pass
+    # every field but meta matters: a string in place of any of them is caught
+    for path in places:
+        if "meta" in path or (path[0] == "graph" and path[1:2] == ("bounds",)):
+            continue
+        bad = copy.deepcopy(doc)
+        parent = bad["simplified"]
+        for k in path[:-1]:
+            parent = parent[k]
+        parent[path[-1]] = "x"
+        with pytest.raises(CertificateError):
+            check_certificate(graph, bad)
+    for junk in (None, [], "x", {"format": "sparsescope.analysis", "version": 2}, {**doc, "simplified": 3}):
+        with pytest.raises(CertificateError):
+            check_certificate(graph, junk)

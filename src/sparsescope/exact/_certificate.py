@@ -166,6 +166,7 @@ def _replay(graph, doc, sim, version, box, prove, rtol) -> CertificateCheck:
     bias = dag.bias.copy()
     gone = np.zeros(dag.num_nodes, dtype=bool)
     on: set[str] = set()
+    dead: list[str] = []
     facts = sim["certificate"]
     steps = [f for f in facts if f["fact"] == "composed"]
     if facts[len(facts) - len(steps):] != steps:
@@ -182,6 +183,9 @@ def _replay(graph, doc, sim, version, box, prove, rtol) -> CertificateCheck:
                 raise _fail(f"{nid}: no such node, or folded twice")
             if kind == "constant":
                 value = float(f["value"])
+                if f.get("how") != ("box" if dag.layer[u] == 0 else "structure"):
+                    raise _fail(f"{nid}: a constant {'input' if dag.layer[u] == 0 else 'unit'} is proven by "
+                                f"{'the box' if dag.layer[u] == 0 else 'structure'}, not {f.get('how')!r}")
                 if dag.layer[u] == 0:
                     i = dag.index[u]
                     if not lo[i] == hi[i] == value:
@@ -190,7 +194,7 @@ def _replay(graph, doc, sim, version, box, prove, rtol) -> CertificateCheck:
                     if not np.all(gone[dag.src[in_at[u]:in_at[u + 1]]]):
                         raise _fail(f"{nid}: claimed constant, but a live source still feeds it")
                     v = max(bias[u], 0.0) if dag.activation[u] == "relu" else bias[u]
-                    if abs(v - value) > rtol * (1 + abs(value)):
+                    if abs(v - value) > rtol * (1 + abs(value)) or abs(bias[u] - float(f["pre"])) > rtol * (1 + abs(bias[u])):
                         raise _fail(f"{nid}: its value is {v}, not the recorded {value}")
             else:
                 value = 0.0
@@ -205,41 +209,84 @@ def _replay(graph, doc, sim, version, box, prove, rtol) -> CertificateCheck:
                     bias[c] = bias[c] + dag.weight[e] * value
             gone[u] = True
             counts["folded"] += 1
-        elif kind not in ("unused", "ignored"):
+        elif kind in ("unused", "ignored"):
+            if f.get("how") != "no path to an output":
+                raise _fail(f"{nid}: '{kind}' is shown by reachability, not {f.get('how')!r}")
+            dead.append(nid)
+        else:
             raise _fail(f"{nid}: unknown fact {kind!r}")
     e = ~gone[dag.src] & ~gone[dag.dst] & ~cut
     dag = _subset(dag, ~gone, bias, dag.src[e], dag.dst[e], dag.weight[e])
-    dag = prune(with_linear(dag, on))
+    dag = reduced = prune(with_linear(dag, on))
+    _same(reduced, prune(dag_from_flowgraph(from_dict(sim["graph"]), linear=on)), rtol, "reduced graph")
+    kept = set(reduced.ids)
+    for nid in dead:
+        if nid in kept:
+            raise _fail(f"{nid}: claimed to reach no output, but it does")
     for f in steps:
         nid, (before, after) = f["node"], f["edges"]
         u = dag.position(nid)
         why = f.get("how")
-        if dag.activation[u] != "linear" or (why == "on" and nid not in on):
+        identity = why == "identity" and graph.layer(dag.layers[dag.layer[u]][0]).activation == "identity"
+        if dag.activation[u] != "linear" or not ((why == "on" and nid in on) or identity):
             raise _fail(f"{nid}: composed, but it is not proven linear")
         if dag.num_edges != before:
             raise _fail(f"{nid}: {dag.num_edges} edges before its composition, not the recorded {before}")
+        into, out = dag.dst == u, dag.src == u
+        if f["sources"] != int(into.sum()) or f["consumers"] != [dag.ids[c] for c in dag.dst[out]]:
+            raise _fail(f"{nid}: its sources or consumers are not the recorded ones")
         dag = compose(dag, nid)
         if dag.num_edges != after or not after < before:
             raise _fail(f"{nid}: {dag.num_edges} edges after its composition (recorded {after}, before {before})")
         counts["composed"] += 1
     dag = prune(dag)
-    want = dag_from_dict(sim["dag"]) if version >= 2 else prune(dag_from_flowgraph(from_dict(sim["graph"]), linear=on))
-    _same(dag, want, rtol)
+    if version >= 2:
+        _same(dag, dag_from_dict(sim["dag"]), rtol, "simplified graph")
+        if sim["composed"] != [f["node"] for f in steps]:
+            raise _fail("'composed' does not list the composition steps")
+    _check_reported(graph, sim, reduced, dag, version, rtol)
     return CertificateCheck(dag, counts)
 
 
-def _same(a: Dag, b: Dag, rtol: float) -> None:
+def _check_reported(graph: Flowgraph, sim: dict[str, Any], reduced: Dag, final: Dag, version: int, rtol: float) -> None:
+    """The sizes, ignored inputs and constant outputs the document reports are those of the replay."""
+    from ..analysis import analyse
+
+    s0 = analyse(graph)
+    sizes = sim["sizes"]
+    want = {"original": {"vertices": s0.vertices, "edges": s0.edges, "total_edges": s0.total_edges},
+            "reduced": {"vertices": reduced.num_nodes, "edges": reduced.num_edges,
+                        "total_edges": reduced.num_edges}}
+    want["simplified"] = {"vertices": final.num_nodes, "edges": final.num_edges}
+    if version == 1:
+        want = {"original": want["original"], "simplified": want["reduced"]}
+    if sizes != want:
+        raise _fail(f"the sizes {sizes} are not the replay's {want}")
+    kept = set(reduced.ids)
+    ignored = [graph.input.node_id(i) for i in range(graph.input.size) if graph.input.node_id(i) not in kept]
+    if sim["ignored_inputs"] != ignored:
+        raise _fail("'ignored_inputs' are not the inputs the replay drops")
+    has_in = np.bincount(reduced.dst, minlength=reduced.num_nodes) > 0
+    consts = [(reduced.ids[k], reduced.bias[k] if reduced.activation[k] != "relu" else max(reduced.bias[k], 0.0))
+              for k in reduced.outputs if not has_in[k]]
+    got = [(c["node"], float(c["value"])) for c in sim["constant_outputs"]]
+    if [n for n, _ in got] != [n for n, _ in consts] or any(
+            abs(a - b) > rtol * (1 + abs(b)) for (_, a), (_, b) in zip(got, consts)):
+        raise _fail("'constant_outputs' are not the outputs the replay finds constant")
+
+
+def _same(a: Dag, b: Dag, rtol: float, what: str) -> None:
     if a.ids != b.ids:
         missing = sorted(set(a.ids) ^ set(b.ids))[:3]
-        raise _fail(f"the replay keeps other nodes than the recorded graph (e.g. {', '.join(missing)})")
+        raise _fail(f"the replay keeps other nodes than the recorded {what} (e.g. {', '.join(missing)})")
     if a.activation != b.activation:
         k = next(i for i, (x, y) in enumerate(zip(a.activation, b.activation)) if x != y)
-        raise _fail(f"{a.ids[k]}: activation {a.activation[k]} in the replay, {b.activation[k]} recorded")
+        raise _fail(f"{a.ids[k]}: activation {a.activation[k]} in the replay, {b.activation[k]} in the {what}")
     if not (np.array_equal(a.src, b.src) and np.array_equal(a.dst, b.dst)):
-        raise _fail(f"the replay has other edges than the recorded graph ({a.num_edges} vs {b.num_edges})")
-    for what, x, y in (("bias", a.bias, b.bias), ("weight", a.weight, b.weight)):
+        raise _fail(f"the replay has other edges than the recorded {what} ({a.num_edges} vs {b.num_edges})")
+    for name, x, y in (("bias", a.bias, b.bias), ("weight", a.weight, b.weight)):
         bad = np.abs(x - y) > rtol * (1 + np.abs(y))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            where = a.ids[k] if what == "bias" else f"{a.ids[a.src[k]]} -> {a.ids[a.dst[k]]}"
-            raise _fail(f"{what} of {where}: {x[k]!r} in the replay, {y[k]!r} recorded")
+            where = a.ids[k] if name == "bias" else f"{a.ids[a.src[k]]} -> {a.ids[a.dst[k]]}"
+            raise _fail(f"{name} of {where}: {x[k]!r} in the replay, {y[k]!r} in the recorded {what}")

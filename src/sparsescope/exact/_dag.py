@@ -310,7 +310,10 @@ def dag_from_dict(doc: Any) -> Dag:
         lay, idx, act, bias, ids = [], [], [], [], []
         for node in doc["nodes"]:
             nid = str(node["id"])
-            k, shape = where[_parse(nid)[0]]
+            name = _parse(nid)[0]
+            if node["layer"] != name:
+                raise GraphError(f"dag: node {nid[:60]!r} says it is in layer {str(node['layer'])[:40]!r}")
+            k, shape = where[name]
             lay.append(k)
             idx.append(_index(nid, shape))
             act.append(str(node["activation"]))

@@ -25,9 +25,10 @@ from .._atomic import write_text
 from ..graph import Flowgraph, plain_json, to_json
 from ._convembed import conv_geometry, pack_conv_round
 from ._embed import dump_json, escape_json, pack_samples
+from ._simplified import simplified_block
 from ._template import asset, fill
 
-SCRIPTS = ("core.js", "pixels.js", "convgraph.js", "convshare.js", "conv.js", "bridge.js")
+SCRIPTS = ("core.js", "pixels.js", "convgraph.js", "simplified.js", "convshare.js", "conv.js", "bridge.js")
 _EXTRA_CSS = "#round-table table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:12px}" \
              "#round-table td{padding:0 6px;text-align:right}"
 
@@ -56,13 +57,15 @@ def conv_graph_metrics(graph: Flowgraph) -> dict:
 
 def build_conv_page(rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *, samples_x: np.ndarray,
                     samples_y: np.ndarray, title: str, current: int | None = None,
-                    samples_index: np.ndarray | None = None) -> str:
+                    samples_index: np.ndarray | None = None, simplified: dict | None = None) -> str:
     """The complete HTML page of a conv run.
 
     ``rounds``: one flowgraph (a page without a round slider; ``metrics`` then only fill the
     round table), or one entry per ``metrics`` row -- a flowgraph for each round to embed, None
     for a round left out -- with ``current`` the index of the round the page opens at (exact JSON).
     ``samples_index``: each sample's test-set index (default ``0..n-1``); the page numbers them so.
+    ``simplified``: the opened round's exactly simplified graph and certificate
+    (:func:`~._simplified.simplified_doc`), for the page's Original/Simplified toggle.
     """
     if isinstance(rounds, Flowgraph):
         graphs: list[Flowgraph | None] = [rounds]
@@ -86,14 +89,14 @@ def build_conv_page(rounds: Flowgraph | Sequence[Flowgraph | None], metrics: lis
             "metrics": [plain_json(dict(m)) for m in metrics], "rounds": packed,
             "samples": pack_samples(samples_x, samples_y, samples_index)}
     return fill("conv.html", title=title, css=asset("viewer.css") + _EXTRA_CSS, flowgraph=escape_json(to_json(graph)),
-                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS))
+                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS), simplified=simplified_block(simplified))
 
 
 def write_conv_page(path: str | os.PathLike, rounds: Flowgraph | Sequence[Flowgraph | None], metrics: list[dict], *,
                     samples_x: np.ndarray, samples_y: np.ndarray, title: str, current: int | None = None,
-                    samples_index: np.ndarray | None = None) -> Path:
+                    samples_index: np.ndarray | None = None, simplified: dict | None = None) -> Path:
     """Write :func:`build_conv_page` to ``path`` atomically."""
     path = Path(path)
     write_text(path, build_conv_page(rounds, metrics, samples_x=samples_x, samples_y=samples_y, title=title,
-                                     current=current, samples_index=samples_index))
+                                     current=current, samples_index=samples_index, simplified=simplified))
     return path

@@ -14,10 +14,11 @@ from ..graph import Flowgraph, plain_json, to_json
 from ._convpage import build_conv_page, conv_graph_metrics, has_feature_maps
 from ._embed import dump_json, escape_json, pack_round, pack_samples
 from ._layout import layout
+from ._simplified import simplified_block
 from ._template import asset, fill
 
 # app.js defines SS.start (the context) and calls the parts after it; episode.js acts only on data["episode"]
-SCRIPTS = ("core.js", "pixels.js", "draw.js", "card.js", "app.js", "stage.js", "panel.js", "inputs.js", "share.js", "hooks.js",
+SCRIPTS = ("core.js", "pixels.js", "draw.js", "card.js", "simplified.js", "app.js", "stage.js", "panel.js", "inputs.js", "share.js", "hooks.js",
            "episode.js", "boot.js", "bridge.js")
 
 
@@ -49,6 +50,7 @@ def build_page(
     title: str,
     samples_index: np.ndarray | None = None,
     episode: dict | None = None,
+    simplified: dict | None = None,
 ) -> str:
     """The complete HTML page (one string, no external resources).
 
@@ -60,6 +62,8 @@ def build_page(
     ``title`` names the run; the page's header adds the round shown on its slider.
     ``episode``: an RL round's recorded greedy episode (``runs.round_episode``, plus its
     ``round``); its states must be the samples, step ``t`` numbered ``t`` (episode mode).
+    ``simplified``: the opened round's exactly simplified graph and certificate
+    (:func:`~._simplified.simplified_doc`), for the page's Original/Simplified toggle.
     """
     _check(rounds, metrics, current)
     graph = rounds[current]
@@ -80,7 +84,7 @@ def build_page(
             raise ValueError("the episode's states must be the page's samples")
         data["episode"] = plain_json(dict(episode))
     return fill("page.html", title=title, css=asset("viewer.css"), flowgraph=escape_json(to_json(graph)),
-                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS))
+                data=dump_json(data), js="\n".join(asset(name) for name in SCRIPTS), simplified=simplified_block(simplified))
 
 
 def write_page(
@@ -94,10 +98,11 @@ def write_page(
     title: str,
     samples_index: np.ndarray | None = None,
     episode: dict | None = None,
+    simplified: dict | None = None,
 ) -> Path:
     """Write :func:`build_page` to ``path`` atomically (temp file + ``os.replace``)."""
     text = build_page(rounds, metrics, current=current, samples_x=samples_x, samples_y=samples_y, title=title,
-                      samples_index=samples_index, episode=episode)
+                      samples_index=samples_index, episode=episode, simplified=simplified)
     path = Path(path)
     write_text(path, text)
     return path

@@ -86,7 +86,8 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     the opened round is always in); bounds over ``box`` (``"unit"``: every input in [0, 1];
     ``"data"``: the training data's range).  ``exact``: the opened round carries its exact
     ranges over the same box (``sparsescope.exact``; flowgraph JSON version 2), which the
-    node cards show beside the interval bounds."""
+    node cards show beside the interval bounds, and its exactly simplified graph with the
+    certificate (``_simplified``), which the page draws on its Original/Simplified toggle."""
     from ..runs import round_flowgraph, run_data
 
     if _is_rl(store):
@@ -94,11 +95,14 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     data = run_data(store)
     pick = parse_samples(samples, len(data.x_test))
     current = round_flowgraph(store, round_index, box=box, data=data)
+    simplified = None
     if exact:
         from ..exact import Box, analyse_box
+        from ._simplified import simplified_doc
 
         b, name0 = current.bounds, current.input.name
-        current = analyse_box(current.with_bounds(None), Box(b.box, b.lo[name0], b.hi[name0]), exact=True).graph
+        analysis = analyse_box(current.with_bounds(None), Box(b.box, b.lo[name0], b.hi[name0]), exact=True)
+        current, simplified = analysis.graph, simplified_doc(analysis)
     finished = store.finished_rounds()
     chosen = sorted(set(parse_rounds(rounds, finished)) | {current.meta["round"]})
     metrics = store.round_metrics()
@@ -109,12 +113,14 @@ def write_run_page(store, path: str | Path, *, round_index: int | None = None,
     if has_feature_maps(current):  # feature maps: the conv page
         return write_conv_page(path, [graph(r) if r in chosen else None for r in finished], metrics,
                                current=finished.index(current.meta["round"]), samples_x=data.x_test[pick].astype(np.float64),
-                               samples_y=data.y_test[pick], samples_index=pick, title=str(current.meta["run"]))
+                               samples_y=data.y_test[pick], samples_index=pick, title=str(current.meta["run"]),
+                               simplified=simplified)
     keep = [finished.index(r) for r in chosen]
     return write_page(
         path, [graph(finished[i]) for i in keep], [metrics[i] for i in keep], current=chosen.index(current.meta["round"]),
         samples_x=data.x_test[pick].astype(np.float64), samples_y=data.y_test[pick], samples_index=pick,
         title=str(current.meta['run']),  # the page adds the round on its slider
+        simplified=simplified,
     )
 
 

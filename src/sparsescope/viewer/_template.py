@@ -11,7 +11,7 @@ import html
 import re
 from importlib import resources
 
-_SLOT = re.compile(r"\{\{(TITLE|CSS|BODY|FLOWGRAPH|DATA|JS)\}\}")
+_SLOT = re.compile(r"\{\{(TITLE|CSS|BODY|FLOWGRAPH|DATA|EXTRA|JS)\}\}")
 
 
 def asset(name: str) -> str:
@@ -19,9 +19,11 @@ def asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def fill(body: str, *, title: str, css: str, flowgraph: str, data: str, js: str) -> str:
+def fill(body: str, *, title: str, css: str, flowgraph: str, data: str, js: str, simplified: str | None = None) -> str:
     """The complete page: ``body`` is the name of the body fragment; ``flowgraph`` and ``data``
-    are already escaped for a ``<script type="application/json">`` block; ``title`` is raw text."""
+    (and ``simplified``, the optional block of the exactly simplified graph) are already escaped
+    for a ``<script type="application/json">`` block; ``title`` is raw text."""
+    extra = "" if simplified is None else f'<script type="application/json" id="simplified">{simplified}</script>\n'
     parts = {"TITLE": html.escape(str(title), quote=True), "CSS": css, "BODY": asset(body),
-             "FLOWGRAPH": flowgraph, "DATA": data, "JS": js}
+             "FLOWGRAPH": flowgraph, "DATA": data, "EXTRA": extra, "JS": js}
     return _SLOT.sub(lambda m: parts[m.group(1)], asset("shell.html"))

@@ -16,6 +16,13 @@ SS.start = function (data, loaded) {
   A.readHashSafely();
   A.recompute();
   A.fit();
+  /* view --exact: the simplified graph and its certificate, once inflated (before `ready`) */
+  loaded.then(function () {
+    if (!SS.simplifiedDoc) return;
+    A.V.simplified = SS.simplifiedDoc; A.V.facts = SS.factIndex(SS.simplifiedDoc.facts);
+    A.V.loadWitness = function (x) { A.V.drawn.set(x); A.showPad(); A.V.state.input = { drawn: true }; A.V.state.mode = "input"; A.recompute(); };
+    A.recompute();
+  });
 };
 
 SS.context = function (data, loaded) {
@@ -25,7 +32,7 @@ SS.context = function (data, loaded) {
   const doc = JSON.parse($("flowgraph").textContent);
   const V = {
     data: data, layout: data.layout, R: 10, cache: {}, samples: SS.samples(data.samples),
-    state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false, unused: false },
+    state: { round: data.current, mode: "weights", out: null, input: null, sel: null, inEdges: false, unused: false, simp: false },
     view: { s: 1, tx: 0, ty: 0 }, drawn: new Float64Array(0), values: null, highlight: null, frames: 0
   };
   V.cache[data.current] = SS.fromDoc(doc);
@@ -40,6 +47,10 @@ SS.context = function (data, loaded) {
   const labelOf = function (k) { const o = V.G0.layers[V.G0.layers.length - 1]; return o.labels ? o.labels[k] : String(k); };
 
   function graphFor(r) {
+    if (V.state.simp && r === data.current && V.simplified) {  /* the exactly simplified graph (opened round only) */
+      if (!V.simpG) V.simpG = SS.fromDag(V.simplified.dag, V.G0);
+      return V.simpG;
+    }
     if (!V.cache[r]) V.cache[r] = SS.fromPacked(data.rounds[r], V.G0);
     return V.cache[r];
   }
@@ -121,14 +132,14 @@ SS.context = function (data, loaded) {
         wmax = Math.max(wmax, Math.abs(first.w[e]));
         if (x) pmax = Math.max(pmax, Math.abs(first.w[e] * x[first.src[e]]));
       }
-      if (V.imgRound !== V.state.round) {
+      if (V.imgRound !== V.state.round + (V.G.simplified ? "s" : "")) {
         V.weightImages = [];
         for (let j = 0; j < first.size; j++) {
           const v = new Float64Array(L0.size);
           for (let e = first.start[j]; e < first.start[j + 1]; e++) v[first.src[e]] = first.w[e];
           V.weightImages.push(SS.valueImage(document.createElement("canvas"), v, inRows, inCols, wmax));
         }
-        V.imgRound = V.state.round;
+        V.imgRound = V.state.round + (V.G.simplified ? "s" : "");
       }
       V.productImages = x ? [] : null;
       if (x) for (let j = 0; j < first.size; j++) {

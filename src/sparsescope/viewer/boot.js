@@ -4,11 +4,13 @@
   SS.bootMs = performance.now();  /* navigation start -> this script (HTML parsed) */
   const data = JSON.parse(document.getElementById("sparsescope-data").textContent);
   let ready;
-  try { ready = SS.preload(data); } catch (err) { ready = Promise.reject(err); }
+  try {
+    ready = Promise.all([SS.preload(data), SS.readSimplified().then(function (d) { SS.simplifiedDoc = d; })]);
+  } catch (err) { ready = Promise.reject(err); }
   ready = ready.then(function () { SS.preloadMs = performance.now() - SS.bootMs; });
   /* a link to another round or to a sample needs the inflated data before the first frame */
   const h = location.hash, cur = new RegExp("[#&]r=" + data.current + "(&|$)");
-  const waits = /[#&]i=s/.test(h) || (/[#&]r=/.test(h) && !cur.test(h));
+  const waits = /[#&](i=s|s=1)/.test(h) || (/[#&]r=/.test(h) && !cur.test(h));
   const fail = function (err) {
     document.getElementById("status").textContent = "this browser cannot read the page's compressed data (" + err + ")";
   };

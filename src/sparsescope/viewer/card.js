@@ -20,13 +20,22 @@ SS.bigCopy = function (src, px) {
    (w x source value with values, else w), largest first.  The rows sum to the
    node's pre-activation sum; returns {rows, pre}. */
 SS.contributions = function (G, L, i, values) {
-  const S = G.byName[L.source], x = values ? values.post[S.name] : null, rows = [];
-  for (let e = L.start[i]; e < L.start[i + 1]; e++) {
-    const v = x ? x[L.src[e]] : null;
-    rows.push({ id: SS.nodeId(S, L.src[e]), w: L.w[e], v: v, t: x ? L.w[e] * v : L.w[e] });
-  }
+  const rows = [];
+  SS.inEdges(G, L, i).forEach(function (t) {
+    const v = values ? values.post[t.S.name][t.s] : null;
+    rows.push({ id: SS.nodeId(t.S, t.s), w: t.w, v: v, t: values ? t.w * v : t.w });
+  });
   rows.sort(function (a, b) { return Math.abs(b.t) - Math.abs(a.t); });
   return { rows: rows, pre: values ? values.pre[L.name][i] : null };
+};
+
+/* The edges into node i of layer L, in edge order: [{S: source layer, s: source index, w}] (own edges,
+   then skip edges of a simplified graph). */
+SS.inEdges = function (G, L, i) {
+  const out = [], S = G.byName[L.source];
+  for (let e = L.start[i]; e < L.start[i + 1]; e++) out.push({ S: S, s: L.src[e], w: L.w[e] });
+  (L.skips || []).forEach(function (g) { for (let e = 0; e < g.dst.length; e++) if (g.dst[e] === i) out.push({ S: G.byName[g.source], s: g.src[e], w: g.w[e] }); });
+  return out;
 };
 
 /* Fill `box` with the card of the highlighted node hl.sel. */
@@ -46,6 +55,7 @@ SS.renderCard = function (box, V, hl, labelOf) {
   if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
   let na = 0, nd = 0;
   G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
+  if (V.facts) SS.factRows(V, id).forEach(function (f) { row(f[0], f[1]); if (f[2] !== undefined) dl.appendChild(SS.witnessButton(V, f[2])); });
   row("fan-in / out", L.fanIn[i] + " / " + L.fanOut[i]);
   row("ancestors", String(na - 1) + ", descendants " + String(nd - 1));
   box.appendChild(dl);
@@ -71,18 +81,17 @@ SS.renderCard = function (box, V, hl, labelOf) {
     }
     if (vals) {
       add(["sum", "", "", c.pre], "sum");
-      if (L.act === "relu") add(["value = relu(sum)", "", "", vals.post[L.name][i]], "sum");
+      if (L.act === "relu") add([L.linear && L.linear[i] ? "value = sum (linear here)" : "value = relu(sum)", "", "", vals.post[L.name][i]], "sum");
     }
     box.appendChild(tb);
     const terms = [];
-    for (let e = L.start[i]; e < L.start[i + 1]; e++) {
-      const w = L.w[e];
-      terms.push((w < 0 ? " \u2212 " : " + ") + SS.fmt(Math.abs(w)) + " \u00d7 " + SS.nodeId(G.byName[L.source], L.src[e]));
-    }
+    SS.inEdges(G, L, i).forEach(function (t) {
+      terms.push((t.w < 0 ? " \u2212 " : " + ") + SS.fmt(Math.abs(t.w)) + " \u00d7 " + SS.nodeId(t.S, t.s));
+    });
     const body = SS.fmt(L.bias[i]) + terms.join("");
     const det = el("details"), sum = el("summary", "small muted", "expression (full precision)");
     det.appendChild(sum);
-    det.appendChild(el("pre", null, id + " = " + (L.act === "relu" ? "relu(" + body + ")" : body)));
+    det.appendChild(el("pre", null, id + " = " + (L.act === "relu" && !(L.linear && L.linear[i]) ? "relu(" + body + ")" : body)));
     box.appendChild(det);
     if (V.layout.layers[L.name].image) {
       const imgs = el("div", "imgs"), fig = function (src, cap) {
@@ -114,6 +123,7 @@ SS.renderTip = function (tip, V, loc) {
   if (L.lo) lines.push("bounds <" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">");
   if (L.bias) lines.push("bias " + SS.short(L.bias[i]));
   if (V.off && V.off[L.name][i]) lines.push("always off over box (exactly 0)");
+  if (V.facts) SS.factRows(V, SS.nodeId(L, i)).forEach(function (f) { lines.push(f[0] + ": " + f[1]); });
   lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
   tip.appendChild(el("div", "txt", lines.join("\n")));
   if (L.kind !== "input" && V.layout.layers[L.name].image) {

@@ -15,7 +15,9 @@
   const cache = {};
   cache[D.current] = BASE;
   const SLIDER = D.rounds ? D.rounds.map((r, i) => (r !== null || i === D.current ? i : -1)).filter((i) => i >= 0) : [D.current];
+  const FACTS = { facts: null, simplified: null };  /* view --exact: the certificate and the simplified graph, once inflated */
   function graphFor(r) {
+    if (S.simp && r === D.current && FACTS.simplified) return cache.simp || (cache.simp = SS.conv.fromDag(FACTS.simplified.dag, BASE));
     if (!cache[r]) cache[r] = SS.conv.fromPacked(D.rounds[r], BASE, { round: (D.metrics[r] || {}).round });
     return cache[r];
   }
@@ -26,7 +28,7 @@
 
   // -- state -----------------------------------------------------------------------------------
   const S = { round: D.current, view: "channels", mode: "weights", output: null, input: null, inputName: "", expanded: new Set(),
-              tx: 0, ty: 0, k: 1, lv: null, vals: null, scene: null, hover: null, sel: null };
+              tx: 0, ty: 0, k: 1, lv: null, vals: null, scene: null, hover: null, sel: null, simp: false };
   const CELL = 2.5, XCELL = 7, GAP = 150, PAD = 8, HEAD = 16;
   function currentInput() {
     const s = S.input;
@@ -90,19 +92,19 @@
   function buildEdges() {
     const segs = [], curves = [];
     let lines = 0;
-    for (const l of L.slice(1)) {
-      const m = S.lv.edges[l.name], agg = new Map(), P = [], N = [];
+    for (const q of SS.conv.groups(C)) {  /* a layer's own edges, then (simplified graph) its skip edges */
+      const l = q.l, m = S.lv.edges[q.key], agg = new Map(), P = [], N = [];
       for (let e = 0; e < m.length; e++) {
         if (!m[e]) continue;
-        const a = anchor(l.srcLayer, l.src[e], 1), b = anchor(l, l.dst[e], -1);
+        const a = anchor(q.srcLayer, q.src[e], 1), b = anchor(l, q.dst[e], -1);
         if (!a || !b) continue;
         if (a[2] && b[2]) {
-          (l.w[e] > 0 ? P : N).push(a[0], a[1], b[0], b[1]); lines++;
+          (q.w[e] > 0 ? P : N).push(a[0], a[1], b[0], b[1]); lines++;
         } else {
-          const key = chanOf(l, l.dst[e]) * 65536 + chanOf(l.srcLayer, l.src[e]) * 2 + (a[2] ? 1 : 0);
+          const key = chanOf(l, q.dst[e]) * 65536 + chanOf(q.srcLayer, q.src[e]) * 2 + (a[2] ? 1 : 0);
           const g = agg.get(key) || { layer: l.name, a, b, n: 0, ties: new Set() };
           if (a[2]) g.a = a;  // an expanded source: one curve per channel pair, drawn from the card's side
-          g.n++; g.ties.add(l.tie ? l.tie[e] : e); agg.set(key, g);
+          g.n++; g.ties.add(q.tie ? q.tie[e] : e); agg.set(key, g);
         }
       }
       if (P.length) segs.push({ layer: l.name, sign: "pos", xy: P });
@@ -135,6 +137,21 @@
   }
   function buildImages() {
     const vals = S.mode === "input" && S.vals ? S.vals : null;
+    S.linPath = null;  /* simplified graph: a purple frame on each drawn position proven always on (linear) */
+    if (C.simplified) {
+      S.linPath = new Path2D();
+      for (const col of S.scene.cols) {
+        const l = col.l;
+        if (!l.map || !l.linear) continue;
+        for (const cd of col.cards) {
+          if (cd.cell !== XCELL) continue;
+          for (let p = 0; p < l.plane; p++) {
+            const i = cd.c * l.plane + p;
+            if (l.linear[i] && S.lv.nodes[l.name][i]) S.linPath.rect(cd.x + PAD + (p % l.map[2]) * XCELL + 0.5, cd.y + HEAD + Math.floor(p / l.map[2]) * XCELL + 0.5, XCELL - 1, XCELL - 1);
+          }
+        }
+      }
+    }
     S.vmax = {};
     for (const l of L) {
       let m = 0;
@@ -186,6 +203,7 @@
         g.lineWidth = 1 / k;
         g.fillRect(cd.x, cd.y, cd.w, cd.h); g.strokeRect(cd.x, cd.y, cd.w, cd.h);
         if (col.l.map) g.drawImage(S.images[cd.id], cd.x + PAD, cd.y + HEAD, col.l.map[2] * cd.cell, col.l.map[1] * cd.cell);
+        if (!col.l.map && col.l.linear && col.l.linear[cd.c]) { g.strokeStyle = "#7b4fb0"; g.lineWidth = 2 / k; g.strokeRect(cd.x - 2, cd.y - 2, cd.w + 4, cd.h + 4); }
         if (showText) {
           g.fillStyle = "#222";
           let label = cd.id;
@@ -197,6 +215,7 @@
         }
       }
     }
+    if (S.linPath) { g.globalAlpha = 0.9; g.strokeStyle = "#7b4fb0"; g.lineWidth = 1 / k; g.stroke(S.linPath); g.globalAlpha = 1; }
   }
   function draw() {
     const t = performance.now();
@@ -262,7 +281,9 @@
       lines[0] = nodeId(l, h.node) + (S.lv.nodes[l.name][h.node] ? "" : "  (not live)");
       if (l.lo) lines.push("bounds <" + fmt(l.lo[h.node]) + ", " + fmt(l.hi[h.node]) + ">");
       if (S.vals) lines.push("value  " + fmt(S.vals[l.name][h.node]) + "  (" + S.inputName + ")");
-      if (l.srcLayer) { let k = 0; for (let e = 0; e < l.dst.length; e++) if (l.dst[e] === h.node) k++; lines.push("fan-in " + k + " edges"); }
+      if (l.srcLayer) { let k = 0; for (const g of SS.conv.into(l)) for (let e = 0; e < g.dst.length; e++) if (g.dst[e] === h.node) k++; lines.push("fan-in " + k + " edges"); }
+      if (l.linear && l.linear[h.node]) lines.push("linear over the box (proven always on)");
+      if (FACTS.facts) for (const f of SS.factRows(FACTS, nodeId(l, h.node))) lines.push(f[0] + ": " + f[1]);
     }
     if (l.map) {
       let n = 0; const nodes = S.lv.nodes[l.name];
@@ -354,6 +375,14 @@
     f.textContent = "";
     const rows = [["vertices", sz.vertices], ["edges", sz.edges], ["channel nodes", sz.channelNodes],
                   ["channel edges", sz.channelEdges], ["kernel weights", sz.weights]];
+    if (FACTS.simplified) {
+      const z = FACTS.simplified.sizes, o = z.original, n = z.simplified;
+      rows.push(["simplified (exact)", n.vertices + " vertices, " + n.edges + " edges (original " + o.vertices + ", " + o.edges + ")"],
+                ["composed units", FACTS.simplified.composed.length + "; facts certified: " + FACTS.simplified.facts.length]);
+    }
+    $("simp-row").hidden = !document.getElementById("simplified");
+    $("graph-orig").classList.toggle("on", !S.simp); $("graph-simp").classList.toggle("on", !!S.simp);
+    $("graph-simp").disabled = !FACTS.simplified || S.round !== D.current;
     for (const [k, v] of rows) { const a = document.createElement("span"); a.className = "k"; a.textContent = k; const b = document.createElement("span"); b.textContent = String(v); f.append(a, b); }
     sel.value = S.output === null ? "" : String(S.output);
     $("view-channels").classList.toggle("on", S.view === "channels"); $("view-unrolled").classList.toggle("on", S.view === "unrolled");
@@ -370,7 +399,11 @@
   }
   function set(opts) {
     if ("round" in opts && opts.round !== S.round && SLIDER.indexOf(opts.round) >= 0) {
-      S.round = opts.round; C = graphFor(S.round); L = C.L; OUT = C.OUT;
+      S.round = opts.round; S.simp = false; C = graphFor(S.round); L = C.L; OUT = C.OUT;
+      S.lv = SS.conv.live(C, S.output); S.sizes = SS.conv.sizes(C, S.lv);
+    }
+    if ("simp" in opts && !!opts.simp !== S.simp && (!opts.simp || (FACTS.simplified && S.round === D.current))) {
+      S.simp = !!opts.simp; C = graphFor(S.round); L = C.L; OUT = C.OUT;
       S.lv = SS.conv.live(C, S.output); S.sizes = SS.conv.sizes(C, S.lv);
     }
     if ("view" in opts) S.view = opts.view;
@@ -384,10 +417,12 @@
     if ("select" in opts) S.sel = opts.select;
     if (S.mode === "input" && !S.input) S.mode = "weights";
     values();
-    const refit = "view" in opts || "output" in opts || "round" in opts;
+    const refit = "view" in opts || "output" in opts || "round" in opts || "simp" in opts;
     layout(); if (refit) fit(); panel(); status(); redraw(); share.writeHash();
   }
   $("view-channels").onclick = () => set({ view: "channels" });
+  $("graph-orig").onclick = () => set({ simp: false });
+  $("graph-simp").onclick = () => set({ simp: true });
   $("view-unrolled").onclick = () => set({ view: "unrolled" });
   $("mode-weights").onclick = () => set({ mode: "weights" });
   $("mode-input").onclick = () => set(S.input ? { mode: "input" } : SAMPLES.n ? { mode: "input", sample: SAMPLES.index[0] } : { mode: "input", drawn: drawn });
@@ -464,7 +499,11 @@
     slider: () => SLIDER.slice(),
     header: () => ({ title: $("title").textContent, subtitle: $("subtitle").textContent, label: $("round-label").textContent }),
     samples: () => ({ index: SAMPLES.index.slice(), thumbs: Array.from($("thumbs").children, (c) => Number(c.dataset.i)) }),
+    simplified: () => (FACTS.simplified ? { sizes: FACTS.simplified.sizes, composed: FACTS.simplified.composed, on: !!C.simplified } : null),
+    describe: (id) => { for (const col of S.scene.cols) for (const cd of col.cards) { const l = col.l; for (let i = 0; i < l.size; i++) if (nodeId(l, i) === id) return describe({ card: cd, layer: l, node: i }); } return null; },
     graph: () => L.slice(1).map((l) => ({ name: l.name, dst: Array.from(l.dst), src: Array.from(l.src), weight: Array.from(l.w),
+      linear: l.linear ? Array.from(l.linear) : null,
+      skips: (l.skips || []).map((g) => ({ source: g.srcLayer.name, dst: Array.from(g.dst), src: Array.from(g.src), weight: Array.from(g.w) })),
       weight_id: l.tie ? Array.from(l.tie) : null, bias: Array.from(l.bias), lo: l.lo ? Array.from(l.lo) : null, hi: l.hi ? Array.from(l.hi) : null })),
     exportTitle, pngDataURL: () => exportCanvas().toDataURL("image/png"), svgText: share.svgText, hash: share.hashOf,
     kind: "conv", setDrawn: (x) => set({ drawn: Float64Array.from(x), mode: "input" }),
@@ -472,12 +511,12 @@
     /* what the drawing shows: lines [layer, dst, src] between drawn positions, curves [layer, dst channel card, src channel card] */
     drawnEdges: () => {
       const lines = [], curves = [];
-      for (const l of L.slice(1)) {
-        const m = S.lv.edges[l.name];
+      for (const g of SS.conv.groups(C)) {
+        const m = S.lv.edges[g.key];
         for (let e = 0; e < m.length; e++) {
           if (!m[e]) continue;
-          const a = anchor(l.srcLayer, l.src[e], 1), b = anchor(l, l.dst[e], -1);
-          if (a && b && a[2] && b[2]) lines.push([l.name, nodeId(l, l.dst[e]), nodeId(l.srcLayer, l.src[e])]);
+          const a = anchor(g.srcLayer, g.src[e], 1), b = anchor(g.l, g.dst[e], -1);
+          if (a && b && a[2] && b[2]) lines.push([g.l.name, nodeId(g.l, g.dst[e]), nodeId(g.srcLayer, g.src[e])]);
         }
       }
       for (const g of S.curves) curves.push(g.layer);
@@ -506,7 +545,8 @@
   window.sparsescope = api;
   requestAnimationFrame(() => { api.firstFrameMs = performance.now() - T0; });
   /* the other rounds and the test images are deflated: inflate, then enable the slider and thumbnails */
-  SS.conv.preload(D).then(() => {
+  Promise.all([SS.conv.preload(D), SS.readSimplified()]).then(([, simp]) => {
+    if (simp) { FACTS.simplified = simp; FACTS.facts = SS.factIndex(simp.facts); }
     SAMPLES = SS.samples(D.samples);
     buildThumbs();
     slider.disabled = false;

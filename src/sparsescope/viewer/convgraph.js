@@ -20,17 +20,22 @@ SS.conv.layer = function (d, i, e, b, bias) {
   return l;
 };
 
+/* The edge groups into layer l: l itself (its own edges, from l.srcLayer) and, in a simplified
+   graph, its skip groups (edges from an earlier, non-adjacent layer): {l, srcLayer, dst, src, w, tie, key}. */
+SS.conv.into = (l) => (l.skips && l.skips.length ? [l, ...l.skips] : [l]);
+SS.conv.groups = (C) => C.L.slice(1).flatMap(SS.conv.into);
+
 /* The graph object of layers L: name index, output layer, forward reach and constants. */
 SS.conv.graph = function (L, meta, box) {
   const C = { L, meta: meta || {}, box: box || null, byName: {} };
   for (const l of L) C.byName[l.name] = l;
-  for (const l of L) l.srcLayer = l.source ? C.byName[l.source] : null;
+  for (const l of L) { l.srcLayer = l.source ? C.byName[l.source] : null; l.l = l; l.key = l.name; }
   C.OUT = L[L.length - 1];
   C.FWD = {};
   C.FWD[L[0].name] = new Uint8Array(L[0].size).fill(1);
   for (const l of L.slice(1)) {
-    const r = new Uint8Array(l.size), s = C.FWD[l.source];
-    for (let e = 0; e < l.dst.length; e++) if (s[l.src[e]]) r[l.dst[e]] = 1;
+    const r = new Uint8Array(l.size);
+    for (const g of SS.conv.into(l)) { const s = C.FWD[g.srcLayer.name]; for (let e = 0; e < g.dst.length; e++) if (s[g.src[e]]) r[g.dst[e]] = 1; }
     C.FWD[l.name] = r;
   }
   C.CONST = {};  // 1 where a node has no path from an input and a nonzero (constant) value
@@ -128,8 +133,8 @@ SS.conv.live = function (C, output) {
   for (const l of L) bwd[l.name] = new Uint8Array(l.size);
   if (output === null) bwd[OUT.name].fill(1); else bwd[OUT.name][output] = 1;
   for (let k = L.length - 1; k > 0; k--) {
-    const l = L[k], t = bwd[l.name], s = bwd[l.source];
-    for (let e = 0; e < l.dst.length; e++) if (t[l.dst[e]]) s[l.src[e]] = 1;
+    const l = L[k], t = bwd[l.name];
+    for (const g of SS.conv.into(l)) { const s = bwd[g.srcLayer.name]; for (let e = 0; e < g.dst.length; e++) if (t[g.dst[e]]) s[g.src[e]] = 1; }
   }
   const nodes = {}, edges = {};
   for (const l of L) {
@@ -138,10 +143,10 @@ SS.conv.live = function (C, output) {
     nodes[l.name] = n;
   }
   nodes[OUT.name] = bwd[OUT.name].slice();
-  for (const l of L.slice(1)) {
-    const m = new Uint8Array(l.dst.length), t = nodes[l.name], s = nodes[l.source];
-    for (let e = 0; e < l.dst.length; e++) m[e] = t[l.dst[e]] & s[l.src[e]];
-    edges[l.name] = m;
+  for (const g of SS.conv.groups(C)) {  /* keyed by group: a layer's name, or "name<source" for skip edges */
+    const m = new Uint8Array(g.dst.length), t = nodes[g.l.name], s = nodes[g.srcLayer.name];
+    for (let e = 0; e < g.dst.length; e++) m[e] = t[g.dst[e]] & s[g.src[e]];
+    edges[g.key] = m;
   }
   return { nodes, edges };
 };
@@ -155,18 +160,21 @@ SS.conv.sizes = function (C, lv) {
     for (let i = 0; i < l.size; i++) if (n[i]) { v++; ch[chanOf(l, i)] = 1; }
     for (let c = 0; c < l.channels; c++) cv += ch[c];
     if (!l.srcLayer) continue;
-    const m = lv.edges[l.name], pairs = new Set(), ties = new Set();
-    const nsc = l.srcLayer.channels;
-    for (let k = 0; k < m.length; k++) {
-      if (!m[k]) continue;
-      e++;
-      pairs.add(chanOf(l, l.dst[k]) * nsc + chanOf(l.srcLayer, l.src[k]));
-      ties.add(l.tie ? l.tie[k] : k);
+    for (const g of SS.conv.into(l)) {
+      const m = lv.edges[g.key], pairs = new Set(), ties = new Set();
+      const nsc = g.srcLayer.channels;
+      for (let k = 0; k < m.length; k++) {
+        if (!m[k]) continue;
+        e++;
+        pairs.add(chanOf(l, g.dst[k]) * nsc + chanOf(g.srcLayer, g.src[k]));
+        ties.add(g.tie ? g.tie[k] : k);
+      }
+      ce += pairs.size;
+      if (!g.tie || g.tieShape.length === 4) cw += ties.size;
     }
-    ce += pairs.size;
-    if (!l.tie || l.tieShape.length === 4) cw += ties.size;
   }
-  return { vertices: v, edges: e, channelNodes: cv, channelEdges: ce, weights: cw };
+  /* a simplified graph's edges are plain (composition mixes kernel weights): no kernel-weight count */
+  return { vertices: v, edges: e, channelNodes: cv, channelEdges: ce, weights: C.simplified ? "\u2014" : cw };
 };
 
 /* Every node's value for input x, float64, sums in edge order then the bias (as graph.evaluate). */
@@ -174,10 +182,35 @@ SS.conv.evaluate = function (C, x) {
   const vals = {}, L = C.L;
   vals[L[0].name] = Float64Array.from(x);
   for (const l of L.slice(1)) {
-    const a = vals[l.source], z = new Float64Array(l.size);
-    for (let e = 0; e < l.dst.length; e++) z[l.dst[e]] += l.w[e] * a[l.src[e]];
-    for (let i = 0; i < l.size; i++) { z[i] += l.bias[i]; if (l.act === "relu" && z[i] < 0) z[i] = 0; }
+    const z = new Float64Array(l.size), lin = l.linear;
+    for (const g of SS.conv.into(l)) { const a = vals[g.srcLayer.name]; for (let e = 0; e < g.dst.length; e++) z[g.dst[e]] += g.w[e] * a[g.src[e]]; }
+    for (let i = 0; i < l.size; i++) { z[i] += l.bias[i]; if (l.act === "relu" && z[i] < 0 && !(lin && lin[i])) z[i] = 0; }
     vals[l.name] = z;
   }
   return vals;
+};
+
+/* The exactly simplified graph (view --exact) from its DAG (SS.dagParts) on the layers of `base`:
+   the DAG's biases, linear marks and edges (own, and skip groups from earlier layers; plain weights,
+   no kernel ids), base's bounds (a node the DAG keeps takes the same values over the box). */
+SS.conv.fromDag = function (dag, base) {
+  const parts = SS.dagParts(dag, { layers: base.L, byName: base.byName });
+  const L = base.L.map((b0, i) => {
+    const d = { name: b0.name, kind: b0.kind, shape: b0.shape, activation: b0.act, source: b0.source, weight_shape: null, labels: b0.labels };
+    const p = parts[b0.name], own = b0.source ? p.groups.get(b0.source) || { dst: [], src: [], w: [] } : { dst: [], src: [], w: [] };
+    const l = SS.conv.layer(d, i, { dst: own.dst, src: own.src, weight: own.w }, b0.lo ? { lo: b0.lo, hi: b0.hi } : null, b0.kind === "input" ? null : p.bias);
+    l.linear = p.linear;
+    l.skipParts = [];
+    p.groups.forEach((g, name) => { if (name !== b0.source) l.skipParts.push({ name, g }); });
+    return l;
+  });
+  const C = SS.conv.graph(L, base.meta, base.box);  /* own edges first; then the skip groups, and reach again */
+  for (const l of L) {
+    l.skips = l.skipParts.map(({ name, g }) => ({ l, srcLayer: C.byName[name], dst: Int32Array.from(g.dst), src: Int32Array.from(g.src),
+      w: Float64Array.from(g.w), tie: null, key: l.name + "<" + name, skip: true }));
+    delete l.skipParts;
+  }
+  const S = SS.conv.graph(L, base.meta, base.box);
+  S.simplified = true;
+  return S;
 };

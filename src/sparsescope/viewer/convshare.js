@@ -6,6 +6,8 @@
 SS.convShare = function (K) {
   const S = K.S, D = K.D, $ = K.$;
   const EXPORT_W = 1600, EXPORT_H = 1000, TITLE_H = 64;
+  /* a node proven always on, in the simplified graph: framed in purple */
+  const LIN = ' data-linear="1" stroke="#7b4fb0" stroke-width="1" vector-effect="non-scaling-stroke"';
 
   /* ---- URL hash ------------------------------------------------------------------------------- */
   function hashOf() {
@@ -14,6 +16,7 @@ SS.convShare = function (K) {
     if (S.expanded.size) p.push("x=" + Array.from(S.expanded).sort().map(encodeURIComponent).join(","));
     if (S.input) p.push("i=" + (S.input.drawn ? "d" + SS.b64url(Uint8Array.from(K.drawn, (v) => Math.round(v * 255))) : "s" + S.input.sample));
     if (S.sel) p.push("sel=" + encodeURIComponent(S.sel));
+    if (S.simp) p.push("s=1");
     return "#" + p.join("&");
   }
   function writeHash() {
@@ -52,13 +55,14 @@ SS.convShare = function (K) {
     if (q.m === "i" && ("sample" in o || "drawn" in o)) o.mode = "input";
     o.select = null;
     if (q.sel) { try { o.select = decodeURIComponent(q.sel); } catch (err) { /* malformed */ } }
-    const waits = ("round" in o && o.round !== D.current) || "sample" in o;
+    o.simp = q.s === "1";
+    const waits = ("round" in o && o.round !== D.current) || "sample" in o || o.simp;
     return { opts: o, waits };
   }
 
   /* ---- export ------------------------------------------------------------------------------------ */
   function exportTitle() {
-    const OUT = K.OUT(), what = [S.view === "unrolled" ? "unrolled view" : "channel view"];
+    const OUT = K.OUT(), what = [(S.simp ? "exactly simplified graph, " : "") + (S.view === "unrolled" ? "unrolled view" : "channel view")];
     what.push(S.output === null ? "all outputs" : "subgraph of " + K.nodeId(OUT, S.output) + (OUT.labels ? " \u201c" + OUT.labels[S.output] + "\u201d" : ""));
     what.push(S.vals ? "values on " + S.inputName : "weights");
     what.push(S.sizes.vertices + " vertices, " + S.sizes.edges + " edges");
@@ -121,7 +125,7 @@ SS.convShare = function (K) {
               if (!live[i]) continue;
               const yy = Math.floor(p / l.map[2]), xx = p % l.map[2];
               o.push('<rect class="node" data-id="' + x(K.nodeId(l, i)) + '" x="' + r(cd.x + K.PAD + xx * cd.cell) + '" y="' + r(cd.y + K.HEAD + yy * cd.cell) +
-                '" width="' + r(cd.cell) + '" height="' + r(cd.cell) + '" fill="none"><title>' + x(K.nodeId(l, i)) + "</title></rect>");
+                '" width="' + r(cd.cell) + '" height="' + r(cd.cell) + '" fill="none"' + (l.linear && l.linear[i] ? LIN : "") + "><title>" + x(K.nodeId(l, i)) + "</title></rect>");
             }
           }
         } else {
@@ -129,7 +133,7 @@ SS.convShare = function (K) {
           if (S.mode === "input" && S.vals) label += " " + SS.short(S.vals[l.name][cd.c]);
           if (showText) o.push('<text x="' + r(cd.x + 5) + '" y="' + r(cd.y + cd.h / 2) + '" font-size="10" font-family="system-ui, sans-serif" dominant-baseline="middle" fill="#222">' + x(label) + "</text>");
           o.push('<rect class="node" data-id="' + x(K.nodeId(l, cd.c)) + '" x="' + r(cd.x) + '" y="' + r(cd.y) + '" width="' + r(cd.w) + '" height="' + r(cd.h) +
-            '" fill="none"><title>' + x(K.nodeId(l, cd.c)) + "</title></rect>");
+            '" fill="none"' + (l.linear && l.linear[cd.c] ? LIN : "") + "><title>" + x(K.nodeId(l, cd.c)) + "</title></rect>");
         }
         o.push("</g>");
       }

@@ -141,32 +141,48 @@ SS.fromPacked = function (p, base) {
   return G;
 };
 
-/* Fan-in/fan-out counts and per-node edge lists. */
+/* The edge groups into affine layer L: its own edges (from L.source) and, in a simplified graph,
+   its skip groups L.skips (edges from an earlier, non-adjacent layer).  A group is shaped like a
+   layer for the edge loops: name (the target layer), source, dst, src, w. */
+SS.into = function (L) { return L.skips && L.skips.length ? [L].concat(L.skips) : [L]; };
+/* Every edge group, in layer order. */
+SS.groups = function (G) {
+  const out = [];
+  G.layers.forEach(function (L) { if (L.kind === "affine") SS.into(L).forEach(function (g) { out.push(g); }); });
+  return out;
+};
+
+/* Fan-in/fan-out counts and per-node edge lists (L.start: the layer's own edges by target). */
 SS.index = function (G) {
   let edges = 0;
   G.layers.forEach(function (L) { L.fanIn = new Int32Array(L.size); L.fanOut = new Int32Array(L.size); L.feeds = []; });
   G.layers.forEach(function (L) {
     if (L.kind !== "affine") return;
-    const S = G.byName[L.source];
-    S.feeds.push(L);
     L.start = new Int32Array(L.size + 1);
-    for (let e = 0; e < L.dst.length; e++) { L.fanIn[L.dst[e]]++; S.fanOut[L.src[e]]++; }
-    for (let j = 0; j < L.size; j++) L.start[j + 1] = L.start[j] + L.fanIn[j];
-    edges += L.dst.length;
+    for (let e = 0; e < L.dst.length; e++) L.start[L.dst[e] + 1]++;
+    for (let j = 0; j < L.size; j++) L.start[j + 1] += L.start[j];
+    SS.into(L).forEach(function (g) {
+      const S = G.byName[g.source];
+      S.feeds.push(g);
+      for (let e = 0; e < g.dst.length; e++) { L.fanIn[g.dst[e]]++; S.fanOut[g.src[e]]++; }
+      edges += g.dst.length;
+    });
   });
   G.edges = edges;
 };
 
-/* Node values in float64: value[j] = act(bias[j] + sum_e w[e] * source[src[e]]). */
+/* Node values in float64: value[j] = act(bias[j] + sum_e w[e] * source[src[e]]); L.linear marks
+   ReLU units proven always on (a simplified graph): those pass their sum. */
 SS.evaluate = function (G, x) {
   const post = {}, pre = {};
   post[G.layers[0].name] = pre[G.layers[0].name] = Float64Array.from(x);
   G.layers.forEach(function (L) {
     if (L.kind !== "affine") return;
-    const a = post[L.source], z = Float64Array.from(L.bias);
-    for (let e = 0; e < L.dst.length; e++) z[L.dst[e]] += L.w[e] * a[L.src[e]];
+    const z = Float64Array.from(L.bias);
+    SS.into(L).forEach(function (g) { const a = post[g.source]; for (let e = 0; e < g.dst.length; e++) z[g.dst[e]] += g.w[e] * a[g.src[e]]; });
     pre[L.name] = z;
-    post[L.name] = L.act === "relu" ? z.map(relu) : z;
+    const lin = L.linear;
+    post[L.name] = L.act === "relu" ? z.map(function (v, i) { return lin && lin[i] ? v : relu(v); }) : z;
   });
   return { pre: pre, post: post };
 };
@@ -180,8 +196,8 @@ SS.reachBack = function (G, seed) {
   for (let k = G.layers.length - 1; k >= 1; k--) {
     const L = G.layers[k];
     if (L.kind !== "affine") continue;
-    const r = seed[L.name], s = seed[L.source];
-    for (let e = 0; e < L.dst.length; e++) if (r[L.dst[e]]) s[L.src[e]] = 1;
+    const r = seed[L.name];
+    SS.into(L).forEach(function (g) { const s = seed[g.source]; for (let e = 0; e < g.dst.length; e++) if (r[g.dst[e]]) s[g.src[e]] = 1; });
   }
   return seed;
 };
@@ -190,8 +206,8 @@ SS.reachFwd = function (G, seed) {
   for (let k = 1; k < G.layers.length; k++) {
     const L = G.layers[k];
     if (L.kind !== "affine") continue;
-    const r = seed[L.name], s = seed[L.source];
-    for (let e = 0; e < L.dst.length; e++) if (s[L.src[e]]) r[L.dst[e]] = 1;
+    const r = seed[L.name];
+    SS.into(L).forEach(function (g) { const s = seed[g.source]; for (let e = 0; e < g.dst.length; e++) if (s[g.src[e]]) r[g.dst[e]] = 1; });
   }
   return seed;
 };

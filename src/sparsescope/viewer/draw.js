@@ -135,6 +135,7 @@ SS.geometry = function (V) {
 };
 
 SS.FADED = "#c9c9c9";
+SS.LINEAR = "#7b4fb0";  /* the ring of a unit proven always on (linear over the box) in the simplified graph */
 SS.OFF_FILL = "#ececec";  /* as the static figures' card of a unit proven always off (render/_colour.py) */
 
 /* Units proven always off over the box (analysis.box_states: a ReLU whose pre-activation upper
@@ -179,8 +180,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
      SS.EDGE_BUDGET of them (highlighted edges always); the legend says how many were left out. */
   const buckets = new Map();
   V.lod = { drawn: 0, skipped: 0 };
-  G.layers.forEach(function (L) {
-    if (L.kind !== "affine") return;
+  SS.groups(G).forEach(function (L) {  /* L: an edge group (a layer's own edges, or its skip edges) */
     const S = G.byName[L.source], first = S === L0;
     if (first && !inputEdges && !(hl && (hl.sel.layer === L0 || hl.sel.layer === L))) return;
     let norm = 0;
@@ -207,6 +207,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
       if (lod && ((y0 < 0 && y1 < 0) || (y0 > h && y1 > h) || (x0 < 0 && x1 < 0) || (x0 > w && x1 > w))) continue;
       if (lod && !on && drawn >= SS.EDGE_BUDGET) { V.lod.skipped++; continue; }
       drawn++;
+      if (V.recordEdges) V.recordEdges.push([SS.nodeId(G.byName[L.name], d), SS.nodeId(S, sidx)]);
       const v = carried ? L.w[e] * carried[sidx] : L.w[e];
       const col = v > 0 ? 0 : v < 0 ? 1 : 2;
       const wid = v === 0 ? 0.6 : Math.round((first || crowded ? 0.3 + 1.2 * Math.abs(v) / (norm || 1) : 0.5 + 3.5 * Math.abs(v) / (norm || 1)) * 4) / 4;
@@ -264,6 +265,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
         const sz = V.layout.image * s;
         P.image(V.weightImages[i], x, y - sz / 2, sz, sz, a);
         P.rect(x, y - sz / 2, sz, sz, null, selected ? C.sel : "#999", selected ? 2.5 : 0.6, a);
+        if (L.linear && L.linear[i]) P.rect(x - 3, y - sz / 2 - 3, sz + 6, sz + 6, null, SS.LINEAR, 1.6, a);
         if (off) { P.rect(x, y - sz / 2, sz, sz, SS.OFF_FILL, null, 0, 0.6 * a); SS.hatchSquare(P, x, y - sz / 2, sz, 0.8 * a); }
         if (mode === "input" && V.productImages) {
           P.image(V.productImages[i], x + sz + 6 * s, y - sz / 2, sz, sz, a);
@@ -285,6 +287,7 @@ SS.drawScene = function (P, V, w, h, noLegend) {
           fill = v === 0 ? "#ddd" : SS.rgb([255 + (tg[0] - 255) * t, 255 + (tg[1] - 255) * t, 255 + (tg[2] - 255) * t].map(Math.round));
         }
         P.circle(x, y, r, fill, selected ? C.sel : V.constant[L.name][i] ? "#3b6fb6" : "#555", selected ? 3 : 1.2, a);
+        if (L.linear && L.linear[i]) P.circle(x, y, r + 3, null, SS.LINEAR, 1.6, a);  /* proven always on: linear */
         if (off) SS.hatchCircle(P, x, y, r, 0.9 * a);
         if (showText || isOut) {
           const label = isOut && L.labels ? "  " + L.labels[i] : "";
@@ -311,11 +314,17 @@ SS.strongestFirst = function (L, carried) {
 };
 
 SS.drawLegend = function (P, V, w, h) {
-  const C = SS.COLORS, x = 10, y = h - 64 - (V.offCount ? 16 : 0), input = V.state.mode === "input";
-  P.rect(x, y, 360, 56 + (V.offCount ? 16 : 0), "rgba(255,255,255,0.92)", "#ccc", 1);
+  const C = SS.COLORS, simp = V.G.simplified, extra = (V.offCount ? 16 : 0) + (simp ? 16 : 0);
+  const x = 10, y = h - 64 - extra, input = V.state.mode === "input";
+  P.rect(x, y, 360, 56 + extra, "rgba(255,255,255,0.92)", "#ccc", 1);
   if (V.offCount) {  /* legend entry for the units proven always off */
     P.circle(x + 16, y + 62, 5, SS.OFF_FILL, "#555", 1.2, 1); SS.hatchCircle(P, x + 16, y + 62, 5, 0.9);
     P.text("always off over box “" + (V.G.box || "") + "” (ReLU, exactly 0): " + V.offCount + " units", x + 26, y + 62, 11, "#333");
+  }
+  if (simp) {  /* the simplified graph: linear units and skip edges */
+    const ly = y + 62 + (V.offCount ? 16 : 0);
+    P.circle(x + 16, ly, 5, "#fff", "#555", 1.2, 1); P.circle(x + 16, ly, 8, null, SS.LINEAR, 1.6, 1);
+    P.text("always on (linear over the box); edges may skip a layer (composed units)", x + 30, ly, 11, "#333");
   }
   P.lines([x + 10, y + 14, x + 34, y + 14], SS.rgb(C.pos), 3, 0.9); P.text("positive", x + 40, y + 14, 11, "#333");
   P.lines([x + 100, y + 14, x + 124, y + 14], SS.rgb(C.neg), 3, 0.9); P.text("negative", x + 130, y + 14, 11, "#333");

@@ -22,14 +22,19 @@ SS.hooks = function (A) {
       });
       return out;
     },
-    visibleEdges: function () {
+    visibleEdges: function () {  /* [layer, dst, src], and the source layer after them for a skip edge */
       const out = [];
-      V.G.layers.forEach(function (L) { if (L.kind === "affine") for (let e = 0; e < L.dst.length; e++) if (V.visible[L.name][L.dst[e]]) out.push([L.name, L.dst[e], L.src[e]]); });
+      SS.groups(V.G).forEach(function (L) { for (let e = 0; e < L.dst.length; e++) if (V.visible[L.name][L.dst[e]]) out.push(L.skip ? [L.name, L.dst[e], L.src[e], L.source] : [L.name, L.dst[e], L.src[e]]); });
       return out;
     },
+    /* the edges the last full drawing drew, as [target id, source id] (every edge group, level of detail included) */
+    drawnEdges: function () { V.recordEdges = []; A.draw(); const r = V.recordEdges; V.recordEdges = null; return r; },
+    simplified: function () { return V.simplified ? { sizes: V.simplified.sizes, composed: V.simplified.composed, on: !!V.G.simplified } : null; },
     graph: function () {
       return V.G.layers.filter(function (L) { return L.kind === "affine"; }).map(function (L) {
         return { name: L.name, dst: Array.from(L.dst), src: Array.from(L.src), weight: Array.from(L.w), bias: Array.from(L.bias),
+          linear: L.linear ? Array.from(L.linear) : null,
+          skips: (L.skips || []).map(function (g) { return { source: g.source, dst: Array.from(g.dst), src: Array.from(g.src), weight: Array.from(g.w) }; }),
           lo: L.lo ? Array.from(L.lo) : null, hi: L.hi ? Array.from(L.hi) : null, pre_lo: L.preLo ? Array.from(L.preLo) : null, pre_hi: L.preHi ? Array.from(L.preHi) : null };
       });
     },

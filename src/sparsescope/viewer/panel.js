@@ -17,9 +17,12 @@ SS.panel = function (A) {
   $("round").disabled = true;  /* until the other rounds are inflated */
   $("round").addEventListener("input", function () {
     V.state.round = +this.value;
+    V.state.simp = false;  /* the simplified graph is the opened round's */
     V.state.inEdges = fewInputEdges(graphFor(V.state.round));  /* dense rounds: input edges off */
     recompute();
   });
+  $("graph-orig").onclick = function () { V.state.simp = false; recompute(); };
+  $("graph-simp").onclick = function () { if (V.simplified && V.state.round === data.current) { V.state.simp = true; recompute(); } };
   $("unused").addEventListener("change", function () { V.state.unused = this.checked; recompute(); });
   $("mode-weights").onclick = function () { V.state.mode = "weights"; recompute(); };
   $("mode-input").onclick = function () {
@@ -71,6 +74,12 @@ SS.panel = function (A) {
     add(V.state.out === null ? "unused units" : "units outside", String(dead.length));
     add(V.state.out === null ? "ignored inputs" : "inputs outside", String(ignored));
     if (V.G.box) add("always off", String(V.offCount) + " shown units (box \u201c" + V.G.box + "\u201d)");
+    if (V.simplified && V.state.round === data.current) {
+      const z = V.simplified.sizes, o = z.original, n = z.simplified;
+      add("simplified", n.vertices.toLocaleString() + " vertices, " + n.edges.toLocaleString() + " edges (original " + o.vertices.toLocaleString() +
+        ", " + o.edges.toLocaleString() + "; box \u201c" + V.simplified.box + "\u201d)");
+      add("composed units", String(V.simplified.composed.length) + "; facts certified: " + V.simplified.facts.length.toLocaleString());
+    }
     $("round-label").textContent = (m.round !== undefined ? m.round : V.state.round) + " / " + (nR - 1);
     const head = headline();
     $("title").textContent = head; document.title = head;
@@ -110,6 +119,9 @@ SS.panel = function (A) {
     outSel.value = V.state.out === null ? "" : String(V.state.out);
     $("inedges").checked = V.state.inEdges;
     $("unused").checked = V.state.unused;
+    $("simp-row").hidden = !document.getElementById("simplified");
+    $("graph-orig").classList.toggle("on", !V.G.simplified); $("graph-simp").classList.toggle("on", !!V.G.simplified);
+    $("graph-simp").disabled = !V.simplified || V.state.round !== data.current;
     figures(); inputPanel(); details();
   }
 

@@ -15,6 +15,7 @@ SS.share = function (A) {
     if (st.sel) p.push("sel=" + encodeURIComponent(st.sel));
     p.push("e=" + (st.inEdges ? 1 : 0));
     if (st.unused) p.push("u=1");
+    if (st.simp) p.push("s=1");
     return "#" + p.join("&");
   }
   function writeHash() {
@@ -45,6 +46,7 @@ SS.share = function (A) {
     st.sel = q.sel && SS.locate(V.G0, q.sel) ? q.sel : null;
     if (q.e !== undefined) st.inEdges = q.e === "1";
     st.unused = q.u === "1";
+    st.simp = q.s === "1" && !!V.simplified && st.round === data.current;
   }
   function readHashSafely() {
     const saved = JSON.stringify(V.state);
