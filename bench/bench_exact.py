@@ -26,7 +26,9 @@ import torch
 
 from sparsescope import load_config
 from sparsescope.bounds import interval_bounds
-from sparsescope.exact import adversarial_accuracy, exact_ranges, simplify
+from sparsescope.analysis import analyse, box_states
+from sparsescope.exact import (Box, BoxAnalysis, adversarial_accuracy, analysis_dict, check_certificate, exact_bounds,
+                               exact_ranges, simplify)
 from sparsescope.runs import resolve_run, round_flowgraph, run_data, run_experiment
 
 
@@ -63,7 +65,10 @@ def one(label: str, graph, target: float, runs: int, workers: int) -> None:
     before = load()
     t, cpu, r = median(lambda: exact_ranges(graph, lo, hi, box="unit", workers=workers), runs)
     exact, total = r.count("exact")
-    s = simplify(graph, r)
+    t_s, _, s = median(lambda: simplify(graph, r), 3)
+    gb = graph.with_bounds(exact_bounds(r))
+    doc = analysis_dict(BoxAnalysis(gb, Box("unit", lo, hi), analyse(graph), box_states(gb), r, s))
+    t_c, _, _ = median(lambda: check_certificate(graph, doc), 3)
     o, m, n = s.sizes["original"], s.sizes["reduced"], s.sizes["simplified"]
     print(f"{label}: density {graph.meta.get('density', 0) * 100:.2f}%, {graph.num_edges} edges, "
           f"test acc {graph.meta.get('test_accuracy', 0) * 100:.1f}%")
@@ -86,6 +91,7 @@ def one(label: str, graph, target: float, runs: int, workers: int) -> None:
     print(f"  simplified: live vertices {o['vertices']} -> {m['vertices']} (reduced) -> {n['vertices']} (composed), "
           f"live edges {o['edges']} -> {m['edges']} -> {n['edges']}, all edges {o['total_edges']}; facts {kinds}; "
           f"{len(s.composed)} units composed")
+    print(f"  simplify (reduce + compose): {t_s:.3f} s wall; check_certificate (replay): {t_c:.3f} s wall")
 
 
 def main() -> None:

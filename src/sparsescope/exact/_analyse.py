@@ -187,8 +187,12 @@ def analysis_text(a: BoxAnalysis) -> str:
             kinds[f["fact"]] = kinds.get(f["fact"], 0) + 1
         lines.append("  facts: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
         if sim.composed:
-            shown = ", ".join(sim.composed[:20]) + (f", ... ({len(sim.composed)} in all)" if len(sim.composed) > 20 else "")
-            lines.append(f"  composed units: {shown}")
+            per: dict[str, int] = {}
+            for nid in sim.composed:
+                layer = nid.split("[")[0].split(".")[0]
+                per[layer] = per.get(layer, 0) + 1
+            shown = ", ".join(sim.composed[:8]) + (", ..." if len(sim.composed) > 8 else "")
+            lines.append(f"  composed units: {', '.join(f'{k} {v}' for k, v in per.items())} ({shown})")
         lines.append(f"  inputs ignored: {len(sim.ignored_inputs)}; constant outputs: "
                      + (", ".join(f"{n}={v:.4g}" for n, v in sim.constant_outputs) or "none"))
     if a.robustness is not None:
