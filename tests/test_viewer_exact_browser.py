@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import zlib
+import xml.etree.ElementTree as ET
 
 import numpy as np
 
@@ -102,6 +103,8 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         figures = page.locator("#figures").text_content()
         o, n = doc["sizes"]["original"], doc["sizes"]["simplified"]
         assert f"{n['vertices']} vertices, {n['edges']} edges (original {o['vertices']}, {o['edges']}" in figures
+        svg = page.evaluate("sparsescope.svgText()")
+        assert "exactly simplified graph" in svg and HOSTILE not in svg and ET.fromstring(svg) is not None
         # the page's graph is the DAG: biases and activations of every node, every edge (own or skip) and its weight
         nodes, edges = page_dag(page, g0, want_nodes)
         assert nodes == {k: v for k, v in want_nodes.items() if not k.startswith("in")} and edges == want_edges
@@ -133,6 +136,12 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         assert np.array_equal(got, wit)
         pre = evaluate(g0, got[None]).pre["h2"][0][g0.locate(off["node"])[1]]  # the witness attains the proven maximum
         assert pre == pytest.approx(off["exact"], abs=1e-12) and pre <= 0
+        page.locator("#graph-simp").click()
+        url, shown = page.evaluate("location.href"), {p["id"] for p in page.evaluate("sparsescope.placed()")}
+        assert "s=1" in url and shown > {k for k in want_nodes if not k.startswith("in")}  # removed units shown too (u=1)
+    with opened(browser, url) as again:  # the link reopens the simplified view
+        assert again.evaluate("sparsescope.simplified().on") is True
+        assert {p["id"] for p in again.evaluate("sparsescope.placed()")} == shown
 
 
 def page_dag(page, g0, want_nodes: dict) -> tuple[dict, set]:
