@@ -330,6 +330,7 @@ CASES = {
     "metrics weights_left negative": (metrics(weights_left={"h1": -1, "out": 1}), ALL),
     "metrics kept_total wrong": (metrics(kept_total=7), ALL),
     "metrics history string": (metrics(history="x"), ALL),
+    "metrics train_path unknown": (metrics(train_path="\x1b[31mgpu"), ["show"]),
     "metrics is a list": (raw_file("rounds/002/metrics.json", b"[]", fix_done=True), ALL),
     "metrics deep nesting": (raw_file("rounds/002/metrics.json", DEEP, fix_done=True), ALL),
     "timing string": (metrics(file="timing.json", train_seconds="slow"), ALL),

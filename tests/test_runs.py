@@ -40,6 +40,7 @@ def test_round_contents_and_invariants(small_config, tmp_path, mnist5k):
         m = rec.metrics
         assert m["round"] == r and m["kept_total"] == rec.mask.num_kept
         assert m["weights_left"] == rec.mask.kept() and len(m["history"]) == 1
+        assert m["train_path"] == "flat"  # the MLP's hand-written path, recorded beside the masks
         for n in rec.mask.names():
             w = rec.params[f"{n}.weight"]
             assert torch.all(w[~torch.from_numpy(rec.mask[n].copy())] == 0)

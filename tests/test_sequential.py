@@ -3,6 +3,7 @@ the lottery driver and run store on a conv net, and its round flowgraph vs torch
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -286,3 +287,32 @@ def test_conv_run_report_view_with_the_cli(tmp_path, capsys):
     assert "Channel-level view" in page and "Comparison at matched accuracy" in page
     assert main(["view", "tinycnn", "--runs-dir", runs, "-o", str(tmp_path / "v.html")]) == 0
     assert "conv" in (tmp_path / "v.html").read_text()[:20000].lower()
+
+
+def test_rounds_record_their_training_path_and_resuming_on_another_path_warns(tmp_path, mnist5k, monkeypatch, capsys):
+    from sparsescope.cli import main
+    from sparsescope.train import _ckernels
+
+    small = make_dataset("mnist5k", mnist5k.x_train[:300], mnist5k.y_train[:300], mnist5k.x_test[:100],
+                         mnist5k.y_test[:100], mnist5k.classes)
+    p = tmp_path / "cnn.toml"
+    p.write_text(CNN_TOML.format(seed=0, rewind=0).replace('targets = { c1 = 20, c2 = 40, out = 300 }', "rounds = 3")
+                 .replace('[controls]\nkinds = ["reinit", "random-mask"]\nrounds = [1]\n', ""))
+    cfg, runs = load_config(p), tmp_path / "runs"
+    assert _ckernels.kernels() is not None, _ckernels.status()  # the machine has g++: the default is direct
+    run_experiment(cfg, runs, data=small, stop_after=1)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_ckernels, "_state", {})
+    monkeypatch.setenv("SPARSESCOPE_CONV_KERNELS", "0")
+    res = run_experiment(cfg, runs, data=small, stop_after=1)  # resumed where the kernels are off
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sparsescope: warning: ")
+    assert "round 0 with direct" in err and "trains with autograd" in err and "not be bit-identical" in err
+    store = RunStore(res.path)
+    assert [store.read_round(r).metrics["train_path"] for r in (0, 1)] == ["direct", "autograd"]
+    assert json.loads((res.path / "rounds" / "001" / "metrics.json").read_text())["train_path"] == "autograd"
+    run_experiment(cfg, runs, data=small)  # round 2, still autograd: still one warning naming round 0 only
+    assert "round 0 with direct" in capsys.readouterr().err
+    assert main(["show", str(res.path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split()[-1] == "path" and [row.split()[-1] for row in table[2:5]] == ["direct", "autograd", "autograd"]

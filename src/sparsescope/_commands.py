@@ -132,7 +132,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("controls:")
         for c in controls:
             mt = store.read_metrics_at(c, f"control {c.name}")
-            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  {_score(mt)}")
+            path = f"  path {mt['train_path']}" if "train_path" in mt else ""
+            print(f"  {term(c.name)}: density {100 * mt['density']:.2f}%  {_score(mt)}{path}")
     return 0
 
 

@@ -5,7 +5,9 @@ config and data fingerprint, skips finished rounds and resumes at the first
 unfinished one.  Every round's work depends only on what is on disk (the
 previous round's saved weights and mask, the saved initial/rewind weights)
 and on seeds derived from ``(seed, round)``, so a killed and resumed run ends
-with exactly the masks and weights of an uninterrupted one.
+with exactly the masks and weights of an uninterrupted one, as long as it is
+resumed with the same training path (each round records its ``train_path``;
+resuming with another prints a warning, see :func:`warn_path_change`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +29,11 @@ from .._config import CONTROL_KINDS, ExperimentConfig
 from .._config import from_manifest as config_from_manifest
 from .._errors import ConfigError, RunStoreError, SparsescopeError
 from .._resources import check_threads, check_train_memory
+from .._untrusted import term
 from ..data import Dataset, load
 from ..models import SequentialSpec, init_params
 from ..prune import Mask, planned_counts, prune, random_mask
-from ..train import TrainResult, fit
+from ..train import TrainResult, fit, training_path
 from ._store import RunStore, check_data, mask_tensors, now_iso
 
 Progress = Callable[[str, int, int], None]
@@ -79,7 +83,8 @@ def manifest_for(config: ExperimentConfig, data: Dataset | None, rounds: int) ->
 
 
 def round_metrics(index: int, mask: Mask, result: TrainResult, wall: float) -> dict[str, Any]:
-    """What a round records: density, weights left per layer, final and per-epoch metrics, times."""
+    """What a round records: density, weights left per layer, final and per-epoch metrics, the
+    training path (``train_path``: paths differ in float rounding, so the masks depend on it), times."""
     last = result.history[-1]
     return {
         "round": index,
@@ -92,6 +97,7 @@ def round_metrics(index: int, mask: Mask, result: TrainResult, wall: float) -> d
         "train_accuracy": last["train_accuracy"],
         "train_loss": last["train_loss"],
         "history": result.history,
+        **({"train_path": result.path} if result.path else {}),
         "train_seconds": result.train_seconds,
         "wall_seconds": wall,
     }
@@ -252,6 +258,8 @@ def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after)
     trained: list[int] = []
     seconds = 0.0
     for r, mask, start in rounds_to_train(config, store, n_rounds, stop_after):
+        if not trained:
+            warn_path_change(store, r, training_path(spec))
         t0 = time.perf_counter()
         result = _fit_checked(
             f"round {r}", spec, start, mask_tensors(mask), data, config.train,
@@ -265,6 +273,36 @@ def _train_rounds(config, store: RunStore, data, n_rounds, progress, stop_after)
         trained.append(r)
         seconds += result.train_seconds
     return trained, seconds
+
+
+def warn_path_change(store: RunStore, first: int, path: str) -> None:
+    """One line on stderr when rounds ``0..first-1`` were trained by another path than ``path``.
+
+    Paths differ in float rounding, so a run resumed on a machine whose
+    training path differs (no g++, ``SPARSESCOPE_CONV_KERNELS=0``) goes on
+    correctly but will not equal, bit for bit, the run left uninterrupted.
+    Rounds from before paths were recorded say nothing and are not compared.
+    """
+    before = {}
+    for mt in store.round_metrics()[:first]:
+        if mt.get("train_path") not in (None, path):
+            before.setdefault(mt["train_path"], []).append(mt["round"])
+    if before:
+        was = "; ".join(f"{'round' if len(rs) == 1 else 'rounds'} {_spans(rs)} with {p}" for p, rs in sorted(before.items()))
+        print(f"sparsescope: warning: run {term(store.path.name)} was trained {was}, but this machine trains with "
+              f"{path}: results will not be bit-identical to an uninterrupted run", file=sys.stderr)
+
+
+def _spans(rounds: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    out, i = [], 0
+    while i < len(rounds):
+        j = i
+        while j + 1 < len(rounds) and rounds[j + 1] == rounds[j] + 1:
+            j += 1
+        out.append(str(rounds[i]) if i == j else f"{rounds[i]}-{rounds[j]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 def run_control(

@@ -163,7 +163,8 @@ def run_data(store: RunStore):
 
 
 def round_table(metrics: list[dict[str, Any]]) -> str:
-    """The round table: round, density, weights left per layer, test accuracy."""
+    """The round table: round, density, weights left per layer, test accuracy, training seconds and
+    the training path (``flat`` / ``direct`` / ``autograd``; ``-``: a round from before paths were recorded)."""
     if not metrics:
         return "(no finished rounds)"
     if "eval_return" in metrics[0]:
@@ -171,13 +172,14 @@ def round_table(metrics: list[dict[str, Any]]) -> str:
 
         return rl_round_table(metrics)
     layers = list(metrics[0]["weights_left"])
-    head = ["round", "density"] + [f"{n} left" for n in layers] + ["total", "test acc", "train s"]
+    head = ["round", "density"] + [f"{n} left" for n in layers] + ["total", "test acc", "train s", "path"]
     rows = []
     for mt in metrics:
         rows.append(
             [str(mt["round"]), f"{100 * mt['density']:.2f}%"]
             + [f"{mt['weights_left'][n]}/{mt['weights_total'][n]}" for n in layers]
-            + [str(mt["kept_total"]), f"{100 * mt['test_accuracy']:.1f}%", f"{mt.get('train_seconds', 0.0):.2f}"]
+            + [str(mt["kept_total"]), f"{100 * mt['test_accuracy']:.1f}%", f"{mt.get('train_seconds', 0.0):.2f}",
+               mt.get("train_path", "-")]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import RunStoreError
+from ..train._config import TRAIN_PATHS
 from .._untrusted import RUN_ID_MAX, check_name, is_int, is_name, is_number, need, term
 
 RUN_FORMAT = "sparsescope.run"
@@ -25,7 +26,8 @@ SHA_RE = re.compile(r"[0-9a-f]{64}")
 ROUND_RE = re.compile(r"\d{3}")
 CONTROL_RE = re.compile(r"([a-z][a-z0-9-]*)-r(\d{3})-s(\d{1,19})")
 TIMING_KEYS = ("train_seconds", "wall_seconds")
-SCORE_KEYS = ("test_accuracy", "eval_return")  # a dataset round has the first, an RL round the second
+SCORE_KEYS = ("test_accuracy", "eval_return")
+TRAIN_PATHS = ("flat", "direct", "autograd")  # as sparsescope.train.TRAIN_PATHS (kept here: reading a run needs no torch)  # a dataset round has the first, an RL round the second
 
 
 def _err(what: str, ok: bool, detail: str) -> None:
@@ -105,6 +107,7 @@ def check_metrics(m: Any, timing: Any, what: str, index: int | None) -> dict[str
          "history must be a list of objects")
     for key in ("test_loss", "train_accuracy", "train_loss", "eval_return_min", "eval_return_max"):
         _err(what, key not in m or is_number(m[key]), f"{key} must be a finite number")
+    _err(what, m.get("train_path", "flat") in TRAIN_PATHS, f"train_path must be one of {', '.join(TRAIN_PATHS)}")
     if "control" in m or "seed" in m:
         _err(what, isinstance(m.get("control"), str) and is_int(m.get("seed"), 0, 2**63 - 1),
              "control and seed must be a kind and a non-negative integer")

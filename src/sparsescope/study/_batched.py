@@ -206,7 +206,7 @@ def _fit_batched(spec, params, masks, data, config, seeds, snaps) -> list[TrainR
     shared = len(set(seeds)) == 1 and len(net.w) > 1  # one data order, and a hidden layer to widen
     adam = _FusedAdam(*net.adam_views(), config)
     gens = [torch.Generator().manual_seed(s) for s in (seeds[:1] if shared else seeds)]
-    results = [TrainResult(params={}) for _ in range(K)]
+    results = [TrainResult(params={}, path="flat") for _ in range(K)]  # the single path's bits
     for k in range(K):
         if snaps[k] == 0:
             results[k].snapshot = net.collect(names, k)

@@ -3,9 +3,9 @@
 ``TrainConfig`` needs no torch; the training code (and torch) loads on first use.
 """
 
-from ._config import TrainConfig
+from ._config import TRAIN_PATHS, TrainConfig
 
-_LAZY = ("TrainResult", "evaluate_model", "fit")
+_LAZY = ("TrainResult", "evaluate_model", "fit", "training_path")
 
 
 def __getattr__(name: str):
@@ -16,4 +16,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TrainConfig", *_LAZY]
+__all__ = ["TRAIN_PATHS", "TrainConfig", *_LAZY]

@@ -79,6 +79,7 @@ def fit_sequential(spec: SequentialSpec, params, masks, data, config, seed, snap
         result.snapshot = collect()
     if path == "auto":
         path = "direct" if supported(spec, plist[0].dtype) else "autograd"
+    result.path = path
     if path == "direct":
         stepper = DirectStepper(spec, ps, ms)
         onehot = F.one_hot(y, spec.num_outputs).to(plist[0].dtype)

@@ -8,6 +8,13 @@ from .._checks import need_float, need_int
 from .._errors import ConfigError
 
 
+# The training paths a round can record (``TrainResult.path``, metrics.json ``train_path``):
+# "flat": the MLP's hand-written backward (``_flat``; the batched sweep trainer computes the same bits);
+# "direct": the compiled direct convolutions (``_directconv``); "autograd": torch autograd (``_autograd``).
+# Paths differ in float rounding, so the same run trained by two paths can end with different masks.
+TRAIN_PATHS = ("flat", "direct", "autograd")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train one round. ``threads`` is torch's intra-op thread count."""

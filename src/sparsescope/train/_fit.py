@@ -34,13 +34,29 @@ class TrainResult:
     the parameters at step ``snapshot_step`` (for late rewinding) and the
     wall time of training alone (no evaluation or I/O); ``train_cpu_seconds``:
     the CPU time over the same span (0 where not measured), which other
-    processes on a busy machine do not inflate."""
+    processes on a busy machine do not inflate.  ``path``: which training code
+    computed the gradients (``train.TRAIN_PATHS``); paths differ in float
+    rounding, so a run records it beside its masks."""
 
     params: dict[str, torch.Tensor]
     history: list[dict] = field(default_factory=list)
     snapshot: dict[str, torch.Tensor] | None = None
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0
+    path: str = ""
+
+
+def training_path(spec: MLPSpec | SequentialSpec) -> str:
+    """The path :func:`fit` takes for ``spec`` on this machine (one of ``TRAIN_PATHS``).
+
+    A SequentialSpec takes the direct kernels when they build here (g++, and
+    ``SPARSESCOPE_CONV_KERNELS`` not 0), else autograd; an MLP always ``"flat"``.
+    """
+    if isinstance(spec, SequentialSpec):
+        from ._directconv import supported
+
+        return "direct" if supported(spec, torch.float32) else "autograd"
+    return "flat"
 
 
 def _forward(ws, bs, x, out=None):
@@ -134,7 +150,7 @@ def _fit(spec, params, masks, data, config, seed, snapshot_step, on_step) -> Tra
     adam = _FusedAdam(*net.adam_views(), config)
     onehot, scale = neg_onehot_table(y, spec.sizes[-1], bsz)
     gen = torch.Generator().manual_seed(int(seed))
-    result = TrainResult(params={})
+    result = TrainResult(params={}, path="flat")
     if snapshot_step == 0:
         result.snapshot = net.collect(names)
     events = set(range(50, total + 1, 50)) | {total} if on_step is not None else set()
