@@ -10,7 +10,9 @@ chromium, clipped to 1600 px wide) and prints their paths.  ``--cnn CNN_RUN``
 (a finished conv run in the same runs folder) also writes cnn-channel-view.png
 (the conv page as it opens), cnn-channel-expanded.png (the input, c1[0] and
 c2[0] expanded), cnn-unrolled-out7.png and cnn-input-values.png (the first
-embedded test image); ``--cnn-only`` skips the MLP.  Uses /usr/bin/chromium.
+embedded test image); ``--cnn-only`` skips the MLP.  ``--simplified`` writes only the
+``view --exact`` pages on their Simplified toggle: viewer-simplified.png (RUN, a unit proven
+always on selected) and cnn-simplified-out7.png (--cnn, unrolled, output 7).  Uses /usr/bin/chromium.
 """
 
 from __future__ import annotations
@@ -76,6 +78,39 @@ def cnn_shots(run: str, runs: Path, out: Path, work: Path) -> list[Path]:
     return shots
 
 
+def simplified_shots(mlp: str | None, cnn: str | None, runs: Path, out: Path, work: Path) -> list[Path]:
+    """``view --exact`` pages on their Simplified toggle: viewer-simplified.png (the MLP run, a unit
+    proven always on selected: its certificate in the card) and cnn-simplified-out7.png (the conv
+    run's simplified graph, unrolled, output 7)."""
+    from playwright.sync_api import sync_playwright
+
+    shots = []
+    for run, name in ((mlp, "viewer-simplified.png"), (cnn, "cnn-simplified-out7.png")):
+        if run is None:
+            continue
+        view = work / f"exact-{name}.html"
+        subprocess.run([sys.executable, "-m", "sparsescope", "view", run, "--runs-dir", str(runs), "--exact", "-o", str(view)],
+                       check=True)
+        with sync_playwright() as p:
+            b, page = _opened(p, view)
+            page.locator("#graph-simp").click()
+            if name.startswith("cnn"):
+                page.evaluate("sparsescope.set({view: 'unrolled', output: 7})")
+            else:
+                lin = page.evaluate("sparsescope.graph().flatMap(l => (l.linear || []).map((v, i) => v ? l.name + '.' + i : null))"
+                                    ".filter(Boolean)")
+                placed = {q["id"] for q in page.evaluate("sparsescope.placed()")}
+                pick = next((u for u in lin if u in placed), None)
+                if pick:
+                    page.evaluate(f"sparsescope.select('{pick}')")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(out / name))
+            shots.append(out / name)
+            b.close()
+    _quantize(shots)
+    return shots
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?")
@@ -83,11 +118,17 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--cnn", default=None, metavar="CNN_RUN", help="also the conv viewer's screenshots of this run")
     ap.add_argument("--cnn-only", action="store_true", help="only the conv viewer's screenshots (needs --cnn)")
+    ap.add_argument("--simplified", action="store_true",
+                    help="only the exactly simplified graph's screenshots (view --exact) of RUN and of --cnn")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sparsescope-shots-"))
     runs = Path(args.runs_dir) if args.runs_dir else work / "runs"
+    if args.simplified:
+        for path in simplified_shots(args.run, args.cnn, runs, out, work):
+            print(path)
+        return
     if args.cnn is not None:
         for path in cnn_shots(args.cnn, runs, out, work):
             print(path)

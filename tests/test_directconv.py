@@ -11,6 +11,8 @@ compiler the path falls back to autograd, bit for bit.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -183,3 +185,22 @@ def test_without_kernels_training_falls_back_to_autograd(how, monkeypatch, tmp_p
     ref = fit_sequential(spec, init_params(spec, 0), None, data, cfg, 2, None, None, path="autograd")
     for k in ref.params:
         assert torch.equal(got.params[k], ref.params[k]), k  # the autograd path, bit for bit
+
+
+def test_a_damaged_cached_library_is_built_again(monkeypatch, tmp_path):
+    real = _ckernels.build()  # the real library, built once for the whole suite
+    fake = tmp_path / "fake-cxx"  # a "compiler" that copies it, so this test does not spend a build
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo fake 1.0; exit 0; }\n'
+                    'while [ "$1" != -o ]; do shift; done\ncp "%s" "$2"\n' % real)
+    fake.chmod(0o755)
+    monkeypatch.setattr(_ckernels, "_state", {})
+    monkeypatch.setenv("SPARSESCOPE_KERNEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", str(fake))
+    path = _ckernels.library_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a shared object")
+    stale = path.parent / ".build-old.so"
+    stale.write_bytes(b"left by a killed build")
+    os.utime(stale, (0, 0))
+    assert _ckernels.kernels() is not None, _ckernels.status()
+    assert path.read_bytes() == real.read_bytes() and not stale.exists()

@@ -18,6 +18,7 @@ from sparsescope.models import SequentialSpec, build_model, forward, init_params
 from sparsescope.prune import Mask, PruneConfig, planned_counts, prune
 from sparsescope.runs import RunStore, resolve_run, round_flowgraph, run_control, run_experiment
 from sparsescope.train import TrainConfig, evaluate_model, fit
+from sparsescope.train._autograd import fit_sequential
 
 torch.set_num_threads(1)
 
@@ -113,8 +114,9 @@ def _reference(spec, params, masks, data, cfg, seed):
     return {f"{n}.{k}": getattr(m, k).detach() for n, m in named.items() for k in ("weight", "bias")}
 
 
+@pytest.mark.parametrize("path", ["direct", "autograd"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_autograd_fit_matches_torch_adam(masked):
+def test_sequential_fit_matches_torch_adam(masked, path):
     spec = spec_of(SMALL_LAYERS)
     params = init_params(spec, 3)
     data = _tiny()
@@ -123,7 +125,7 @@ def test_autograd_fit_matches_torch_adam(masked):
     if masked:
         g = torch.Generator().manual_seed(0)
         masks = {n: torch.rand(s, generator=g) < 0.5 for n, s in spec.kernel_shapes.items()}
-    got = fit(spec, params, masks, data, cfg, seed=11).params
+    got = fit_sequential(spec, params, masks, data, cfg, 11, None, None, path=path).params
     ref = _reference(spec, params, masks, data, cfg, 11)
     for k in ref:
         assert torch.allclose(got[k], ref[k], atol=3e-5, rtol=1e-4), k

@@ -133,6 +133,12 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         assert np.array_equal(got, wit)
         pre = evaluate(g0, got[None]).pre["h2"][0][g0.locate(off["node"])[1]]  # the witness attains the proven maximum
         assert pre == pytest.approx(off["exact"], abs=1e-12) and pre <= 0
+        page.locator("#graph-simp").click()
+        url, shown = page.evaluate("location.href"), {p["id"] for p in page.evaluate("sparsescope.placed()")}
+        assert "s=1" in url and shown > {k for k in want_nodes if not k.startswith("in")}  # removed units shown too (u=1)
+    with opened(browser, url) as again:  # the link reopens the simplified view
+        assert again.evaluate("sparsescope.simplified().on") is True
+        assert {p["id"] for p in again.evaluate("sparsescope.placed()")} == shown
 
 
 def page_dag(page, g0, want_nodes: dict) -> tuple[dict, set]:

@@ -19,7 +19,7 @@ SS.start = function (data, loaded) {
   /* view --exact: the simplified graph and its certificate, once inflated (before `ready`) */
   loaded.then(function () {
     if (!SS.simplifiedDoc) return;
-    A.V.simplified = SS.simplifiedDoc; A.V.facts = SS.factIndex(SS.simplifiedDoc.facts);
+    if (!A.V.simplified) { A.V.simplified = SS.simplifiedDoc; A.V.facts = SS.factIndex(SS.simplifiedDoc.facts); }
     A.V.loadWitness = function (x) { A.V.drawn.set(x); A.showPad(); A.V.state.input = { drawn: true }; A.V.state.mode = "input"; A.recompute(); };
     A.recompute();
   });
@@ -36,6 +36,7 @@ SS.context = function (data, loaded) {
     view: { s: 1, tx: 0, ty: 0 }, drawn: new Float64Array(0), values: null, highlight: null, frames: 0
   };
   V.cache[data.current] = SS.fromDoc(doc);
+  if (SS.simplifiedDoc) { V.simplified = SS.simplifiedDoc; V.facts = SS.factIndex(SS.simplifiedDoc.facts); }  /* already inflated (a link waited) */
   V.G0 = V.cache[data.current];
   V.drawn = new Float64Array(V.G0.layers[0].size);
   /* input->h1 edges are drawn by default only while there are few of them (also on each round change) */

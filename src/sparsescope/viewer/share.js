@@ -46,7 +46,7 @@ SS.share = function (A) {
     st.sel = q.sel && SS.locate(V.G0, q.sel) ? q.sel : null;
     if (q.e !== undefined) st.inEdges = q.e === "1";
     st.unused = q.u === "1";
-    st.simp = q.s === "1" && !!V.simplified && st.round === data.current;
+    st.simp = q.s === "1" && !!SS.simplifiedDoc && st.round === data.current;  /* a link with s=1 waits for it (boot.js) */
   }
   function readHashSafely() {
     const saved = JSON.stringify(V.state);
