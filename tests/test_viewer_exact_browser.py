@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import zlib
+import xml.etree.ElementTree as ET
 
 import numpy as np
 
@@ -102,6 +103,8 @@ def test_simplified_view_draws_exactly_the_simplified_graph(browser, tmp_path): 
         figures = page.locator("#figures").text_content()
         o, n = doc["sizes"]["original"], doc["sizes"]["simplified"]
         assert f"{n['vertices']} vertices, {n['edges']} edges (original {o['vertices']}, {o['edges']}" in figures
+        svg = page.evaluate("sparsescope.svgText()")
+        assert "exactly simplified graph" in svg and HOSTILE not in svg and ET.fromstring(svg) is not None
         # the page's graph is the DAG: biases and activations of every node, every edge (own or skip) and its weight
         nodes, edges = page_dag(page, g0, want_nodes)
         assert nodes == {k: v for k, v in want_nodes.items() if not k.startswith("in")} and edges == want_edges

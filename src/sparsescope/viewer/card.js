@@ -143,6 +143,7 @@ SS.exportTitle = function (V, m, headline, labelOf) {
   const bits = ["density " + pct(m.density), "test accuracy " + pct(m.test_accuracy)];
   if (V.G.box) bits.push("bounds over box \u201c" + V.G.box + "\u201d");
   const outL = V.G.layers[V.G.layers.length - 1], what = [];
+  if (V.G.simplified) what.push("exactly simplified graph over box \u201c" + V.G.box + "\u201d");
   if (V.state.out !== null) what.push("subgraph of " + SS.nodeId(outL, V.state.out) + (outL.labels ? " \u201c" + outL.labels[V.state.out] + "\u201d" : ""));
   if (V.state.mode === "input" && V.values) what.push("values on " + (V.inputName || "the input") + ", predicted " + labelOf(V.pred));
   return [headline, bits.join(" \u00b7 ") + (what.length ? " \u00b7 " + what.join(" \u00b7 ") : "")];
