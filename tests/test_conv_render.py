@@ -207,3 +207,12 @@ def test_conv_report_exact_section(graph, tmp_path):
         assert f"<td>{ends} / {2 * ew.size}</td>" in page
     svg = (tmp_path / "e1" / "figures" / "simplified.svg").read_text()
     assert svg.count("channel") > 0
+    # beside it, the simplified DAG drawn edge for edge (skip edges too), the same bytes twice
+    from test_dagfig import drawn
+
+    dag_svg = (tmp_path / "e1" / "figures" / "simplified-dag.svg").read_text()
+    assert dag_svg == (tmp_path / "e2" / "figures" / "simplified-dag.svg").read_text()
+    d = a.simplified.dag
+    assert sorted((s, t, w) for s, t, w, _ in drawn(dag_svg)[1]) == sorted(
+        (d.ids[s], d.ids[t], w) for s, t, w in zip(d.src.tolist(), d.dst.tolist(), d.weight.tolist()))
+    assert "simplified-dag.svg" in page

@@ -396,6 +396,7 @@ def test_cli_analyse(tmp_path, small_config, capsys):
     assert doc["format"] == "sparsescope.analysis" and doc["box"]["image"] == 3
     assert doc["robustness"]["verdict"] in ("robust", "not robust", "misclassified")
     assert doc["simplified"]["sizes"]["simplified"]["edges"] <= doc["simplified"]["sizes"]["original"]["edges"]
+    _check_cli_check(runs, tmp_path, doc, capsys)
     out = tmp_path / "a.json"
     assert main(["analyse", "small", "--runs-dir", str(runs), "--box", "data", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["box"]["name"] == "data"
@@ -415,6 +416,40 @@ def test_cli_analyse(tmp_path, small_config, capsys):
                 ["--robust", "0.1", "--samples", "0-100000"], ["--robust", "0.1", "--samples", "9-3"]):
         capsys.readouterr()
         assert main(["analyse", "small", "--runs-dir", str(runs), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+
+
+def _check_cli_check(runs, tmp_path, doc, capsys):
+    """``analyse RUN --check FILE [--prove]``: one line and exit 0 when the certificate holds (with
+    the counts the API gives); one error line and exit 2 for a tampered, corrupt or foreign file."""
+    from sparsescope.exact import check_certificate
+    from sparsescope.runs import resolve_run, round_flowgraph
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    want = check_certificate(round_flowgraph(resolve_run("small", str(runs)), doc["meta"]["round"]), doc)
+    for extra in ([], ["--prove"]):
+        capsys.readouterr()
+        assert main(["analyse", "small", "--runs-dir", str(runs), "--check", str(good), *extra]) == 0
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1 and out.startswith("certificate re-checked:")
+        assert f"{want.counts['composed']} compositions replayed" in out
+        assert f"({want.dag.num_nodes} vertices, {want.dag.num_edges} edges) matches" in out
+    node = next(n for n in doc["simplified"]["dag"]["nodes"] if n["activation"] != "input")
+    tampered = json.loads(json.dumps(doc))
+    next(n for n in tampered["simplified"]["dag"]["nodes"] if n["id"] == node["id"])["bias"] += 0.5
+    bad = {"tampered": json.dumps(tampered), "corrupt": json.dumps(doc)[:200], "dag": json.dumps(doc["simplified"]["dag"]),
+           "nan": json.dumps(doc).replace('"bias":', '"bias":NaN,"b":', 1)}
+    for name, text in bad.items():
+        (tmp_path / f"{name}.json").write_text(text)
+        capsys.readouterr()
+        assert main(["analyse", "small", "--runs-dir", str(runs), "--check", str(tmp_path / f"{name}.json")]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("sparsescope: error:") and err.count("\n") == 1, (name, err)
+        assert name != "tampered" or node["id"] in err  # the failing node is named
+    for extra in (["--prove"], ["--check", str(good), "--exact"], ["--check", str(good), "--round", "1"]):
+        assert main(["analyse", "small", "--runs-dir", str(runs), *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
 

@@ -427,6 +427,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
     if not (args.time_limit > 0):
         raise SparsescopeError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    if args.check is not None or args.prove:
+        return _analyse_check(args)
     _check_out_file(args.out)
     ext = {".json": "json", ".txt": "text"}.get(Path(args.out).suffix.lower()) if args.out and args.out != "-" else None
     if ext and args.format and args.format != ext:
@@ -456,6 +458,36 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     _write_out(out, text + "\n")
     if out != "-":
         print(out)
+    return 0
+
+
+def _analyse_check(args: argparse.Namespace) -> int:
+    """``analyse RUN --check FILE.json [--prove]``: replay the file's certificate on RUN's round."""
+    from ._untrusted import read_json
+    from .exact import CertificateError, check_certificate
+
+    if args.check is None:
+        raise SparsescopeError("--prove goes with --check FILE.json (the analysis whose certificate to prove)")
+    given = [o for o, v in (("--exact", args.exact), ("--box", args.box), ("--robust", args.robust),
+                            ("--samples", args.samples), ("-o", args.out), ("--format", args.format)) if v]
+    if given:
+        raise SparsescopeError(f"--check re-checks the box and facts FILE.json records; it takes no {given[0]}")
+    doc = read_json(args.check, f"analysis {term(args.check)}", CertificateError, limit=1 << 28)
+    if not isinstance(doc, dict) or doc.get("format") != "sparsescope.analysis":
+        raise CertificateError(f"{term(args.check)} is not a sparsescope analysis JSON (analyse --exact --format json)")
+    if _model_file(args):
+        from ._model_commands import _open
+
+        graph = _open(args).graph.with_bounds(None)
+    else:
+        from .runs import resolve_run, round_flowgraph
+
+        meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+        rnd = args.round if args.round is not None else meta.get("round")
+        if rnd is not None and not (isinstance(rnd, int) and not isinstance(rnd, bool)):
+            raise CertificateError(f"{term(args.check)}: meta.round is not a round number")
+        graph = round_flowgraph(resolve_run(args.run, args.runs_dir), rnd).with_bounds(None)
+    print(check_certificate(graph, doc, prove=args.prove).summary())
     return 0
 
 

@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", default=None, metavar="LIST",
                    help="with --robust: test images by index, e.g. 0-999 or 3,7,11 (default 0-99)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per program (default 10)")
+    p.add_argument("--check", default=None, metavar="FILE.json",
+                   help="re-check the certificate of an analysis JSON of RUN (round: --round or the file's) and "
+                        "print one line; exit 2 if it does not hold")
+    p.add_argument("--prove", action="store_true", help="with --check: prove the solver's facts again (MILP)")
     p.add_argument("--format", choices=["text", "json"], default=None,
                    help="text (default) or json; follows -o's extension (.json, .txt)")
     p.add_argument("-o", dest="out", default=None, metavar="FILE", help="write to FILE ('-' or none: standard output)")

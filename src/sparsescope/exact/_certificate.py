@@ -55,6 +55,15 @@ class CertificateCheck:
     dag: Dag
     counts: dict[str, int]
 
+    def summary(self) -> str:
+        """One line: what was re-checked how, and the size of the simplified graph it matched."""
+        c = self.counts
+        signs = c["interval"] + c["witnessed"] + c["proven"] + c["trusted"]
+        return (f"certificate re-checked: {signs} sign facts ({c['interval']} by interval arithmetic, "
+                f"{c['witnessed']} witnessed, {c['proven']} proven again, {c['trusted']} trusted), "
+                f"{c['folded']} folded, {c['composed']} compositions replayed; the simplified graph "
+                f"({self.dag.num_nodes} vertices, {self.dag.num_edges} edges) matches")
+
 
 def _fail(msg: str) -> CertificateError:
     return CertificateError(f"certificate does not re-check: {msg}")

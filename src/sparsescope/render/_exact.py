@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._dagfig import dag_figure
 from ._graphfig import graph_figure
 
 
@@ -74,6 +75,27 @@ def exact_section(a: Any, figures: Path, save: Callable[[Path, str, Any], tuple[
     svg, png = save(figures, "simplified", draw(sim.graph, f"{title}: simplified over {a.box.spec}"))
     parts.append(figure(svg, png, "The reduced graph: units proven off removed, constant units folded into "
                         "their consumers' biases; bounds are the exact analysis' sound bounds"
-                        + (" (the compositions, whose edges skip layers, are in the analysis JSON's simplified DAG)."
+                        + (" (the compositions, whose edges skip layers, are in the figure below)."
                            if sim.composed else ".")))
+    svg, png = save(figures, "simplified-dag", dag_figure(sim.dag, title=f"{title}: simplified graph over {a.box.spec}",
+                                                          ranges=_ranges_by_id(sim.dag, r), sizes=sim.sizes,
+                                                          box=a.box.spec))
+    o, m, n = sim.sizes["original"], sim.sizes["reduced"], sim.sizes["simplified"]
+    parts.append(figure(svg, png, f"The simplified graph: {len(sim.composed)} always-on units composed into their "
+                        "consumers, whose edges then skip layers (drawn around the layers they skip). Live "
+                        f"vertices/edges: original {o['vertices']}/{o['edges']}, reduced {m['vertices']}/{m['edges']}, "
+                        f"simplified {n['vertices']}/{n['edges']}. Every node equals its bias plus its incoming edges "
+                        "(then ReLU where it has one) and computes its original value everywhere in the box."))
     return "\n".join(parts)
+
+
+def _ranges_by_id(dag: Any, r: Any) -> dict[str, tuple[float, float]]:
+    """``{node id: (lo, hi)}``: the exact analysis' range of every non-input node of ``dag``."""
+    names = [name for name, _ in dag.layers]
+    out = {}
+    for i, nid in enumerate(dag.ids):
+        name = names[int(dag.layer[i])]
+        if name in r.lo:
+            k = int(dag.index[i])
+            out[nid] = (float(r.lo[name][k]), float(r.hi[name][k]))
+    return out

@@ -129,6 +129,12 @@ class Scene:
         """An S-curve from ``(x1, y1)`` to ``(x2, y2)`` leaving and arriving horizontally (an edge)."""
         self.items.append(("path", (x1, y1, x2, y2), (stroke, width, opacity, dash), cls, data, title))
 
+    def route(self, points: list[tuple[float, float]], *, stroke: str = "#000000", width: float = 1.0,
+              opacity: float = 1.0, dash: bool = False, cls: str | None = None, data: dict[str, Any] | None = None,
+              title: str | None = None) -> None:
+        """S-curves (as :meth:`curve`) through ``points`` in turn: an edge that detours via waypoints."""
+        self.items.append(("route", tuple(points), (stroke, width, opacity, dash), cls, data, title))
+
     def polyline(self, points: list[tuple[float, float]], *, stroke: str = "#000000", width: float = 1.0,
                  opacity: float = 1.0, dash: bool = False, cls: str | None = None) -> None:
         self.items.append(("polyline", tuple(points), (stroke, width, opacity, dash), cls, None, None))
@@ -191,6 +197,14 @@ class Scene:
                 extra = _stroke_extra(op, dash, "3 2")
                 el = (f'<path d="M{_n(x1)} {_n(y1)}C{_n(mx)} {_n(y1)} {_n(mx)} {_n(y2)} {_n(x2)} {_n(y2)}" fill="none" '
                       f'stroke="{stroke}" stroke-width="{_n(width)}"{extra}{attrs}')
+            elif kind == "route":
+                stroke, width, op, dash = style
+                d = f"M{_n(geo[0][0])} {_n(geo[0][1])}" + "".join(
+                    f"C{_n((a + c) / 2)} {_n(b)} {_n((a + c) / 2)} {_n(e)} {_n(c)} {_n(e)}"
+                    for (a, b), (c, e) in zip(geo[:-1], geo[1:]))
+                el = (f'<path d="{d}" fill="none" stroke="{stroke}" stroke-width="{_n(width)}"'
+                      f"{_stroke_extra(op, dash, '3 2')}{attrs}")
+                kind = "path"
             elif kind == "polyline":
                 stroke, width, op, dash = style
                 pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in geo)
@@ -240,12 +254,14 @@ class Scene:
         draw = ImageDraw.Draw(img, "RGBA")
         s = scale
         for kind, geo, style, _cls, _data, _title in self.items:
-            if kind in ("line", "polyline", "path"):
+            if kind in ("line", "polyline", "path", "route"):
                 stroke, width, op, dash = style
                 if kind == "line":
                     pts = [(geo[0], geo[1]), (geo[2], geo[3])]
                 elif kind == "path":
                     pts = _bezier(*geo)
+                elif kind == "route":
+                    pts = [p for a, b in zip(geo[:-1], geo[1:]) for p in _bezier(*a, *b)]
                 else:
                     pts = list(geo)
                 pts = [(x * s, y * s) for x, y in pts]
