@@ -141,6 +141,7 @@ def test_widget_traits_are_checked_and_anywidget_stays_optional(model):
         with pytest.raises(traitlets.TraitError):
             setattr(w, name, bad)
     assert "sparsescope" in w._page and "bridge" not in w._page.split("<script>")[0]
+    assert sparsescope.widget(g, output=2, height=300).output == 2  # the user's traits reach the widget
     with pytest.raises(sparsescope.SparsescopeError):
         sparsescope.widget([])
 

@@ -54,13 +54,13 @@ def _widget_class() -> Any:
 
         def __init__(self, graphs: Sequence[Flowgraph], height: int, **kw: Any) -> None:
             self._graphs = tuple(graphs)
-            kw = dict(current=len(graphs) - 1, samples_x=np.zeros((0, graphs[0].input.size)),
-                      samples_y=np.zeros(0, dtype=np.int64),
-                      title=str(graphs[-1].meta.get("model", graphs[-1].meta.get("run", "flowgraph"))))
+            page_kw = dict(current=len(graphs) - 1, samples_x=np.zeros((0, graphs[0].input.size)),
+                           samples_y=np.zeros(0, dtype=np.int64),
+                           title=str(graphs[-1].meta.get("model", graphs[-1].meta.get("run", "flowgraph"))))
             if has_feature_maps(graphs[0]):  # feature maps: the conv page (channel view, unrolled subgraphs)
-                page = build_conv_page(list(graphs), [conv_graph_metrics(g) for g in graphs], **kw)
+                page = build_conv_page(list(graphs), [conv_graph_metrics(g) for g in graphs], **page_kw)
             else:
-                page = build_page(list(graphs), [_graph_metrics(g) for g in graphs], **kw)
+                page = build_page(list(graphs), [_graph_metrics(g) for g in graphs], **page_kw)
             super().__init__(_page=page, height=int(height), round=len(graphs) - 1, **kw)
 
         @traitlets.validate("round")
