@@ -316,3 +316,37 @@ def test_rounds_record_their_training_path_and_resuming_on_another_path_warns(tm
     assert main(["show", str(res.path)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1].split()[-1] == "path" and [row.split()[-1] for row in table[2:5]] == ["direct", "autograd", "autograd"]
+
+
+def test_cnn_study_tables_script(tmp_path, mnist5k, small_config, capsys):
+    """scripts/cnn_study_tables.py (docs/cnn-study.md's tables) on a tiny conv run and an MLP run."""
+    import importlib.util
+    from pathlib import Path
+
+    from sparsescope.analysis import analyse, channel_sizes, cone_sizes
+
+    spec_ = importlib.util.spec_from_file_location("cnn_tables", Path(__file__).parents[1] / "scripts" / "cnn_study_tables.py")
+    script = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(script)
+    small = make_dataset("mnist5k", mnist5k.x_train[:300], mnist5k.y_train[:300], mnist5k.x_test[:100],
+                         mnist5k.y_test[:100], mnist5k.classes)
+    p = tmp_path / "cnn.toml"
+    p.write_text(CNN_TOML.format(seed=0, rewind=0).replace('targets = { c1 = 20, c2 = 40, out = 300 }', "rounds = 2")
+                 .replace('[controls]\nkinds = ["reinit", "random-mask"]\nrounds = [1]\n', ""))
+    cnn = run_experiment(load_config(p), tmp_path / "runs", data=small)
+    mlp = run_experiment(load_config(small_config(rounds=3)), tmp_path / "runs", data=small)
+    capsys.readouterr()
+    assert script.main([str(cnn.path), "--mlp", str(mlp.path), "--output", "3"]) == 0
+    out = capsys.readouterr().out
+    g = round_flowgraph(resolve_run(cnn.path), 1)
+    st, ch, m = analyse(g), channel_sizes(g, 3), cnn.rounds[1]
+    vs = [n for _, n, _ in st.per_output]
+    w = "/".join(str(c) for c in m["weights_left"].values())
+    assert (f"| 1 | **{w}** | **{100 * m['test_accuracy']:.1f}%** | **{st.per_output[3][1]}** | **{st.per_output[3][2]}** "
+            f"| {min(vs)}-{max(vs)} | {ch.vertices}/{ch.edges}/{ch.weights} |") in out
+    k = cone_sizes(g, 3, "kernel")
+    assert f"| kernel-slice cone (`rule=\"kernel\"`) | {k.vertices:,} (" in out
+    assert "training path: direct" in out and "weight-rule cone equals the live graph for every output: " in out
+    accs = [r["test_accuracy"] for r in mlp.rounds]
+    best = min(range(3), key=lambda i: (abs(accs[i] - m["test_accuracy"]), mlp.rounds[i]["kept_total"]))
+    assert f"| | CNN round 1 | MLP `{mlp.run_id}` round {best} |" in out

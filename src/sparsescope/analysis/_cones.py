@@ -7,7 +7,8 @@ so that a published size can be set beside ours (docs/cnn-study.md):
 
 * ``"weight"``: the ancestors of the output through the graph's edges (every
   node with a path to it; nothing removed for being constant or dead).  On
-  the study's CNN this equals the live graph.
+  the study's CNN at its final counts this equals the live graph (at some
+  earlier rounds it also holds dead positions: docs/cnn-study.md).
 * ``"kernel"``: a conv kernel *slice* ``W[o, i]`` with at least one edge (a
   surviving weight that touches the map somewhere) connects channel ``i`` to
   channel ``o`` through its whole ``k x k`` window at every position, as if
