@@ -441,17 +441,35 @@ def _check_cli_check(runs, tmp_path, doc, capsys):
     next(n for n in tampered["simplified"]["dag"]["nodes"] if n["id"] == node["id"])["bias"] += 0.5
     bad = {"tampered": json.dumps(tampered), "corrupt": json.dumps(doc)[:200], "dag": json.dumps(doc["simplified"]["dag"]),
            "nan": json.dumps(doc).replace('"bias":', '"bias":NaN,"b":', 1)}
+
+    def edit(fn):
+        d = json.loads(json.dumps(doc))
+        fn(d)
+        return json.dumps(d)
+
+    u = next(u for u in doc["exact"]["units"] if u["witness"][1] >= 0 and u["node"].startswith("out"))
+    named = {"tampered": node["id"], "exact": f"{u['node']}: exact hi", "box": "'simplified.box.",
+             "run": "run.json is for run other round", "interval": f"{u['node']}: recorded interval hi"}
+    bad["exact"] = edit(lambda d: next(v for v in d["exact"]["units"] if v["node"] == u["node"])["exact"].__setitem__(1, 100.0))
+    bad["interval"] = edit(lambda d: next(v for v in d["exact"]["units"]
+                                          if v["node"] == u["node"])["interval"].__setitem__(1, 100.0))
+    bad["box"] = edit(lambda d: d["box"].update(spec="ball:4:0.05", image=4))  # the arrays are ball 3's
+    bad["run"] = edit(lambda d: d["meta"].__setitem__("run", "other"))
     for name, text in bad.items():
         (tmp_path / f"{name}.json").write_text(text)
-        capsys.readouterr()
-        assert main(["analyse", "small", "--runs-dir", str(runs), "--check", str(tmp_path / f"{name}.json")]) == 2, name
-        err = capsys.readouterr().err
-        assert err.startswith("sparsescope: error:") and err.count("\n") == 1, (name, err)
-        assert name != "tampered" or node["id"] in err  # the failing node is named
+        for extra in ([], ["--prove"]) if name in ("exact", "box") else ([],):
+            capsys.readouterr()
+            assert main(["analyse", "small", "--runs-dir", str(runs), "--check", str(tmp_path / f"{name}.json"),
+                         *extra]) == 2, name
+            err = capsys.readouterr().err
+            assert err.startswith("sparsescope: error:") and err.count("\n") == 1, (name, err)
+            assert "np.float64" not in err and "Traceback" not in err and "KeyError" not in err, err
+            assert named.get(name, "") in err, (name, err)  # the failing node or field is named
     for extra in (["--prove"], ["--check", str(good), "--exact"], ["--check", str(good), "--round", "1"]):
         assert main(["analyse", "small", "--runs-dir", str(runs), *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith("sparsescope: error:") and err.count("\n") == 1
+    assert f"good.json is for run {doc['meta']['run']} round {doc['meta']['round']}, not run {doc['meta']['run']} round 1" in err
 
 
 def _check_view_exact(runs, tmp_path, capsys):

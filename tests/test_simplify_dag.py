@@ -21,6 +21,7 @@ from test_exact import make, nets  # noqa: E402
 
 from sparsescope._errors import GraphError
 from sparsescope.exact import (
+    Box,
     CertificateError,
     analyse_box,
     analysis_dict,
@@ -313,3 +314,88 @@ def test_any_damage_to_a_certificate_is_a_certificate_error():
     for junk in (None, [], "x", {"format": "sparsescope.analysis", "version": 2}, {**doc, "simplified": 3}):
         with pytest.raises(CertificateError):
             check_certificate(graph, junk)
+
+
+def _refresh_counts(doc):
+    """Recompute ``ends_exact`` and ``widths`` from the units (as analysis_dict does), so a test can
+    change a unit and leave only that change to be caught."""
+    ex = doc["exact"]
+    ex["ends_exact"] = sum(s == "exact" for u in ex["units"] for s in u["status"])
+    for name, w in ex["widths"].items():
+        us = [u for u in ex["units"] if u["node"].startswith(name + ".")]
+        iw = np.array([u["interval"][1] - u["interval"][0] for u in us])
+        ew = np.array([np.nan if None in u["exact"] else u["exact"][1] - u["exact"][0] for u in us])
+        ok = np.isfinite(ew) & (ew > 1e-12)
+        r = iw[ok] / ew[ok]
+        w.update(compared=int(ok.sum()), interval_over_exact_mean=float(r.mean()) if r.size else None,
+                 interval_over_exact_max=float(r.max()) if r.size else None)
+
+
+def recorded_tampering(doc):
+    """(field, what the error names, tampered copy): recorded numbers outside the certificate."""
+    def edit(fn):
+        d = copy.deepcopy(doc)
+        fn(d)
+        return d
+
+    unit = lambda d, nid: next(u for u in d["exact"]["units"] if u["node"] == nid)  # noqa: E731
+
+    def exact_hi(d):
+        unit(d, "out.0")["exact"][1] = 100.0
+        unit(d, "out.0")["bound"][1] = 100.0
+        _refresh_counts(d)
+
+    def no_witness(d):
+        unit(d, "out.1")["witness"][1] = -1
+    yield "exact end", "out.0: exact hi", edit(exact_hi)
+    yield "exact without witness", "out.1: exact hi", edit(no_witness)
+    yield "interval", "h1.1: recorded interval lo", edit(lambda d: unit(d, "h1.1")["interval"].__setitem__(0, -1.5))
+    yield "bound tighter", "h1.1: bound hi", edit(lambda d: unit(d, "h1.1")["bound"].__setitem__(1, 0.9))
+    yield "ends_exact", "'exact.ends_exact'", edit(lambda d: d["exact"].__setitem__("ends_exact", 9))
+    yield "widths", "'exact.widths.out.interval_over_exact_max'", edit(
+        lambda d: d["exact"]["widths"]["out"].__setitem__("interval_over_exact_max", 1.5))
+    yield "structure vertices", "'structure.vertices'", edit(lambda d: d["structure"].__setitem__("vertices", 6))
+    yield "ignored inputs", "'structure.ignored_inputs'", edit(lambda d: d["structure"].__setitem__("ignored_inputs", 1))
+    yield "off list", "'interval_states.off' lists h1.1", edit(lambda d: d["interval_states"]["off"].append("h1.1"))
+    yield "on list", "'interval_states.on' leaves out h1.0", edit(lambda d: d["interval_states"].__setitem__("on", []))
+    yield "meta run", "is for run other round None, not run None round None", edit(
+        lambda d: d["meta"].__setitem__("run", "other"))
+    yield "meta round", "round 16", edit(lambda d: d["meta"].__setitem__("round", 16))
+    yield "box arrays", "'simplified.box.hi' of in.1 is 0.5, but the box unit gives 1.0", edit(
+        lambda d: d["simplified"]["box"]["hi"].__setitem__(1, 0.5))
+
+
+def test_recorded_numbers_are_rechecked():
+    """Tampering with any recorded number (exact ends, intervals, bounds, counts, structure,
+    interval states, meta, box) fails with one line naming the field or unit; the file as written passes."""
+    graph = built_net()
+    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
+    assert check_certificate(graph, doc).box == "unit" and "; box unit" in check_certificate(graph, doc).summary()
+    check_certificate(graph, doc, prove=True)
+    _refresh_counts(same := copy.deepcopy(doc))
+    assert same == doc  # the helper recomputes what analysis_dict wrote
+    for what, names, bad in recorded_tampering(doc):
+        with pytest.raises(CertificateError) as e:
+            check_certificate(graph, bad)
+        msg = str(e.value)
+        assert names in msg and "\n" not in msg and "np.float64" not in msg, (what, msg)
+    # a box named unit whose arrays are another box's
+    lo, hi = np.full(2, 0.25), np.ones(2)
+    other = json.loads(json.dumps(analysis_dict(analyse_box(graph, Box("unit", lo, hi), exact=True))))
+    with pytest.raises(CertificateError, match=r"'simplified.box.lo' of in.0 is 0.25, but the box unit gives 0.0"):
+        check_certificate(graph, other)
+    assert check_certificate(graph, other, box=(lo, hi)).dag
+
+
+def test_a_bound_tighter_than_the_optimum_fails_with_prove():
+    """An end recorded as a mere bound (no witness) cannot be re-evaluated: the plain check takes it,
+    --prove finds it tighter than the witnessed optimum and names the unit."""
+    graph = built_net()
+    doc = json.loads(json.dumps(analysis_dict(analyse_box(graph, make_box(graph, "unit"), exact=True))))
+    u = next(u for u in doc["exact"]["units"] if u["node"] == "out.0")
+    u.update(exact=[u["exact"][0], None], status=["exact", "bound"], witness=[u["witness"][0], -1])
+    u["bound"][1] = u["float32"][1] = 9.0  # the true maximum is 10.25
+    _refresh_counts(doc)
+    assert check_certificate(graph, doc).dag
+    with pytest.raises(CertificateError, match=r"out.0: bound hi 9.0 is tighter than the witnessed 10.25"):
+        check_certificate(graph, doc, prove=True)

@@ -476,19 +476,50 @@ def _analyse_check(args: argparse.Namespace) -> int:
     doc = read_json(args.check, f"analysis {term(args.check)}", CertificateError, limit=1 << 28)
     if not isinstance(doc, dict) or doc.get("format") != "sparsescope.analysis":
         raise CertificateError(f"{term(args.check)} is not a sparsescope analysis JSON (analyse --exact --format json)")
-    if _model_file(args):
-        from ._model_commands import _open
+    from .exact._certificate import meta_mismatch
 
-        graph = _open(args).graph.with_bounds(None)
+    name = term(args.check)
+    if not isinstance(doc.get("simplified"), dict):
+        raise CertificateError(f"{name} has no certificate ('simplified': write it with analyse --exact --format json)")
+    spec = doc.get("box", {}).get("spec") if isinstance(doc.get("box"), dict) else None
+    if not isinstance(spec, str):
+        raise CertificateError(f"{name} names no box ('box.spec')")
+    if _model_file(args):
+        from .interop import open_model
+
+        if args.round is not None:
+            raise SparsescopeError("--round applies to runs; a model file has one round")
+        g = open_model(args.run, box=spec, labels=args.labels)
+        graph = g.with_bounds(None)
+        bad = meta_mismatch(graph, doc)
+        if bad:
+            raise CertificateError(f"{name} {bad}")
+        box = (g.bounds.lo[g.input.name], g.bounds.hi[g.input.name])
     else:
-        from .runs import resolve_run, round_flowgraph
+        from .exact._box import make_box, parse_box
+        from .runs import resolve_run, round_flowgraph, run_data
 
         meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
         rnd = args.round if args.round is not None else meta.get("round")
         if rnd is not None and not (isinstance(rnd, int) and not isinstance(rnd, bool)):
-            raise CertificateError(f"{term(args.check)}: meta.round is not a round number")
-        graph = round_flowgraph(resolve_run(args.run, args.runs_dir), rnd).with_bounds(None)
-    print(check_certificate(graph, doc, prove=args.prove).summary())
+            raise CertificateError(f"{name}: meta.round is not a round number")
+        store = resolve_run(args.run, args.runs_dir)
+        graph = round_flowgraph(store, rnd).with_bounds(None)
+        bad = meta_mismatch(graph, doc)  # another run or round: say so before any node error
+        if bad:
+            raise CertificateError(f"{name} {bad}")
+        if spec in ("unit", "data", "env"):  # the box analyse_run uses (round_flowgraph's)
+            g = round_flowgraph(store, rnd, box=spec)
+            box = (g.bounds.lo[g.input.name], g.bounds.hi[g.input.name])
+        else:
+            try:
+                parse_box(spec)
+            except SparsescopeError:
+                raise CertificateError(f"{name}: 'box.spec' {spec[:40]!r} is not a box") from None
+            data = run_data(store)
+            b = make_box(graph, spec, x_train=data.x_train, x_test=data.x_test, y_test=data.y_test)
+            box = (b.lo, b.hi)
+    print(check_certificate(graph, doc, box=box, prove=args.prove).summary())
     return 0
 
 
