@@ -284,6 +284,10 @@ def test_view_exact_has_its_own_default_name(finished_run, tmp_path, monkeypatch
     assert {p.name for p in tmp_path.glob("*.html")} == {plain.name, plain.stem + "-exact.html"}
     assert plain.read_bytes() == before and 'id="simplified"' in (tmp_path / (plain.stem + "-exact.html")).read_text()
     assert capsys.readouterr().out.strip().endswith(plain.stem + "-exact.html")
+    assert main(["view", "clirun", "--runs-dir", runs, "--rounds", "2", "--round", "2", "--samples", "0",
+                 "--box", "data"]) == 0  # another box: its own page too
+    assert {p.name for p in tmp_path.glob("*.html")} == {plain.name, plain.stem + "-exact.html", plain.stem + "-data.html"}
+    assert plain.read_bytes() == before
 
 
 def test_importing_sparsescope_loads_no_torch():
