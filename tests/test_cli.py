@@ -271,6 +271,25 @@ def test_view_rounds_picks_the_slider_rounds(finished_run, tmp_path, capsys):
     assert not (tmp_path / "bad.html").exists()
 
 
+def test_view_exact_has_its_own_default_name(finished_run, tmp_path, monkeypatch, capsys):
+    """view --exact without -o writes RUN-rNNN-exact.html beside the plain page RUN-rNNN.html, never over it
+    (a rerun of the same command writes the same bytes again, as plain view does)."""
+    base, _ = finished_run
+    runs = str(base / "runs")
+    monkeypatch.chdir(tmp_path)
+    assert main(["view", "clirun", "--runs-dir", runs, "--rounds", "2", "--round", "2", "--samples", "0"]) == 0
+    (plain,) = tmp_path.glob("*.html")
+    before = plain.read_bytes()
+    assert main(["view", "clirun", "--runs-dir", runs, "--rounds", "2", "--round", "2", "--samples", "0", "--exact"]) == 0
+    assert {p.name for p in tmp_path.glob("*.html")} == {plain.name, plain.stem + "-exact.html"}
+    assert plain.read_bytes() == before and 'id="simplified"' in (tmp_path / (plain.stem + "-exact.html")).read_text()
+    assert capsys.readouterr().out.strip().endswith(plain.stem + "-exact.html")
+    assert main(["view", "clirun", "--runs-dir", runs, "--rounds", "2", "--round", "2", "--samples", "0",
+                 "--box", "data"]) == 0  # another box: its own page too
+    assert {p.name for p in tmp_path.glob("*.html")} == {plain.name, plain.stem + "-exact.html", plain.stem + "-data.html"}
+    assert plain.read_bytes() == before
+
+
 def test_importing_sparsescope_loads_no_torch():
     code = "import sys, sparsescope, sparsescope.graph, sparsescope.analysis; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -272,7 +272,8 @@ def test_simplified_view_draws_exactly_the_simplified_conv_graph(browser, tmp_pa
     a = analyse_box(g0, Box("unit", np.zeros(36), np.ones(36)), exact=True)
     doc = analysis_dict(a)["simplified"]
     assert doc["composed"], doc["sizes"]
-    path = write_conv_page(tmp_path / "s.html", [a.graph], [{"round": 0, "density": 1.0, "test_accuracy": None}], current=0,
+    metrics = [{"round": r, "density": 1.0, "test_accuracy": None} for r in (0, 1)]  # analysed: round 1, the opened one
+    path = write_conv_page(tmp_path / "s.html", [a.graph, a.graph], metrics, current=1,
                            samples_x=np.zeros((0, 36)), samples_y=np.zeros(0, dtype=np.int64), title="tiny " + HOSTILE,
                            simplified=simplified_doc(a))
     assert HOSTILE not in path.read_text()
@@ -303,5 +304,11 @@ def test_simplified_view_draws_exactly_the_simplified_conv_graph(browser, tmp_pa
         page.evaluate("sparsescope.set({simp: true})")
         url = page.evaluate("location.href")
         assert "s=1" in url
+        # another round: none of the certificate's facts and no simplified sizes, a note instead
+        page.evaluate("sparsescope.set({round: 0})")
+        sizes = page.locator("#sizes").text_content()
+        assert "composed into" not in page.evaluate(f"sparsescope.describe({json.dumps(comp)})")
+        assert "exact analysis: round 1 only" in page.evaluate(f"sparsescope.describe({json.dumps(comp)})")
+        assert "vertices" not in sizes.split("simplified")[1] and "round 1 only" in sizes and page.locator("#graph-simp").is_disabled()
     with opened(browser, url) as again:  # the link reopens the simplified view
         assert again.evaluate("sparsescope.simplified()")["on"] and again.evaluate("sparsescope.state().view") == "unrolled"

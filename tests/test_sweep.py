@@ -86,6 +86,7 @@ def test_expand_grid_and_merge_schedules(tiny):
     ("[schedules.'a b']\nrounds = 2\n", "schedule name"),
     ("[experiment]\nseed = 3\n[schedules.a]\nrounds = 2\n", "[experiment] takes"),
     ("[schedules.a\n", "not valid TOML"),
+    ("# only a comment\n", "is empty"),
 ])
 def test_bad_sweeps_are_one_line(tmp_path, text, needle, capsys):
     p = tmp_path / "s.toml"

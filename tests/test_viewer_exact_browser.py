@@ -38,7 +38,8 @@ def test_card_shows_the_exact_range_that_analyse_finds(browser, tmp_path, small_
     assert main(["view", "small", "--runs-dir", runs, "--exact", "--samples", "0-3", "-o", str(page_path)]) == 0
     capsys.readouterr()
     assert main(["analyse", "small", "--runs-dir", runs, "--exact", "--format", "json"]) == 0
-    units = json.loads(capsys.readouterr().out)["exact"]["units"]
+    full = json.loads(capsys.readouterr().out)
+    units = full["exact"]["units"]
     # a few units of every layer whose two ends are exact and not both zero
     picked = {}
     for u in units:
@@ -58,6 +59,18 @@ def test_card_shows_the_exact_range_that_analyse_finds(browser, tmp_path, small_
             assert hi == pytest.approx(u["exact"][1], rel=6e-4, abs=1e-12), u["node"]
             assert slo == pytest.approx(u["float32"][0], rel=6e-4) and shi == pytest.approx(u["float32"][1], rel=6e-4)
             assert "bounds" in rows  # the interval bounds sit beside it
+        # the panel counts every unit the bounds prove off, as analyse does, and how many are drawn
+        figs = page.locator("#figures").text_content()
+        assert re.search(rf"always off{len(full['interval_states']['off'])} \(\d+ drawn;", figs), figs
+        # the certificate and the simplified sizes are the opened round's (round 2 of 0-2): only there
+        fact = full["simplified"]["certificate"][0]
+        page.evaluate(f"sparsescope.select({json.dumps(fact['node'])})")
+        here = _card_rows(page)["certificate"]
+        assert "round 2 only" not in here and "vertices" in page.locator("#figures").text_content(), (fact, here)
+        page.evaluate("sparsescope.set({round: 0})")
+        figs = page.locator("#figures").text_content()
+        assert _card_rows(page)["certificate"] == "exact analysis: round 2 only" and "vertices" not in figs
+        assert "simplifiedexact analysis: round 2 only" in figs and page.locator("#graph-simp").is_disabled()
 
 
 

@@ -382,7 +382,11 @@ def cmd_view(args: argparse.Namespace) -> int:
                                   exact=getattr(args, "exact", False))
             _write_out("-", page.read_bytes())
         return 0
-    out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}", ".html"))
+    exact = "-exact" if getattr(args, "exact", False) else ""  # an --exact page never replaces the plain page (as report)
+    default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
+    box = "" if args.box in (None, default_box) else f"-{args.box}"  # nor does another box's page (as report)
+    out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}{box}{exact}",
+                                         ".html"))
     print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
                               rounds=getattr(args, "rounds", None), exact=getattr(args, "exact", False))))
     return 0

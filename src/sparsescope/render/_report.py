@@ -220,7 +220,8 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     body: list[str] = []
 
     # -- overview -----------------------------------------------------------------
-    meta = ", ".join(f"{_e(key)} = {_e(v)}" for key, v in graph.meta.items() if isinstance(v, (str, int, float)))
+    meta = ", ".join(f"{_e(key)} = {_e(f'{v:.6g}' if isinstance(v, float) else v)}"
+                     for key, v in graph.meta.items() if isinstance(v, (str, int, float)))
     body.append(f"<h1>{_e(title)}</h1>")
     if meta:
         body.append(f'<p class="muted">{meta}</p>')
@@ -256,7 +257,8 @@ def _build(root: Path, graph: Flowgraph, rounds: list[dict], xs: np.ndarray, ys:
     # -- per output ---------------------------------------------------------------
     body.append("<h2>Per output</h2>")
     body.append("<p>Each output's live graph: the nodes and edges its figure below draws (constant units "
-                "included), so every drawn node adds up; <i>lo</i>/<i>hi</i>: the output's range over the box.</p>")
+                "included), so every drawn node adds up; <i>interval lo</i>/<i>hi</i>: the output's interval bounds "
+                "over the box (sound, possibly wider than the exact range; <code>--exact</code> gives the exact one).</p>")
     body.append(_per_output_html(graph, st, labels))
     for i in range(out.size):
         svg, png = _save(figures, f"output-{i}", graph_figure(graph, output=i,
@@ -328,7 +330,7 @@ def _per_output_html(graph: Flowgraph, st: Structure, labels: tuple[str, ...]) -
         rows.append(f'<tr><td class="l">{_e(nid)}</td><td class="l">{_e(labels[i])}</td><td>{v}</td><td>{e}</td>'
                     f"<td>{fmt(lo)}</td><td>{fmt(hi)}</td></tr>")
     return ('<table><tr><th class="l">output</th><th class="l">label</th><th>nodes drawn</th><th>edges drawn</th>'
-            f"<th>lo</th><th>hi</th></tr>{''.join(rows)}</table>")
+            f"<th>interval lo</th><th>interval hi</th></tr>{''.join(rows)}</table>")
 
 
 def _structure_html(graph: Flowgraph, st: Structure, figures: Path) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .._config import CONTROL_KINDS, ExperimentConfig, from_dict, read_toml
+from .._config import CONTROL_KINDS, ExperimentConfig, from_dict, read_toml, term
 from .._errors import ConfigError
 from ._executors import open_executor
 
@@ -149,8 +149,12 @@ def sweep_from_dict(doc: dict[str, Any]) -> SweepConfig:
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
-    """Read and check a sweep file."""
-    return sweep_from_dict(read_toml(path, "sweep"))
+    """Read and check a sweep file (an empty one is an error, as for an experiment config)."""
+    doc = read_toml(path, "sweep")
+    if not doc:
+        raise ConfigError(f"sweep {term(path)} is empty; it must set at least [schedules.NAME] "
+                          "(start from configs/sweeps/study.toml)")
+    return sweep_from_dict(doc)
 
 
 def experiment_doc(sweep: SweepConfig, schedule: str, dataset: str, seed: int) -> dict[str, Any]:

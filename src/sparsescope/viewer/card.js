@@ -38,6 +38,11 @@ SS.inEdges = function (G, L, i) {
   return out;
 };
 
+/* MLP page: is the displayed round the one the exact analysis (view --exact) belongs to, the opened
+   round data.current?  And that round's number (its metrics' round, else its index). */
+SS.exactHere = function (V) { return V.state.round === V.data.current; };
+SS.exactRound = function (V) { const m = V.data.metrics[V.data.current] || {}; return m.round !== undefined ? m.round : V.data.current; };
+
 /* Fill `box` with the card of the highlighted node hl.sel. */
 SS.renderCard = function (box, V, hl, labelOf) {
   const el = SS.el, G = V.G, L = hl.sel.layer, i = hl.sel.i, id = SS.nodeId(L, i), vals = V.values;
@@ -55,7 +60,7 @@ SS.renderCard = function (box, V, hl, labelOf) {
   if (L.kind === "affine" && V.constant[L.name][i]) row("note", "constant: no input path, bias only");
   let na = 0, nd = 0;
   G.layers.forEach(function (M) { for (let k = 0; k < M.size; k++) { na += hl.anc[M.name][k]; nd += hl.desc[M.name][k]; } });
-  if (V.facts) SS.factRows(V, id).forEach(function (f) { row(f[0], f[1]); if (f[2] !== undefined) dl.appendChild(SS.witnessButton(V, f[2])); });
+  SS.factRowsAt(V, id, SS.exactHere(V), SS.exactRound(V)).forEach(function (f) { row(f[0], f[1]); if (f[2] !== undefined) dl.appendChild(SS.witnessButton(V, f[2])); });
   row("fan-in / out", L.fanIn[i] + " / " + L.fanOut[i]);
   row("ancestors", String(na - 1) + ", descendants " + String(nd - 1));
   box.appendChild(dl);
@@ -123,7 +128,7 @@ SS.renderTip = function (tip, V, loc) {
   if (L.lo) lines.push("bounds <" + SS.short(L.lo[i]) + ", " + SS.short(L.hi[i]) + ">");
   if (L.bias) lines.push("bias " + SS.short(L.bias[i]));
   if (V.off && V.off[L.name][i]) lines.push("always off over box (exactly 0)");
-  if (V.facts) SS.factRows(V, SS.nodeId(L, i)).forEach(function (f) { lines.push(f[0] + ": " + f[1]); });
+  SS.factRowsAt(V, SS.nodeId(L, i), SS.exactHere(V), SS.exactRound(V)).forEach(function (f) { lines.push(f[0] + ": " + f[1]); });
   lines.push("fan-in " + L.fanIn[i] + "  fan-out " + L.fanOut[i]);
   tip.appendChild(el("div", "txt", lines.join("\n")));
   if (L.kind !== "input" && V.layout.layers[L.name].image) {

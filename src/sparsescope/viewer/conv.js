@@ -283,7 +283,7 @@
       if (S.vals) lines.push("value  " + fmt(S.vals[l.name][h.node]) + "  (" + S.inputName + ")");
       if (l.srcLayer) { let k = 0; for (const g of SS.conv.into(l)) for (let e = 0; e < g.dst.length; e++) if (g.dst[e] === h.node) k++; lines.push("fan-in " + k + " edges"); }
       if (l.linear && l.linear[h.node]) lines.push("linear over the box (proven always on)");
-      if (FACTS.facts) for (const f of SS.factRows(FACTS, nodeId(l, h.node))) lines.push(f[0] + ": " + f[1]);
+      for (const f of SS.factRowsAt(FACTS, nodeId(l, h.node), S.round === D.current, roundOf(D.current))) lines.push(f[0] + ": " + f[1]);
     }
     if (l.map) {
       let n = 0; const nodes = S.lv.nodes[l.name];
@@ -375,7 +375,8 @@
     f.textContent = "";
     const rows = [["vertices", sz.vertices], ["edges", sz.edges], ["channel nodes", sz.channelNodes],
                   ["channel edges", sz.channelEdges], ["kernel weights", sz.weights]];
-    if (FACTS.simplified) {
+    if (FACTS.simplified && S.round !== D.current) rows.push(["simplified (exact)", "exact analysis: round " + roundOf(D.current) + " only"]);
+    else if (FACTS.simplified) {  /* the sizes are the opened round's */
       const z = FACTS.simplified.sizes, o = z.original, n = z.simplified;
       rows.push(["simplified (exact)", n.vertices + " vertices, " + n.edges + " edges (original " + o.vertices + ", " + o.edges + ")"],
                 ["composed units", FACTS.simplified.composed.length + "; facts certified: " + FACTS.simplified.facts.length]);

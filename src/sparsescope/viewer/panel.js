@@ -73,8 +73,12 @@ SS.panel = function (A) {
     let ignored = 0; for (let i = 0; i < L0.size; i++) if (!live[L0.name][i]) ignored++;
     add(V.state.out === null ? "unused units" : "units outside", String(dead.length));
     add(V.state.out === null ? "ignored inputs" : "inputs outside", String(ignored));
-    if (V.G.box) add("always off", String(V.offCount) + " shown units (box \u201c" + V.G.box + "\u201d)");
-    if (V.simplified && V.state.round === data.current) {
+    if (V.G.box) {  /* every ReLU unit whose bound proves it off (SS.alwaysOff, as `analyse` counts them), and how many of those are drawn */
+      let nOff = 0; V.G.layers.forEach(function (L) { const m = V.off[L.name]; for (let i = 0; i < m.length; i++) nOff += m[i]; });
+      add("always off", nOff.toLocaleString() + " (" + V.offCount.toLocaleString() + " drawn; box \u201c" + V.G.box + "\u201d)");
+    }
+    if (V.simplified && V.state.round !== data.current) add("simplified", "exact analysis: round " + SS.exactRound(V) + " only");
+    else if (V.simplified) {
       const z = V.simplified.sizes, o = z.original, n = z.simplified;
       add("simplified", n.vertices.toLocaleString() + " vertices, " + n.edges.toLocaleString() + " edges (original " + o.vertices.toLocaleString() +
         ", " + o.edges.toLocaleString() + "; box \u201c" + V.simplified.box + "\u201d)");

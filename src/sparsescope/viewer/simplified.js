@@ -96,6 +96,14 @@ SS.factRows = function (V, id) {
     }
   });
 };
+/* The certificate's card rows for node `id` as shown at a displayed round: the facts (SS.factRows) only
+   when `here` (the displayed round is the one the exact analysis belongs to, round `roundNo`); elsewhere
+   one note row for a node the certificate names, since its facts say nothing about another round. */
+SS.factRowsAt = function (V, id, here, roundNo) {
+  if (!V.facts) return [];
+  if (here) return SS.factRows(V, id);
+  return V.facts.has(id) ? [["certificate", "exact analysis: round " + roundNo + " only"]] : [];
+};
 /* A <dd> with a button that loads witness input `row` as the drawn input (V.loadWitness). */
 SS.witnessButton = function (V, row) {
   const dd = SS.el("dd"), b = SS.el("button", "small", "load witness #" + row + " as the input");
