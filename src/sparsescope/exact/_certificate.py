@@ -200,7 +200,6 @@ def _check_exact(graph: Flowgraph, doc: dict[str, Any], lo: np.ndarray, hi: np.n
     n = sum(L.size for L in layers)
     if not isinstance(units, list) or len(units) != n:
         raise _fail(f"'exact.units' lists {len(units) if isinstance(units, list) else 'no'} units, not the graph's {n}")
-    pts = {}
     for k, x in enumerate(wits):
         if np.any(x < lo) or np.any(x > hi):
             raise _fail(f"'exact.witnesses[{k}]' lies outside the box")
