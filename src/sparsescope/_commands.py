@@ -73,6 +73,13 @@ def _default_name(stem: str, suffix: str = "") -> str:
     return check_name("output name", stem, SparsescopeError, 200) + suffix
 
 
+def _box_suffix(store, box: str | None) -> str:
+    """``-BOX`` for an output name made over a box other than the run's default (``unit``, or ``env``
+    for an RL run), else ``""``: a report or page over another box never overwrites the default's."""
+    default = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
+    return "" if box in (None, default) else f"-{box}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run or resume an experiment and print its round table."""
     import torch
@@ -337,8 +344,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     store, graph = _round_graph(args, args.box)
     data, _ = _test_image(store, args.input, args.round)
     rnd = graph.meta["round"]
-    default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
-    box = "" if args.box in (None, default_box) else f"-{args.box}"  # another box never overwrites the default's report
+    box = _box_suffix(store, args.box)
     out = Path(args.out or Path("reports") / _default_name(f"{graph.meta['run']}-r{rnd:03d}{box}"))
     comparison = None
     if getattr(args, "compare", None):
@@ -383,8 +389,7 @@ def cmd_view(args: argparse.Namespace) -> int:
             _write_out("-", page.read_bytes())
         return 0
     exact = "-exact" if getattr(args, "exact", False) else ""  # an --exact page never replaces the plain page (as report)
-    default_box = "env" if store.manifest()["data"].get("kind") == "env" else "unit"
-    box = "" if args.box in (None, default_box) else f"-{args.box}"  # nor does another box's page (as report)
+    box = _box_suffix(store, args.box)
     out = Path(args.out or _default_name(f"{store.manifest()['run_id']}-r{rnd if rnd is not None else 0:03d}{box}{exact}",
                                          ".html"))
     print(term(write_run_page(store, out, round_index=args.round, box=args.box, samples=args.samples,
